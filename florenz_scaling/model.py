@@ -1,0 +1,304 @@
+"""The Florenz model family, built from Hugging Face parts and a size config (random init, no hub).
+
+    image ─▶ DaViT (Florence-2 vision tower) ─▶ projector ─┐
+    prompt ─▶ embeddings ───────────────────────────────────┴▶ BART encoder ─▶ enc
+    decoder tokens ─▶ BART decoder (cross-attends enc)                         │
+                   or Gemma-2 with h = h + tanh(g)·RMSNorm(XAttn(h, enc)) ◀────┘ in every layer
+
+The batch contract (from ``florenz_scaling.data``): pixel_values (B,3,H,W), input_ids / attention_mask
+(B,Lp), decoder_input_ids / labels (B,Ld) with -100 where nothing is scored.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BartConfig, Florence2Config, Florence2VisionConfig, Gemma2Config, Gemma2ForCausalLM
+from transformers.models.bart.modeling_bart import BartDecoder, BartEncoder
+from transformers.models.florence2.modeling_florence2 import (
+    Florence2MultiModalProjector,
+    Florence2VisionBackbone,
+)
+from transformers.models.gemma2.modeling_gemma2 import Gemma2RMSNorm
+
+from florenz_scaling.sizes import BartConfigLite, GemmaConfigLite, SizeConfig, get_size
+
+
+def vision_hf_config(size: SizeConfig) -> Florence2VisionConfig:
+    v = size.vision
+    return Florence2VisionConfig(
+        embed_dim=list(v.embed_dim),
+        num_heads=list(v.num_heads),
+        num_groups=list(v.num_heads),
+        depths=list(v.depths),
+        patch_size=list(v.patch_size),
+        patch_stride=list(v.patch_stride),
+        patch_padding=list(v.patch_padding),
+        patch_prenorm=list(v.patch_prenorm),
+        window_size=v.window_size,
+        mlp_ratio=v.mlp_ratio,
+        projection_dim=v.projection_dim,
+        max_position_embeddings=v.max_position_embeddings,
+        drop_path_rate=0.0,
+    )
+
+
+def bart_hf_config(b: BartConfigLite) -> BartConfig:
+    return BartConfig(
+        vocab_size=b.vocab,
+        d_model=b.d_model,
+        encoder_layers=b.layers,
+        decoder_layers=b.layers,
+        encoder_attention_heads=b.heads,
+        decoder_attention_heads=b.heads,
+        encoder_ffn_dim=b.ffn,
+        decoder_ffn_dim=b.ffn,
+        max_position_embeddings=b.max_positions,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        scale_embedding=False,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+
+
+def gemma_hf_config(g: GemmaConfigLite) -> Gemma2Config:
+    cfg = Gemma2Config(
+        vocab_size=g.vocab,
+        hidden_size=g.hidden,
+        intermediate_size=g.ffn,
+        num_hidden_layers=g.layers,
+        num_attention_heads=g.heads,
+        num_key_value_heads=g.kv_heads,
+        head_dim=g.head_dim,
+        attn_logit_softcapping=g.attn_softcap,
+        final_logit_softcapping=g.final_softcap,
+        query_pre_attn_scalar=g.query_pre_attn_scalar,
+        sliding_window=g.sliding_window,
+        max_position_embeddings=g.max_positions,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=True,
+    )
+    cfg._attn_implementation = "eager"  # soft-capped attention logits need the eager kernel
+    return cfg
+
+
+class GatedCrossAttention(nn.Module):
+    """``tanh(g) · RMSNorm(XAttn(h, enc))`` with Gemma's heads, K/V from the encoder width, no RoPE."""
+
+    def __init__(self, g: GemmaConfigLite, enc_dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = g.heads, g.kv_heads, g.head_dim
+        self.softcap = g.attn_softcap
+        self.scaling = g.query_pre_attn_scalar**-0.5
+        self.q_proj = nn.Linear(g.hidden, g.heads * g.head_dim, bias=False)
+        self.k_proj = nn.Linear(enc_dim, g.kv_heads * g.head_dim, bias=False)
+        self.v_proj = nn.Linear(enc_dim, g.kv_heads * g.head_dim, bias=False)
+        self.o_proj = nn.Linear(g.heads * g.head_dim, g.hidden, bias=False)
+        self.norm = Gemma2RMSNorm(g.hidden, eps=eps)
+        # Zero gate: the model starts out exactly as plain Gemma-2.
+        self.gate = nn.Parameter(torch.zeros(1))
+
+    def forward(self, h: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor | None) -> torch.Tensor:
+        b, t, _ = h.shape
+        s = enc.shape[1]
+        q = self.q_proj(h).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(enc).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(enc).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        rep = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
+        scores = torch.tanh(scores / self.softcap) * self.softcap
+        if enc_mask is not None:
+            scores = scores.masked_fill(~enc_mask[:, None, None, :].bool(), torch.finfo(scores.dtype).min)
+        attn = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, t, -1)
+        return torch.tanh(self.gate) * self.norm(self.o_proj(out))
+
+
+class GemmaCrossDecoder(nn.Module):
+    """Gemma-2 (kept as a whole ``Gemma2ForCausalLM`` so checkpoints load by name) plus gated cross-attention
+    after self-attention and before the MLP in every layer."""
+
+    def __init__(self, g: GemmaConfigLite, enc_dim: int) -> None:
+        super().__init__()
+        self.config = gemma_hf_config(g)
+        self.lm = Gemma2ForCausalLM(self.config)
+        self.xattn = nn.ModuleList(
+            GatedCrossAttention(g, enc_dim, self.config.rms_norm_eps) for _ in range(g.layers)
+        )
+
+    def forward(
+        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+
+        model = self.lm.model
+        h = model.embed_tokens(input_ids)
+        pos = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
+        kw = {
+            "config": self.config,
+            "inputs_embeds": h,
+            "attention_mask": None,
+            "past_key_values": None,
+            "position_ids": None,
+        }  # no packed sequences to detect
+        masks = {
+            "full_attention": create_causal_mask(**kw),
+            "sliding_attention": create_sliding_window_causal_mask(**kw),
+        }
+        rope = model.rotary_emb(h, pos)
+        for i, layer in enumerate(model.layers):
+            residual = h
+            x, _ = layer.self_attn(
+                hidden_states=layer.input_layernorm(h),
+                position_embeddings=rope,
+                attention_mask=masks[self.config.layer_types[i]],
+                position_ids=pos,
+            )
+            h = residual + layer.post_attention_layernorm(x)
+            if enc is not None:
+                h = h + self.xattn[i](h, enc, enc_mask)
+            h = h + layer.post_feedforward_layernorm(layer.mlp(layer.pre_feedforward_layernorm(h)))
+        h = model.norm(h)
+        logits = self.lm.lm_head(h)
+        cap = self.config.final_logit_softcapping
+        return torch.tanh(logits / cap) * cap if cap else logits
+
+    def init_norms_from_self_attention(self) -> None:
+        """The paper copies each new RMSNorm from the layer's ``post_attention_layernorm``."""
+        with torch.no_grad():
+            for layer, xa in zip(self.lm.model.layers, self.xattn, strict=True):
+                xa.norm.weight.copy_(layer.post_attention_layernorm.weight)
+
+
+class BartCrossDecoder(nn.Module):
+    """Florence-2's BART decoder with its own (decoder-vocabulary) embeddings and a tied LM head."""
+
+    def __init__(self, b: BartConfigLite) -> None:
+        super().__init__()
+        self.decoder = BartDecoder(bart_hf_config(b))
+
+    def forward(
+        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        h = self.decoder(
+            input_ids=input_ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False
+        ).last_hidden_state
+        return F.linear(h, self.decoder.embed_tokens.weight)
+
+
+class FlorenzModel(nn.Module):
+    """A Florenz model: image + prompt → encoder; decoder tokens → logits over the decoder vocabulary."""
+
+    def __init__(self, size: SizeConfig) -> None:
+        super().__init__()
+        self.size = size
+        vc = vision_hf_config(size)
+        vc._attn_implementation = "sdpa"
+        self.vision_tower = Florence2VisionBackbone(copy.deepcopy(vc))
+        # Florence2Config resets the vision config's attention implementation, hence the copy above.
+        self.multi_modal_projector = Florence2MultiModalProjector(
+            Florence2Config(vision_config=copy.deepcopy(vc))
+        )
+        self.encoder = BartEncoder(bart_hf_config(size.encoder))
+        if isinstance(size.decoder, BartConfigLite):
+            self.decoder: nn.Module = BartCrossDecoder(size.decoder)
+        else:
+            self.decoder = GemmaCrossDecoder(size.decoder, size.encoder.d_model)
+        self.apply_freezing()
+
+    def apply_freezing(self) -> None:
+        """The paper's policy: vision tower and projection frozen; in Gemma sizes only cross-attention,
+        gates, new norms and the (tied) embeddings of the decoder train."""
+        for p in self.vision_tower.parameters():
+            p.requires_grad_(False)
+        for p in self.multi_modal_projector.parameters():
+            p.requires_grad_(False)
+        if isinstance(self.decoder, GemmaCrossDecoder):
+            for p in self.decoder.lm.parameters():
+                p.requires_grad_(False)
+            self.decoder.lm.model.embed_tokens.weight.requires_grad_(True)
+
+    def encode(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        feats = self.vision_tower(
+            pixel_values.to(self.vision_tower.convs[0].conv.weight.dtype)
+        ).last_hidden_state
+        image = self.multi_modal_projector(feats)
+        prompt = self.encoder.embed_tokens(input_ids)
+        embeds = torch.cat([image.to(prompt.dtype), prompt], dim=1)
+        mask = None  # no padding (e.g. the FLOP counter's dummy sample on meta tensors)
+        if attention_mask is not None:
+            mask = torch.cat([attention_mask.new_ones(image.shape[:2]), attention_mask], dim=1)
+        enc = self.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        return enc, mask
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor,
+        **_: object,
+    ) -> torch.Tensor:
+        """Logits (B, Ld, V) for the decoder tokens; extra batch keys (labels, task, lang) are ignored."""
+        enc, mask = self.encode(pixel_values, input_ids, attention_mask)
+        return self.decoder(decoder_input_ids, enc, mask)
+
+
+def build_model(
+    size: SizeConfig | str, device: str | torch.device = "cpu", seed: int | None = None
+) -> FlorenzModel:
+    """Build a size with random init (``device="meta"`` builds without allocating memory)."""
+    size = get_size(size) if isinstance(size, str) else size
+    if seed is not None:
+        torch.manual_seed(seed)
+    with torch.device(device):
+        return FlorenzModel(size)
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked token-mean cross-entropy per sample (the paper's held-out loss) and scored tokens per sample."""
+    ce = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
+    tokens = (labels != -100).sum(dim=1)
+    return ce.sum(dim=1) / tokens.clamp(min=1), tokens
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Training loss: cross-entropy averaged over all scored tokens of the batch (HF's default)."""
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+    )
+
+
+def count_module_params(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameters of a module, counting each tied tensor once."""
+    seen: dict[int, nn.Parameter] = {}
+    for p in model.parameters():
+        seen.setdefault(id(p), p)
+    total = sum(p.numel() for p in seen.values())
+    return total, sum(p.numel() for p in seen.values() if p.requires_grad)
+
+
+def dummy_batch(
+    size: SizeConfig, batch: int = 1, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """The paper's dummy sample for F: an image, ``prompt_len`` prompt and ``target_len`` decoder tokens."""
+    dec_vocab = size.decoder.vocab
+    with torch.device(device):
+        return {
+            "pixel_values": torch.zeros(batch, 3, size.image_size, size.image_size),
+            "input_ids": torch.ones(batch, size.prompt_len, dtype=torch.long),
+            "decoder_input_ids": torch.ones(batch, size.target_len, dtype=torch.long) % dec_vocab,
+            "labels": torch.ones(batch, size.target_len, dtype=torch.long),
+        }

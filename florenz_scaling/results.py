@@ -1,0 +1,176 @@
+"""The loss-record schema: typed, long-format, append-only JSONL records written by training runs.
+
+Fitting and plotting read only these files (collected into one table), never trainer objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+LOSSES_FILE = "losses.jsonl"
+DONE_FILE = "DONE"
+
+
+@dataclass(frozen=True)
+class LossRecord:
+    """Held-out loss of one (task, language) pair, or a training-loss record (task = lang = group = '')."""
+
+    run_id: str
+    step: int
+    seen_samples: int
+    kind: Literal["eval", "train"]
+    task: str
+    lang: str
+    group: str
+    loss: float
+    samples: int
+    tokens: int
+    lr: float | None = None
+    samples_per_s: float | None = None
+    time: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LossRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [
+            f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in d
+        ]
+        if missing:
+            raise ValueError(f"record lacks {', '.join(missing)}")
+        rec = cls(**{k: v for k, v in d.items() if k in names})
+        if rec.kind not in ("eval", "train"):
+            raise ValueError(f"unknown kind {rec.kind!r}")
+        if not isinstance(rec.loss, (int, float)) or not isinstance(rec.step, int):
+            raise ValueError("loss must be a number and step an integer")
+        return rec
+
+
+class RecordWriter:
+    """Appends records to a JSONL file, one flushed and fsynced line per record."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+
+    def write(self, records: list[LossRecord]) -> None:
+        if not records:
+            return
+        self._fh.write("".join(r.to_json() + "\n" for r in records))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@dataclass(frozen=True)
+class ReadReport:
+    records: list[LossRecord]
+    bad_lines: list[tuple[int, str]]  # (1-based line number, reason)
+    truncated: bool  # last line had no newline: a writer was killed mid-line
+
+
+def read_records(path: str | Path) -> ReadReport:
+    """Read a losses.jsonl file; malformed lines are reported, never silently used."""
+    records: list[LossRecord] = []
+    bad: list[tuple[int, str]] = []
+    raw = Path(path).read_bytes()
+    truncated = bool(raw) and not raw.endswith(b"\n")
+    for i, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(LossRecord.from_dict(json.loads(line)))
+        except (ValueError, TypeError, UnicodeDecodeError) as e:
+            bad.append((i, f"{type(e).__name__}: {e}"))
+    return ReadReport(records, bad, truncated)
+
+
+def truncate_after_step(path: str | Path, step: int) -> int:
+    """Drop records written after ``step`` (and any half-written last line); returns how many were dropped.
+
+    A resumed run calls this with its checkpoint's step, so records between that checkpoint and a crash are
+    rewritten exactly once, never duplicated.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_bytes().split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if d["step"] <= step:
+                keep.append(line)
+                continue
+        except (ValueError, KeyError, TypeError):
+            pass
+        dropped += 1
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(line + b"\n" for line in keep))
+    tmp.replace(path)
+    return dropped
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a small file so readers see either nothing or the whole content."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The collected long table (results.csv): one row per (run, step, task, language) of held-out loss.
+# Written by ``collect``; read by ``fit`` and ``plot``.
+
+TABLE_COLUMNS = (
+    "run_id",
+    "size",
+    "family",
+    "params",
+    "trainable_params",
+    "fwd_gmacs",
+    "total_steps",
+    "global_batch",
+    "step",
+    "seen_samples",
+    "compute_gmacs",
+    "task",
+    "lang",
+    "group",
+    "loss",
+    "samples",
+    "tokens",
+    "final",
+    "partial",
+)
+
+
+def group_losses(table: Any) -> Any:
+    """Per (run, step, group): the sample-weighted mean of the pair losses, as the paper averages groups.
+
+    Takes and returns a pandas DataFrame; the result keeps every per-run column of ``TABLE_COLUMNS`` except
+    task/lang, and sums samples and tokens.
+    """
+    import pandas as pd
+
+    run_cols = [c for c in TABLE_COLUMNS if c not in ("task", "lang", "loss", "samples", "tokens", "group")]
+    run_cols = [c for c in run_cols if c in table.columns]
+    t = table.assign(_wl=table["loss"] * table["samples"])
+    g = t.groupby([*run_cols, "group"], as_index=False, dropna=False)[["_wl", "samples", "tokens"]].sum()
+    g["loss"] = g["_wl"] / g["samples"]
+    return pd.DataFrame(g.drop(columns="_wl"))
