@@ -270,7 +270,7 @@ def _tiny(
             max_positions=128,
         )
     return SizeConfig(
-        name, family, vision, encoder, decoder, image_size=64, prompt_len=32, target_len=32, tiny=True
+        name, family, vision, encoder, decoder, image_size=64, prompt_len=48, target_len=40, tiny=True
     )  # type: ignore[arg-type]
 
 

@@ -153,8 +153,9 @@ class DataSpec:
     caption_languages: tuple[str, ...] = ("en", "de")
     translation_languages: tuple[str, ...] = ("de", "fr", "es", "ru", "zh")  # en -> X
     image_size: int = 64
-    prompt_len: int = 32
-    target_len: int = 32
+    # Long enough for the synthetic world's translation prompts (max 41 tokens) and targets (max 34).
+    prompt_len: int = 48
+    target_len: int = 40
     vocab_size: int = 1024
     heldout_per_pair: int = 64
     # Evaluation groups as in the paper: SC seen captioning, UC unseen captioning, ST seen translation.
