@@ -1,0 +1,158 @@
+"""Trainer overhead: training samples/s of the DeepSpeed trainer vs a bare PyTorch loop, in the same run.
+
+Both sides train the same model (same seed), on the same pre-collated batches, with the same AdamW parameter
+groups, cosine schedule and gradient clipping; the trainer side calls ``train.build_engine`` and
+``train.train_step``, exactly what ``train.main`` runs each step. Steps alternate in rounds (bare, trainer,
+bare, ...) so that load from other processes on the machine hits both alike. Target on CPU: ratio >= 0.90.
+
+    python benchmarks/trainer_overhead.py                 # CPU: T-3.7M, micro-batch 16, 30 timed steps
+    python benchmarks/trainer_overhead.py --gpu           # + bf16 ZeRO-2 step of F-0.4B and its MFU (CUDA)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from florenz_scaling.data import prepare
+from florenz_scaling.distributed import DistEnv, init_distributed
+from florenz_scaling.evaluate import model_inputs
+from florenz_scaling.model import build_model, dummy_batch, token_loss
+from florenz_scaling.sizes import get_size
+from florenz_scaling.spec import DataSpec, RunSpec, TrainSpec
+from florenz_scaling.train import build_engine, train_step
+from florenz_scaling.train_utils import make_optimizer, make_scheduler
+
+# Dense bf16 peak of the GPUs this project runs on, for MFU; others need --peak-tflops.
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+
+
+def bare_step_fn(run: RunSpec, device: torch.device) -> Callable[[dict[str, Any]], float]:
+    """The baseline: a plain PyTorch training step on the same model, optimiser and schedule."""
+    model = build_model(run.size, device=device, seed=run.seed)
+    optimizer = make_optimizer(model, run.train)
+    scheduler = make_scheduler(optimizer, run.train, run.steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step(batch: dict[str, Any]) -> float:
+        loss = token_loss(model(**model_inputs(batch, device)), batch["labels"].to(device))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, run.train.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    return step
+
+
+def timed(step: Callable[[], float], n: int) -> tuple[float, list[float]]:
+    """Seconds for ``n`` steps, and their losses."""
+    t0 = time.perf_counter()
+    losses = [step() for _ in range(n)]
+    return time.perf_counter() - t0, losses
+
+
+def cpu_benchmark(args: argparse.Namespace, env: DistEnv) -> float:
+    """Print both throughputs and their ratio; returns the ratio."""
+    mb = args.micro_batch
+    total = args.warmup + args.steps
+    run = RunSpec(sweep="bench", size=args.size, steps=total, global_batch=mb,
+                  train=TrainSpec(micro_batch=mb, warmup_steps=2, zero_stage=args.zero), data=DataSpec())
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = prepare(run.data, tmp).train_stream(run.seed)
+        batches = [stream.next_batch(mb) for _ in range(8)]  # pre-collated: data cost is not measured
+
+    def cycle() -> Iterator[dict[str, Any]]:
+        return itertools.cycle(batches)
+
+    bare, bare_data = bare_step_fn(run, env.device), cycle()
+    engine, ds_data = build_engine(run, env), cycle()
+    sides: dict[str, Callable[[], float]] = {
+        "bare": lambda: bare(next(bare_data)),
+        "trainer": lambda: train_step(engine, lambda: next(ds_data))[0],
+    }
+    losses: dict[str, list[float]] = {k: [] for k in sides}
+    seconds = dict.fromkeys(sides, 0.0)
+    for name, step in sides.items():
+        losses[name] += timed(step, args.warmup)[1]
+    rounds = max(1, args.steps // args.round)
+    for _ in range(rounds):
+        for name, step in sides.items():
+            dt, out = timed(step, args.round)
+            seconds[name] += dt
+            losses[name] += out
+    rate = {k: rounds * args.round * mb / s for k, s in seconds.items()}
+    ratio = rate["trainer"] / rate["bare"]
+    diff = max(abs(a - b) for a, b in zip(losses["bare"], losses["trainer"], strict=True))
+    print(f"{args.size}, micro-batch {mb}, ZeRO-{args.zero}, fp32, {torch.get_num_threads()} threads, "
+          f"{rounds * args.round} timed steps per side after {args.warmup} warm-up steps")
+    print(f"bare PyTorch loop : {rate['bare']:8.1f} samples/s")
+    print(f"DeepSpeed trainer : {rate['trainer']:8.1f} samples/s")
+    print(f"ratio trainer/bare: {ratio:.3f}  (target >= 0.90)")
+    print(f"same training: max |loss difference| over {len(losses['bare'])} steps = {diff:.2e}")
+    return ratio
+
+
+def gpu_benchmark(args: argparse.Namespace, env: DistEnv) -> None:
+    """A bf16 ZeRO-2 step of F-0.4B: samples/s and model FLOPs utilisation (3 × forward MACs × 2 FLOPs)."""
+    size = get_size("F-0.4B")
+    mb = args.gpu_micro_batch
+    run = RunSpec(sweep="bench", size=size.name, steps=args.gpu_steps + 3, global_batch=mb,
+                  train=TrainSpec(micro_batch=mb, zero_stage=2, precision="bf16"), data=DataSpec())
+    engine = build_engine(run, env)
+    batch = dummy_batch(size, mb, env.device)  # the paper's sample: 224² image, 128 + 128 tokens
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    for _ in range(3):
+        train_step(engine, lambda: batch)
+    torch.cuda.synchronize()
+    dt, _ = timed(lambda: train_step(engine, lambda: batch)[0], args.gpu_steps)
+    rate = args.gpu_steps * mb / dt
+    name = torch.cuda.get_device_name()
+    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    achieved = 3 * 2 * size.fwd_gmacs * 1e9 * rate / 1e12  # training ≈ forward + 2 × forward (backward)
+    print(f"F-0.4B bf16 ZeRO-2 on {name}: micro-batch {mb}, {rate:.1f} samples/s, {achieved:.1f} TFLOP/s "
+          f"(model FLOPs = 6 × {size.fwd_gmacs:.1f} GMACs per sample)")
+    if peak:
+        print(f"MFU: {achieved / peak:.1%} of {peak:.0f} TFLOP/s dense bf16 peak")
+    else:
+        print("MFU: unknown peak for this GPU; pass --peak-tflops")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="T-3.7M")
+    p.add_argument("--micro-batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=30, help="timed steps per side")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps per side first")
+    p.add_argument("--round", type=int, default=5, help="steps per side before switching sides")
+    p.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--gpu", action="store_true", help="also run the bf16 ZeRO-2 F-0.4B step (needs CUDA)")
+    p.add_argument("--gpu-micro-batch", type=int, default=16)
+    p.add_argument("--gpu-steps", type=int, default=10)
+    p.add_argument("--peak-tflops", type=float, default=None)
+    args = p.parse_args()
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/torch_extensions"))
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    env = init_distributed()
+    if args.gpu:
+        if torch.cuda.is_available():
+            gpu_benchmark(args, env)
+        else:
+            print("GPU path skipped: no CUDA device on this machine (F-0.4B bf16 ZeRO-2 MFU not measured)")
+    if env.device.type == "cpu":
+        cpu_benchmark(args, env)
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

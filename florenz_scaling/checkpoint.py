@@ -1,0 +1,113 @@
+"""Checkpoints that count only once complete, and the per-rank state that makes a resume exact.
+
+Layout under ``runs/<id>/checkpoints/``::
+
+    step00000040/          DeepSpeed's files for the tag (model, optimizer and scheduler states, per rank)
+      client_rank0.pt      this rank's data-stream position and RNG states (ours; one file per rank, because
+                           DeepSpeed stores ``client_state`` only in data-parallel rank 0's model file)
+      COMPLETE             JSON {step, ...}, written atomically by rank 0 after every rank has finished
+    latest                 the newest complete tag (DeepSpeed's convention, for ``zero_to_fp32.py``)
+
+A save killed half-way leaves a tag directory without ``COMPLETE``: it is ignored on resume and removed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from florenz_scaling.distributed import DistEnv, barrier
+from florenz_scaling.results import write_atomic
+
+COMPLETE = "COMPLETE"
+_TAG = re.compile(r"^step(\d{8})$")
+
+
+def tag_for(step: int) -> str:
+    """Checkpoint tag of an optimizer step; zero-padded so names sort by step."""
+    return f"step{step:08d}"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a training step may draw from: Python, NumPy's global, torch CPU (and CUDA)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` captured."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def complete_steps(root: Path) -> list[int]:
+    """Steps of the complete checkpoints under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    steps = []
+    for d in root.iterdir():
+        m = _TAG.match(d.name)
+        if m and (d / COMPLETE).is_file():
+            steps.append(int(m.group(1)))
+    return sorted(steps)
+
+
+def save(engine: Any, root: Path, step: int, client: dict[str, Any], info: dict[str, Any], env: DistEnv,
+         keep: int) -> None:
+    """Save a checkpoint of every rank at ``step`` and mark it complete; keep the ``keep`` newest.
+
+    ``client`` is this rank's own state (stream position, RNG); ``info`` (same on every rank) goes into the
+    marker. All ranks must call this together.
+    """
+    tag = tag_for(step)
+    (root / tag).mkdir(parents=True, exist_ok=True)
+    (root / tag / COMPLETE).unlink(missing_ok=True)  # re-saving a step (after a resume) starts incomplete
+    torch.save(client, root / tag / f"client_rank{env.rank}.pt")
+    # DeepSpeed's save ends with a barrier, so every rank's files (ours included) exist once it returns.
+    engine.save_checkpoint(str(root), tag=tag, client_state={"step": step}, save_latest=False)
+    if env.is_main:
+        write_atomic(root / tag / COMPLETE, json.dumps({"step": step, "world_size": env.world_size, **info}))
+        write_atomic(root / "latest", tag)
+        for old in complete_steps(root)[:-keep]:
+            shutil.rmtree(root / tag_for(old), ignore_errors=True)
+    barrier(env)
+
+
+def load_latest(engine: Any, root: Path, env: DistEnv) -> tuple[int, dict[str, Any] | None]:
+    """Load the newest complete checkpoint into ``engine``; returns (its step, this rank's client state).
+
+    Returns (0, None) when there is none. Incomplete tag directories (a save that was killed) are removed
+    first by rank 0, so they can never be mistaken for complete ones later.
+    """
+    steps = complete_steps(root)
+    if env.is_main and root.is_dir():
+        for d in root.iterdir():
+            if _TAG.match(d.name) and not (d / COMPLETE).is_file():
+                shutil.rmtree(d, ignore_errors=True)
+    barrier(env)
+    if not steps:
+        return 0, None
+    tag = tag_for(steps[-1])
+    path, _ = engine.load_checkpoint(str(root), tag=tag, load_optimizer_states=True,
+                                     load_lr_scheduler_states=True)
+    if path is None:
+        raise RuntimeError(f"DeepSpeed could not load the complete checkpoint {root / tag}")
+    client_file = root / tag / f"client_rank{env.rank}.pt"
+    if not client_file.is_file():
+        marker = json.loads((root / tag / COMPLETE).read_text())
+        raise RuntimeError(f"checkpoint {tag} was saved by {marker.get('world_size')} ranks and has no state "
+                           f"for rank {env.rank}; resume with the same world size")
+    client = torch.load(client_file, weights_only=False)  # our own file: RNG states are numpy/python objects
+    return steps[-1], client

@@ -1,0 +1,81 @@
+"""Process-group set-up for training: the same entry point as 1 process or N (torchrun, srun tasks).
+
+torchrun and submitit's ``TorchDistributedEnvironment().export()`` (called by the launcher inside an srun
+task) set the standard torch variables RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; a plain
+``python -m florenz_scaling.cli train RUN_DIR`` sets none, and DeepSpeed would then try MPI discovery. So a
+single process fills in defaults, with a free port so that concurrent runs on one machine do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in the job, and which device and collective backend it uses."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str  # "nccl" on GPU, "gloo" on CPU
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes records, logs to file, talks to wandb and marks checkpoints complete."""
+        return self.rank == 0
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def init_distributed() -> DistEnv:
+    """Read (or default) the torch distributed variables, pick device and backend, start the process group.
+
+    Must run before ``deepspeed`` is first imported: ``DS_ACCELERATOR`` chooses its accelerator at import.
+    """
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cuda")
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        device, backend = torch.device("cuda", torch.cuda.current_device()), "nccl"
+    else:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        device, backend = torch.device("cpu"), "gloo"
+    import deepspeed  # after DS_ACCELERATOR is set
+
+    if not dist.is_initialized():
+        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+    return DistEnv(rank, world, local_rank, device, backend)
+
+
+def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
+    """Element-wise sum of small per-rank vectors (one collective); identity for a single process."""
+    if env.world_size == 1:
+        return list(values)
+    dtype = torch.float64 if env.backend == "gloo" else torch.float32
+    t = torch.tensor(values, dtype=dtype, device=env.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return [float(x) for x in t.tolist()]
+
+
+def barrier(env: DistEnv) -> None:
+    """Wait for every rank (no-op for a single process)."""
+    if env.world_size > 1:
+        dist.barrier()

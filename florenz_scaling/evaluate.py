@@ -1,0 +1,102 @@
+"""Held-out loss per (task, language) pair: the quantity every scaling law here is fitted to.
+
+The paper's held-out loss of a sample is its masked token-mean cross-entropy (padding and decoder-prefix
+slots unscored); a pair's loss is the mean over its samples (sample-weighted, so long and short targets count
+alike), and a group's loss (SC, UC, ST) is the sample-weighted mean of its pairs' losses.
+
+Pairs evaluated: every pair of every group, plus every training pair (a training pair that no group lists gets
+group ""). A pair listed by several groups yields one record per group, so a group's records are all of its
+pairs. Under DeepSpeed every rank must call ``evaluate`` (ZeRO-3 gathers parameters with collectives during
+the forward pass); each rank scores the whole set, so all ranks return the same records.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from florenz_scaling.data import HeldOut
+from florenz_scaling.model import per_sample_loss
+from florenz_scaling.results import LossRecord
+from florenz_scaling.spec import Pair
+
+log = logging.getLogger("florenz_scaling.evaluate")
+
+MODEL_INPUTS = ("pixel_values", "input_ids", "attention_mask", "decoder_input_ids")
+
+
+def eval_pairs(heldout: HeldOut) -> list[tuple[Pair, tuple[str, ...]]]:
+    """Every pair to score with the groups it is reported under: group pairs in group order, then the
+    training pairs no group lists (under group "")."""
+    out = [(p, heldout.groups_of(p)) for p in heldout.pairs]
+    listed = set(heldout.pairs)
+    out += [((t, lang), ("",)) for t, lang in heldout.spec.pairs() if (t, lang) not in listed]
+    return out
+
+
+def model_inputs(batch: dict[str, Any], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The tensors the model's forward takes, on ``device`` (labels and the task/lang lists stay behind)."""
+    return {k: batch[k].to(device, non_blocking=True) for k in MODEL_INPUTS}
+
+
+@torch.no_grad()
+def pair_loss(
+    model: Callable[..., torch.Tensor], batches: Iterable[dict[str, Any]], device: torch.device | str
+) -> tuple[float, int, int]:
+    """(mean per-sample loss, samples, scored tokens) of one pair's held-out batches."""
+    total, samples, tokens = 0.0, 0, 0
+    for batch in batches:
+        logits = model(**model_inputs(batch, device))
+        loss, ntok = per_sample_loss(logits, batch["labels"].to(logits.device))
+        total += float(loss.double().sum())
+        samples += int(loss.numel())
+        tokens += int(ntok.sum())
+    return total / max(samples, 1), samples, tokens
+
+
+def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: int, seen_samples: int, *,
+             batch_size: int = 32, device: torch.device | str | None = None) -> list[LossRecord]:
+    """Held-out loss of every pair (see module doc) as ``kind="eval"`` records of ``run_id`` at ``step``.
+
+    ``model`` is a ``FlorenzModel`` or the DeepSpeed engine wrapping one (anything whose call returns logits
+    and that has ``train``/``eval``); its training mode is restored afterwards.
+    """
+    if device is None:
+        device = getattr(model, "device", None) or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    records = []
+    try:
+        for pair, groups in eval_pairs(heldout):
+            try:
+                batches = heldout.batches(pair, batch_size)
+                loss, samples, tokens = pair_loss(model, batches, device)
+            except KeyError:  # e.g. a WebDataset held-out shard only holds the pairs of data.groups
+                log.warning("no held-out set for training pair %s; it is not evaluated", pair)
+                continue
+            records += [LossRecord(run_id=run_id, step=step, seen_samples=seen_samples, kind="eval",
+                                   task=pair[0], lang=pair[1], group=g, loss=loss, samples=samples,
+                                   tokens=tokens) for g in groups]
+    finally:
+        model.train(was_training)
+    return records
+
+
+def group_means(records: Iterable[LossRecord]) -> dict[str, float]:
+    """Per group: the sample-weighted mean of its pairs' losses (records of group "" are left out)."""
+    sums: dict[str, list[float]] = {}
+    for r in records:
+        if r.kind == "eval" and r.group:
+            acc = sums.setdefault(r.group, [0.0, 0.0])
+            acc[0] += r.loss * r.samples
+            acc[1] += r.samples
+    return {g: s / n for g, (s, n) in sums.items() if n}
+
+
+def evaluate_groups(model: torch.nn.Module | Any, heldout: HeldOut, *, batch_size: int = 32,
+                    device: torch.device | str | None = None) -> dict[str, float]:
+    """Convenience: group name -> held-out loss of ``model`` now (e.g. in a notebook)."""
+    return group_means(evaluate(model, heldout, "", 0, 0, batch_size=batch_size, device=device))
