@@ -160,6 +160,17 @@ TABLE_COLUMNS = (
 )
 
 
+_STR_COLUMNS = ("run_id", "size", "family", "task", "lang", "group")
+
+
+def read_table(path: str | Path) -> Any:
+    """Read a collected results.csv: ids and names stay strings (an empty group is "", not NaN)."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={c: str for c in _STR_COLUMNS}, keep_default_na=False,
+                       na_values={"loss": ["", "nan", "NaN"]})
+
+
 def group_losses(table: Any) -> Any:
     """Per (run, step, group): the sample-weighted mean of the pair losses, as the paper averages groups.
 
@@ -174,3 +185,10 @@ def group_losses(table: Any) -> Any:
     g = t.groupby([*run_cols, "group"], as_index=False, dropna=False)[["_wl", "samples", "tokens"]].sum()
     g["loss"] = g["_wl"] / g["samples"]
     return pd.DataFrame(g.drop(columns="_wl"))
+
+
+def collect(sweep_dir: str | Path) -> Any:
+    """Collect a sweep into ``DIR/results.csv`` and ``.parquet``; see ``florenz_scaling.collect.collect``."""
+    from florenz_scaling.collect import collect as _collect  # that module imports this one
+
+    return _collect(sweep_dir)

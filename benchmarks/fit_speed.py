@@ -1,0 +1,79 @@
+"""Speed of the Chinchilla fit: batched multistart vs a naive loop of scipy.optimize.minimize per start.
+
+Both run in this process on the 240 Chinchilla points (D = C/(6N), 5 highest losses dropped) from Hoffmann's
+4,500-start grid with the same objective (summed Huber δ = 1e-3 on log residuals) and bounds. The naive loop
+uses the recipe's tolerances (ftol 1e-12, gtol 1e-10, maxiter 1e4) per start and keeps the best objective.
+Then 1,000 bootstrap resamples of runs are timed.
+
+    python benchmarks/fit_speed.py [--resamples 1000] [--naive-starts 4500]
+
+Targets (issue 7): same objective within 1e-9 relative, speed ratio >= 10x, fast fit < 3 s, 1,000 bootstrap
+resamples < 120 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "chinchilla_epoch.csv"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--naive-starts", type=int, default=4500, help="fewer for a quick look (ratio scaled)")
+    args = ap.parse_args(argv)
+
+    import scipy.optimize  # noqa: F401 - imported up front so neither timing includes it
+
+    from florenz_scaling.fit import bootstrap, fit_chinchilla, hoffmann_grid, load_points
+    from florenz_scaling.fit._optim import LSEProblem, naive_multistart
+    from florenz_scaling.fit.chinchilla import _bounds
+
+    pts = load_points(DATA).sort_values("loss", kind="stable").iloc[:-5]
+    N, D, L = (pts[c].to_numpy(float) for c in ("N", "D", "loss"))
+    print(f"data: {len(L)} points; grid: {len(hoffmann_grid())} starts")
+
+    fit_chinchilla(N[:50], D[:50], L[:50], init_grid=hoffmann_grid()[:100])  # warm caches, not timed
+    t0 = time.perf_counter()
+    fast = fit_chinchilla(N, D, L)
+    t_fast = time.perf_counter() - t0
+    print(f"fast   : {t_fast:8.2f} s  objective {fast.objective!r}  status {fast.status}")
+    print("         params " + ", ".join(f"{k}={v:.6g}" for k, v in fast.params.items()))
+
+    problem = LSEProblem(np.c_[np.log(N), np.log(D)], np.log(L))
+    lo, hi = _bounds(2, float(L.min()))
+    starts = hoffmann_grid()
+    if args.naive_starts < len(starts):
+        starts = starts[np.random.default_rng(0).choice(len(starts), args.naive_starts, replace=False)]
+    t0 = time.perf_counter()
+    naive = naive_multistart(problem, starts, lo, hi)
+    t_naive = time.perf_counter() - t0
+    scale = len(hoffmann_grid()) / len(starts)
+    print(f"naive  : {t_naive:8.2f} s  objective {naive.fun!r}  ({len(starts)} starts)")
+    rel = (fast.objective - naive.fun) / naive.fun
+    ratio = t_naive * scale / t_fast
+    print(f"relative objective difference (fast - naive)/naive: {rel:.3e}  (target <= 1e-9)")
+    print(f"speed ratio: {ratio:.1f}x" + (" (naive time scaled to 4,500 starts)" if scale != 1 else "")
+          + "  (target >= 10x; fast < 3 s)")
+
+    t0 = time.perf_counter()
+    b = bootstrap("chinchilla", pts, n=args.resamples, seed=0, budgets=[5.76e23], point=fast)
+    t_boot = time.perf_counter() - t0
+    bs = b.extras["bootstrap"]
+    print(f"bootstrap: {args.resamples} resamples in {t_boot:.1f} s ({bs['n_failed']} failed)"
+          "  (target < 120 s)")
+    print("  95% CI " + ", ".join(f"{k} [{lo_:.4g}, {hi_:.4g}]" for k, (lo_, hi_) in b.ci.items()))
+    ok = (rel <= 1e-9) and ratio >= 10 and t_fast < 3 and t_boot < 120 * args.resamples / 1000
+    print("all targets met" if ok else "some target missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

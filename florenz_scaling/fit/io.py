@@ -1,0 +1,215 @@
+"""Reading points (a sweep's results.csv or any N, D, C, loss CSV) and writing fits/<law>-<group>.json."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from florenz_scaling.fit.result import LAWS, FitResult
+
+RESULTS_FILE = "results.csv"
+FITS_DIR = "fits"
+POINT_COLUMNS = ("N", "D", "C", "loss", "task", "lang", "group", "run_id")
+# Column names of published tables mapped onto ours (Epoch's Chinchilla extraction).
+ALIASES = {"Model Size": "N", "Training FLOP": "C", "Tokens": "D", "tokens": "D", "params": "N"}
+SWEEP_COLUMNS = ("params", "seen_samples", "compute_gmacs", "final")
+
+
+def _truthy(s: Any) -> Any:
+    """A boolean column as written by pandas (bool) or read back from CSV (True/False/1/0 strings)."""
+    if s.dtype == bool:
+        return s
+    return s.astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
+
+
+def sweep_points(table: Any, level: str = "group") -> Any:
+    """Points from a collected sweep table (``results.TABLE_COLUMNS``): final checkpoint of each run only.
+
+    Partially evaluated rows (``partial`` true) are dropped. ``level="group"`` averages the pairs of each
+    group with ``results.group_losses`` (sample-weighted, as the paper does); ``level="pair"`` keeps one row
+    per (run, task, language). Maps N = params, D = seen_samples, C = compute_gmacs (GMACs, paper Eq. 2).
+    """
+    import pandas as pd
+
+    from florenz_scaling.results import group_losses
+
+    t = pd.DataFrame(table)
+    t = t[_truthy(t["final"])]
+    if "partial" in t.columns:
+        t = t[~_truthy(t["partial"])]
+    if t.empty:
+        raise ValueError("no final, fully evaluated checkpoints in the sweep table")
+    if level == "group":
+        t = group_losses(t)
+    elif level != "pair":
+        raise ValueError("level must be 'group' or 'pair'")
+    out = pd.DataFrame({
+        "N": t["params"].astype(float).to_numpy(),
+        "D": t["seen_samples"].astype(float).to_numpy(),
+        "C": t["compute_gmacs"].astype(float).to_numpy(),
+        "loss": t["loss"].astype(float).to_numpy(),
+        "run_id": t["run_id"].astype(str).to_numpy(),
+        "group": t["group"].astype(str).to_numpy(),
+    })
+    if level == "pair":
+        out["task"] = t["task"].astype(str).to_numpy()
+        out["lang"] = t["lang"].astype(str).to_numpy()
+    for col in ("size", "step"):
+        if col in t.columns:
+            out[col] = t[col].to_numpy()
+    out.attrs["source"] = "sweep"
+    out.attrs["flop_convention"] = "C = compute_gmacs: S·F·(1 + P_t/P) GMACs (paper Eq. 2)"
+    return out
+
+
+def load_points(path_or_dir: str | Path, *, level: str = "pair") -> Any:
+    """Points table with columns N, D, C, loss (+ task, lang, group, run_id where known).
+
+    A directory is read as a sweep (``DIR/results.csv``, see ``sweep_points``); a CSV with the sweep's columns
+    likewise; any other CSV must have ``loss`` and some of N, D, C (aliases: "Model Size", "Training FLOP").
+    A missing D is derived as C/(6N), a missing C as 6·N·D (the Chinchilla FLOP convention; recorded in
+    ``attrs["flop_convention"]``).
+    """
+    import pandas as pd
+
+    p = Path(path_or_dir)
+    csv = p / RESULTS_FILE if p.is_dir() else p
+    if not csv.exists():
+        raise FileNotFoundError(f"{csv} not found (run `florenz-scaling collect` for a sweep)")
+    t = pd.read_csv(csv)
+    if all(c in t.columns for c in SWEEP_COLUMNS):
+        from florenz_scaling.results import read_table
+
+        return sweep_points(read_table(csv), level=level)
+    t = t.rename(columns={k: v for k, v in ALIASES.items() if k in t.columns and v not in t.columns})
+    if "loss" not in t.columns:
+        raise ValueError(f"{csv}: needs a 'loss' column (and N, D, C); has {', '.join(t.columns)}")
+    t.attrs["flop_convention"] = "as given"
+    if "D" not in t.columns and {"N", "C"} <= set(t.columns):
+        t["D"] = t["C"] / (6.0 * t["N"])
+        t.attrs["flop_convention"] = "D = C / (6·N): C is training FLOPs (Chinchilla convention)"
+    if "C" not in t.columns and {"N", "D"} <= set(t.columns):
+        t["C"] = 6.0 * t["N"] * t["D"]
+        t.attrs["flop_convention"] = "C = 6·N·D training FLOPs (derived)"
+    if "run_id" not in t.columns:
+        t["run_id"] = [f"row{i}" for i in range(len(t))]
+    t.attrs["source"] = str(csv)
+    return t
+
+
+def select(points: Any, *, group: str | None = None, task: str | None = None, lang: str | None = None) -> Any:
+    """Rows of one group or one (task, language) pair; raises if that selection is empty."""
+    t = points
+    for col, val in (("group", group), ("task", task), ("lang", lang)):
+        if val is None:
+            continue
+        if col not in t.columns:
+            raise ValueError(f"--{col} given but the input has no '{col}' column")
+        t = t[t[col].astype(str) == str(val)]
+    if t.empty:
+        raise ValueError(f"no points for group={group} task={task} lang={lang}")
+    return t
+
+
+def fit_points(
+    points: Any,
+    law: str,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    budgets: Sequence[float] | None = None,
+    method: str = "auto",
+    validate: bool = True,
+    group: str | None = None,
+    task: str | None = None,
+    lang: str | None = None,
+) -> FitResult:
+    """Fit one law to a points table, optionally bootstrap it, and attach a rollout check where possible.
+
+    Chinchilla ``method="auto"`` uses variable projection when there are few runs (see ``FEW_POINTS``).
+    """
+    from florenz_scaling.fit.bootstrap import bootstrap as run_bootstrap
+    from florenz_scaling.fit.bootstrap import fitter
+    from florenz_scaling.fit.validate import rollout
+
+    kwargs = {"method": method} if law in ("chinchilla", "saturating-compute") else {}
+    fn = fitter(law, **kwargs)
+    n_coef = {"chinchilla": 5, "saturating-compute": 3}.get(law)
+    if n_coef is not None and len(points) < n_coef:
+        # A nonlinear fit would "converge" onto its bounds and look like a result; refuse, as OLS does.
+        raise ValueError(f"{len(points)} points cannot determine {n_coef} coefficients")
+    res = fn(points)
+    n_runs = points["run_id"].nunique() if "run_id" in points.columns else len(points)
+    if bootstrap and n_runs >= 3:
+        res = run_bootstrap(law, points, n=bootstrap, seed=seed, budgets=budgets, point=res)
+    elif bootstrap:
+        res = res.replace(extras={**res.extras, "bootstrap": f"skipped: only {n_runs} runs"})
+    extras = dict(res.extras)
+    if validate and "N" in points.columns and points["N"].nunique() >= 3:
+        try:
+            nonlinear = law in ("chinchilla", "saturating-compute")
+            method_used = {"method": res.extras["method"]} if nonlinear else {}
+            extras["rollout"] = rollout(points, law, by="N", holdout=1, **method_used)
+        except (ValueError, np.linalg.LinAlgError) as e:
+            extras["rollout"] = f"failed: {e}"
+    if "flop_convention" in getattr(points, "attrs", {}):
+        extras["data_flop_convention"] = points.attrs["flop_convention"]
+    return res.replace(extras=extras, group=group, task=task, lang=lang)
+
+
+def fit_sweep(
+    sweep_dir: str | Path,
+    laws: Sequence[str] = LAWS,
+    bootstrap: int = 200,
+    per_pair: bool = False,
+    *,
+    seed: int = 0,
+    budgets: Sequence[float] | None = None,
+) -> list[Path]:
+    """Fit every law for every group (and every pair if ``per_pair``) of a collected sweep.
+
+    Reads ``sweep_dir/results.csv``, keeps the final checkpoint of each run, and writes
+    ``sweep_dir/fits/<law>-<group>.json`` (per pair ``<law>-<task>_<lang>.json``). Returns the paths written.
+    A law that cannot be fitted on some subset (e.g. one Pareto point) is reported on stderr and skipped.
+    """
+
+    from florenz_scaling.results import read_table, write_atomic
+
+    root = Path(sweep_dir)
+    table = read_table(root / RESULTS_FILE)
+    out_dir = root / FITS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs: list[tuple[str, Any, dict[str, str | None]]] = []
+    groups = sweep_points(table, level="group")
+    # Pairs in no group (e.g. en→fr translation under the paper's grouping) are fitted per pair only.
+    for g in sorted(x for x in groups["group"].unique() if x):
+        jobs.append((g, groups[groups["group"] == g], {"group": g}))
+    if per_pair:
+        pairs = sweep_points(table, level="pair")
+        for (task, lang), sub in pairs.groupby(["task", "lang"], sort=True):
+            grp = str(sub["group"].iloc[0])
+            jobs.append((f"{task}_{lang}", sub, {"group": grp, "task": str(task), "lang": str(lang)}))
+    written: list[Path] = []
+    for name, pts, meta in jobs:
+        for law in laws:
+            try:
+                res = fit_points(pts, law, bootstrap=bootstrap, seed=seed, budgets=budgets, **meta)
+            except (ValueError, np.linalg.LinAlgError) as e:
+                print(f"warning: {law} on {name}: not fitted: {e}", file=sys.stderr)
+                continue
+            path = out_dir / f"{law}-{name}.json"
+            write_atomic(path, res.to_json() + "\n")
+            written.append(path)
+    # A fit from an earlier, different table would be plotted next to the new ones as if current.
+    # Per-pair fits (named task_lang) are only replaced by a per-pair run.
+    for law in laws:
+        for stale in out_dir.glob(f"{law}-*.json"):
+            is_pair = "_" in stale.stem[len(law) + 1:]
+            if stale not in written and (per_pair or not is_pair):
+                print(f"fit: removed stale {stale.name} (no longer fittable on this table)", file=sys.stderr)
+                stale.unlink()
+    return written

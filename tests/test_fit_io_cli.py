@@ -1,0 +1,141 @@
+"""Reading points, fitting a sweep directory, and the ``florenz-scaling fit`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from florenz_scaling.cli import main
+from florenz_scaling.fit import FitResult, fit_sweep, load_points, sweep_points
+from florenz_scaling.results import TABLE_COLUMNS
+
+DATA = Path(__file__).parent / "data" / "chinchilla_epoch.csv"
+F = {0.43e9: 56.0, 1.03e9: 151.0, 3.48e9: 466.0, 11.22e9: 1462.0}
+COEF = {"SC": (2.20, -0.13, -0.15), "UC": (2.30, -0.16, -0.04), "ST": (3.03, -0.15, -0.19)}
+PAIRS = [("caption", "en", "SC"), ("caption", "de", "SC"), ("caption", "fr", "UC"), ("caption", "es", "UC"),
+         ("translate", "de", "ST"), ("translate", "fr", "ST")]
+
+
+def demo_table(sizes=(0.43e9, 1.03e9, 3.48e9), steps=(500, 2000, 5000), seed=0) -> pd.DataFrame:
+    """A tiny demo sweep: 3 sizes × 3 step counts = 9 runs, two checkpoints each (only the last is final)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for P in sizes:
+        for st in steps:
+            rid = f"s{P / 1e9:.2f}b-{st}"
+            for k in (st // 2, st):
+                S = k * 1024
+                for task, lang, g in PAIRS:
+                    b0, b1, b2 = COEF[g]
+                    loss = 10 ** (b0 + b1 * np.log10(P) + b2 * np.log10(S) + rng.normal(0, 0.01))
+                    rows.append({
+                        "run_id": rid, "size": f"{P / 1e9:.2f}B", "family": "florenz", "params": int(P),
+                        "trainable_params": int(P * 0.6), "fwd_gmacs": F[P], "total_steps": st,
+                        "global_batch": 1024, "step": k, "seen_samples": S, "compute_gmacs": S * F[P] * 1.6,
+                        "task": task, "lang": lang, "group": g, "loss": loss, "samples": 100 + 10 * len(lang),
+                        "tokens": 3000, "final": k == st, "partial": False,
+                    })
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    demo_table().to_csv(tmp_path / "results.csv", index=False)
+    return tmp_path
+
+
+def test_sweep_points_final_checkpoints_and_group_average(sweep):
+    table = pd.read_csv(sweep / "results.csv")
+    g = sweep_points(table, level="group")
+    assert len(g) == 9 * 3 and set(g["group"]) == {"SC", "UC", "ST"}
+    assert (g["D"] == g["run_id"].str.split("-").str[1].astype(int) * 1024).all()  # final step only
+    final = table[table["final"]]
+    sc = final[(final["group"] == "SC") & (final["run_id"] == "s0.43b-500")]
+    expect = (sc["loss"] * sc["samples"]).sum() / sc["samples"].sum()  # sample-weighted, as the paper
+    got = g[(g["group"] == "SC") & (g["run_id"] == "s0.43b-500")]["loss"].item()
+    assert got == pytest.approx(expect)
+    pairs = load_points(sweep)
+    assert len(pairs) == 9 * 6 and {"task", "lang"} <= set(pairs.columns)
+    table.loc[table["run_id"] == "s0.43b-500", "partial"] = True
+    assert len(sweep_points(table)) == 8 * 3  # partially evaluated rows are not fitted
+
+
+def test_fit_sweep_writes_every_law_and_group_and_flags(sweep):
+    written = fit_sweep(sweep, bootstrap=10, per_pair=True)
+    names = {p.name for p in written}
+    for law in ("compute", "size-data", "chinchilla", "saturating-compute"):
+        for g in ("SC", "UC", "ST"):
+            assert f"{law}-{g}.json" in names
+        assert f"{law}-caption_en.json" in names
+    ch = FitResult.from_json((sweep / "fits" / "chinchilla-SC.json").read_text())
+    assert ch.group == "SC" and ch.n_points == 9
+    assert ch.extras["method"] == "varpro" and "auto" in ch.extras["method_reason"]  # few runs
+    assert ch.extras["at_bound"]["E"] == "lower"  # pure power-law data drive E to 0: flagged, not hidden
+    pair = FitResult.from_json((sweep / "fits" / "size-data-caption_en.json").read_text())
+    assert (pair.task, pair.lang, pair.group) == ("caption", "en", "SC")
+    sd = json.loads((sweep / "fits" / "size-data-UC.json").read_text())
+    assert set(sd["params"]) == {"beta0", "beta1", "beta2"} and set(sd["ci"]) == {"beta0", "beta1", "beta2"}
+    assert sd["extras"]["bootstrap"]["n_resamples"] == 10 and "rollout" in sd["extras"]
+
+
+def test_pairs_in_no_group_are_fitted_per_pair_only(tmp_path):
+    table = demo_table()
+    table.loc[(table["task"] == "translate") & (table["lang"] == "fr"), "group"] = ""  # en→fr: in no group
+    table.to_csv(tmp_path / "results.csv", index=False)  # "" must survive the CSV round trip, not become NaN
+    names = {p.name for p in fit_sweep(tmp_path, laws=("size-data",), bootstrap=0, per_pair=True)}
+    assert {"size-data-SC.json", "size-data-UC.json", "size-data-ST.json"} <= names
+    assert "size-data-translate_fr.json" in names
+    assert not any(n.startswith("size-data-.") or "nan" in n for n in names)
+    # Refitting a table on which a group can no longer be fitted removes that group's old fit.
+    table[table["group"] != "UC"].to_csv(tmp_path / "results.csv", index=False)
+    fit_sweep(tmp_path, laws=("size-data",), bootstrap=0)
+    assert not (tmp_path / "fits" / "size-data-UC.json").exists()
+    assert (tmp_path / "fits" / "size-data-translate_fr.json").exists()  # per-pair fits kept
+
+
+def test_load_points_csv_aliases():
+    t = load_points(DATA)
+    assert {"N", "D", "C", "loss", "run_id"} <= set(t.columns)
+    np.testing.assert_allclose(t["D"], t["C"] / (6 * t["N"]))
+    assert "6" in t.attrs["flop_convention"]
+
+
+def test_cli_fit_csv_chinchilla_json(tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    rc = main(["fit", str(DATA), "--law", "chinchilla", "--drop-highest", "5", "--json", str(out)])
+    assert rc == 0
+    r = FitResult.from_json(out.read_text())
+    assert r.params["alpha"] == pytest.approx(0.3473, rel=5e-3) and r.n_points == 240
+    text = capsys.readouterr().out
+    assert "chinchilla" in text and "alpha=0.347" in text
+
+
+def test_cli_fit_sweep_dir_all_laws(sweep, capsys):
+    assert main(["fit", str(sweep), "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 12 fit(s)" in out and "size-data" in out
+    assert (sweep / "fits" / "compute-UC.json").exists()
+
+
+def test_cli_fit_one_group_and_one_pair(sweep, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert main(["fit", str(sweep), "--law", "compute", "--group", "SC", "--json", str(out)]) == 0
+    r = FitResult.from_json(out.read_text())
+    assert r.group == "SC" and r.extras["points"] == "pareto-frontier" and sum(r.used) == r.n_points
+    assert main(["fit", str(sweep), "--law", "size-data", "--task", "translate", "--lang", "de",
+                 "--bootstrap", "20", "--json", "-"]) == 0
+    d = json.loads(capsys.readouterr().out.split("wrote")[-1].split("\n", 1)[1])
+    assert d["task"] == "translate" and d["lang"] == "de" and set(d["ci"]) == {"beta0", "beta1", "beta2"}
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "missing.csv"), "--law", "compute"]) == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("N,D\n1,2\n")
+    assert main(["fit", str(bad), "--law", "compute"]) == 1
+    assert main(["fit", str(DATA), "--law", "compute", "--group", "SC"]) == 1
+    assert "error" in capsys.readouterr().err
