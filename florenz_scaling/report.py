@@ -1,0 +1,282 @@
+"""The sweep at a glance: one self-contained HTML file (DIR/report.html).
+
+Plan, run states, fitted coefficients with intervals next to the paper's, and every figure, embedded as
+base64 PNG. Nothing is fetched from the network (no external CSS, JS, fonts or images), so the file can be
+mailed, archived or opened on an offline cluster node.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from florenz_scaling.paths import SweepDir
+from florenz_scaling.results import write_atomic
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1250px; padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #c0392b; padding-bottom: .3rem; }
+h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; }
+th, td { border: 1px solid #ddd; padding: .25rem .55rem; text-align: right; white-space: nowrap; }
+th { background: #f4f4f4; } td.l, th.l { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; }
+.scroll { overflow-x: auto; } .muted { color: #777; } .caption { color: #555; max-width: 70rem; }
+figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.state-done { color: #1e8449; font-weight: 600; } .state-failed { color: #c0392b; font-weight: 600; }
+.state-running, .state-submitted, .state-requeued, .state-partial { color: #b9770e; font-weight: 600; }
+.state-pending { color: #777; }
+nav a { margin-right: 1rem; }
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(v: Any) -> str:
+    """Table cell text: integers with thousands separators, floats to 4 significant digits."""
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
+        return f"{int(v):,}"
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def html_table(df: pd.DataFrame, left: tuple[str, ...] = ()) -> str:
+    """A DataFrame as an escaped HTML table; ``left`` columns are left-aligned (text)."""
+    head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False):
+        cells = []
+        for c, v in zip(df.columns, rec, strict=True):
+            v = v.item() if hasattr(v, "item") else v
+            raw = c.startswith("_html_")
+            cells.append(f'<td class="{"l" if c in left else ""}">{v if raw else _e(_fmt(v))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = head.replace("_html_", "")
+    body = "".join(rows)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _read_ledger(path: Path) -> list[dict[str, Any]]:
+    """Ledger events in file order; a half-written last line (a killed writer) is skipped."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("run_id"):
+            out.append(rec)
+    return out
+
+
+def _when(t: Any) -> str:
+    """Ledger time (epoch seconds or ISO text) as UTC 'YYYY-MM-DD HH:MM:SS'."""
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if t is None else str(t)
+
+
+def _plan(sd: SweepDir) -> pd.DataFrame | None:
+    return pd.read_csv(sd.plan_csv, keep_default_na=False) if sd.plan_csv.is_file() else None
+
+
+def _id_column(plan: pd.DataFrame) -> str | None:
+    return next((c for c in ("run_id", "id") if c in plan.columns), None)
+
+
+def _state(done: bool, event: str, has_losses: bool) -> str:
+    """A run's state from files alone, in ``florenz-scaling status``'s words where files can tell.
+
+    The report never asks the scheduler (it may run far from the cluster), so a submitted job is "submitted"
+    rather than queued or running, and a "started" one is "running".
+    """
+    if done:
+        return "done"  # the run writes DONE last, whatever the ledger says
+    if event in ("submitted", "requeued", "failed"):
+        return event
+    if event == "started":
+        return "running"
+    if event == "finished":
+        return "failed"  # ended without DONE
+    return "partial" if has_losses else "pending"
+
+
+def run_states(sweep_dir: str | Path, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run: state, last ledger event, job id, attempts, and progress from the results table.
+
+    Runs come from plan.csv, the ledger and runs/; the state from the DONE marker and the last ledger event
+    (see ``_state``).
+    """
+    sd = SweepDir(sweep_dir)
+    plan = _plan(sd)
+    events = _read_ledger(sd.ledger)
+    ids: list[str] = []
+    if plan is not None and _id_column(plan):
+        ids += [str(x) for x in plan[_id_column(plan)]]
+    ids += [str(e["run_id"]) for e in events]
+    if sd.runs.is_dir():
+        ids += sorted(p.name for p in sd.runs.iterdir() if p.is_dir())
+    ids = list(dict.fromkeys(ids))
+    rows = []
+    for rid in ids:
+        ev = [e for e in events if str(e["run_id"]) == rid]
+        last = ev[-1] if ev else {}
+        rd = sd.run(rid)
+        done = rd.done.is_file()
+        state = _state(done, str(last.get("event", "")), rd.losses.is_file())
+        progress = ""
+        if table is not None and len(table):
+            t = table[table["run_id"] == rid]
+            if len(t):
+                progress = f"{int(t['step'].max()):,} / {int(t['total_steps'].max()):,}"
+        rows.append({"run": rid, "state": state, "DONE marker": "yes" if done else "no",
+                     "last event": str(last.get("event", "")), "job id": str(last.get("job_id", "") or ""),
+                     "time (UTC)": _when(last.get("time")),
+                     "attempts": sum(e.get("event") in ("submitted", "requeued") for e in ev),
+                     "steps evaluated": progress})
+    return pd.DataFrame(rows, columns=["run", "state", "DONE marker", "last event", "job id", "time (UTC)",
+                                       "attempts", "steps evaluated"])
+
+
+def _ci(v: Any) -> str:
+    if not v or len(v) != 2 or any(x is None or (isinstance(x, float) and math.isnan(x)) for x in v):
+        return ""
+    return f"[{v[0]:.4g}, {v[1]:.4g}]"
+
+
+FIT_COLUMNS = ["law", "set", "parameter", "value", "95% interval", "interval", "p-value", "paper",
+               "paper 95% CI", "points used", "status"]
+
+
+def fits_table(fits: list[Any], paper: dict | None) -> pd.DataFrame:
+    """One row per fitted coefficient: value and 95% interval, and the paper's value and interval."""
+    from florenz_scaling.plot_data import paper_coefficients
+    from florenz_scaling.plot_diagnostics import LAW_ORDER
+    from florenz_scaling.plot_style import group_order
+
+    rank = {g: i for i, g in enumerate(group_order(f.group for f in fits))}
+    fits = sorted(fits, key=lambda f: (LAW_ORDER.index(f.law) if f.law in LAW_ORDER else 9,
+                                       rank.get(f.group, 99), f.task or "", f.lang or ""))
+    rows = []
+    for f in fits:
+        ref = paper_coefficients(paper, f.law, f.group) if not f.task else None
+        where = f.group + (f" {f.task}·{f.lang}" if f.task else "")
+        boot = f.extras.get("bootstrap")
+        kind = f"bootstrap ×{boot.get('n_ok', '?')}" if isinstance(boot, dict) else ("OLS t" if f.ci else "")
+        pvals = f.extras.get("pvalues") or {}
+        at_bound = f.extras.get("at_bound") or {}
+        for name, value in f.params.items():
+            p = (ref or {}).get(name)
+            notes = [f.status] + ([f"at {at_bound[name]} bound"] if at_bound.get(name) else [])
+            rows.append({"law": f.law, "set": where, "parameter": name, "value": value,
+                         "95% interval": _ci(f.ci.get(name)), "interval": kind if f.ci.get(name) else "",
+                         "p-value": _p(pvals.get(name)),
+                         "paper": "" if p is None else f"{p[0]:.4g}" + (f" ({p[3]})" if p[3] else ""),
+                         "paper 95% CI": "" if p is None else _ci([p[1], p[2]]),
+                         "points used": f"{sum(f.used)} / {len(f.used)}" if f.used else f.n_points,
+                         "status": "; ".join(n for n in notes if n)})
+    return pd.DataFrame(rows, columns=FIT_COLUMNS)
+
+
+def _p(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return "<0.001" if v < 1e-3 else f"{v:.3f}"
+
+
+def _as_list(x: Any) -> list[str]:
+    if not x:
+        return []
+    return [str(v) for v in x] if isinstance(x, list) else [str(x)]
+
+
+def _png_data_uri(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _sweep_name(sd: SweepDir) -> str:
+    if sd.sweep_yaml.is_file():
+        import yaml
+
+        spec = yaml.safe_load(sd.sweep_yaml.read_text(encoding="utf-8")) or {}
+        if isinstance(spec, dict) and spec.get("name"):
+            return str(spec["name"])
+    return sd.root.resolve().name
+
+
+def write_report(sweep_dir: str | Path) -> Path:
+    """Write DIR/report.html (self-contained) and return its path; works on a sweep still in progress."""
+    from florenz_scaling.plot import sweep_figures
+    from florenz_scaling.plot_data import load_fits, load_paper, load_table
+
+    sd = SweepDir(sweep_dir)
+    name = _sweep_name(sd)
+    table = load_table(sd.root) if sd.results_csv.is_file() else None
+    fits = load_fits(sd.root) if sd.fits.is_dir() else []
+    paper = load_paper(sd.root)
+    plan = _plan(sd)
+    states = run_states(sd.root, table)
+    # The state as a coloured badge (html_table passes "_html_" columns through unescaped).
+    badges = states.assign(state=[f'<span class="state-{_e(s)}">{_e(s)}</span>' for s in states["state"]])
+    badges = badges.rename(columns={"state": "_html_state"})
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    n_done = int(states["DONE marker"].eq("yes").sum()) if len(states) else 0
+    parts = [f"<h1>Scaling sweep report: {_e(name)}</h1>",
+             f'<p class="muted">{_e(sd.root.resolve())} · generated {stamp} · {len(states)} runs, '
+             f"{n_done} done · {0 if table is None else len(table):,} result rows · {len(fits)} fits</p>",
+             '<nav><a href="#plan">Plan</a><a href="#runs">Run states</a><a href="#fits">Fits</a>'
+             '<a href="#figures">Figures</a></nav>',
+             '<h2 id="plan">Plan</h2>',
+             html_table(plan, left=tuple(c for c in plan.columns if plan[c].dtype == object))
+             if plan is not None else '<p class="muted">No plan.csv in this sweep.</p>',
+             '<h2 id="runs">Run states</h2>',
+             html_table(badges, left=("run", "_html_state", "last event", "job id", "time (UTC)"))
+             if len(states) else '<p class="muted">No runs found.</p>',
+             '<h2 id="fits">Fits</h2>']
+    if fits:
+        parts.append('<p class="caption">Coefficients in the fit\'s own units (log10 space for the compute '
+                     "and size-data laws, as in the paper's Tables 2–3). Intervals are 95% (OLS t-intervals "
+                     "or bootstrap percentiles).</p>")
+        table_of_fits = fits_table(fits, paper)
+        for law, sub in table_of_fits.groupby("law", sort=False):
+            parts.append(f"<h3>{_e(law)}</h3>")
+            parts.append(html_table(sub.drop(columns="law"), left=("set", "parameter", "interval", "status")))
+        warnings = [(f, w) for f in fits for w in _as_list(f.extras.get("warnings"))]
+        if warnings:
+            items = "".join(f"<li>{_e(f.law)} · {_e(f.group)}: {_e(w)}</li>" for f, w in warnings)
+            parts.append(f"<details><summary>Fit warnings ({len(warnings)})</summary><ul>{items}</ul>"
+                         "</details>")
+    else:
+        parts.append('<p class="muted">No fits yet: run <code>florenz-scaling fit DIR</code>.</p>')
+    parts.append('<h2 id="figures">Figures</h2>')
+    if table is None or table.empty:
+        parts.append('<p class="muted">No results collected yet: run '
+                     "<code>florenz-scaling collect DIR</code>.</p>")
+    else:
+        for f in sweep_figures(sd.root):
+            parts.append(f'<figure id="fig-{_e(f.name)}"><h3>{_e(f.title)}</h3>'
+                         f'<p class="caption">{_e(f.caption)}</p>'
+                         f'<img alt="{_e(f.title)}" src="{_png_data_uri(f.figure)}"></figure>')
+    doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           f"<title>{_e(name)} — florenz-scaling report</title><style>{_CSS}</style></head>"
+           f"<body>{''.join(parts)}</body></html>\n")
+    write_atomic(sd.report, doc)
+    return sd.report

@@ -1,0 +1,83 @@
+"""The report as a browser shows it: Debian's headless Chromium renders it offline, every figure decodes.
+
+Needs /usr/bin/chromium (``scripts/install-chromium`` installs it; the test setup runs that script).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_plot_fixtures import shared_sweep
+from test_report import FIGURE_HEADINGS
+
+from florenz_scaling.report import write_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.chromium,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="Debian's chromium is not installed: run scripts/install-chromium"),
+]
+# Headless, offline, no profile state shared with anything else: the page must render from the file alone.
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--virtual-time-budget=10000")
+# Appended to a copy of the report (never to the report itself, which has no script): records, once the page
+# has loaded, whether each <img> decoded and its natural size, where --dump-dom can read it.
+PROBE = """<script>window.addEventListener('load', () => {
+  const out = document.createElement('pre'); out.id = 'img-probe';
+  out.textContent = [...document.images]
+    .map(i => `${i.complete}:${i.naturalWidth}x${i.naturalHeight}`).join(' ');
+  document.body.appendChild(out);
+});</script>"""
+
+
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = shutil.copytree(shared_sweep(), tmp_path_factory.mktemp("chromium") / "sweep")
+    return write_report(root)
+
+
+def test_screenshot_shows_the_report(report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    proc = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", report.resolve().as_uri())
+    assert shot.is_file(), f"no screenshot; chromium said:\n{proc.stderr[-3000:]}"
+    with Image.open(shot) as im:
+        px = np.asarray(im.convert("RGB")).reshape(-1, 3).astype(np.uint32)
+    assert px.shape[0] == 1280 * 4000
+    colours = len(np.unique(px[:, 0] << 16 | px[:, 1] << 8 | px[:, 2]))
+    not_white = float((px.min(axis=1) < 245).mean())
+    # Text and tables alone give a few hundred colours; rendered plots (bands, viridis, antialiasing)
+    # thousands.
+    assert colours > 2000, f"only {colours} distinct colours: figures did not render"
+    assert not_white > 0.05, f"{not_white:.1%} of the page is not white"
+
+
+def test_dom_has_headings_and_every_image_decoded(report: Path, tmp_path: Path) -> None:
+    probe = tmp_path / "probe.html"
+    html = report.read_text(encoding="utf-8")
+    probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    proc = chromium(tmp_path, "--dump-dom", probe.as_uri())
+    dom = proc.stdout
+    assert "<h1>Scaling sweep report: synthetic-test</h1>" in dom, proc.stderr[-3000:]
+    for h in ("Plan", "Run states", "Fits", "Figures", *FIGURE_HEADINGS):
+        assert f">{h}</h" in dom, h
+    found = re.search(r'<pre id="img-probe">([^<]*)</pre>', dom)
+    assert found, "the probe script did not run"
+    images = found.group(1).split()
+    assert len(images) == len(FIGURE_HEADINGS)
+    for entry in images:
+        complete, size = entry.split(":")
+        width, height = map(int, size.split("x"))
+        assert complete == "true" and width > 500 and height > 300, entry
