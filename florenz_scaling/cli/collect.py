@@ -1,0 +1,34 @@
+"""``florenz-scaling collect DIR``: the long table DIR/results.csv (+ .parquet) of held-out losses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collect", help="collect every run's held-out losses into results.csv/.parquet")
+    p.add_argument("out", type=Path, help="sweep directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from florenz_scaling.collect import CollectWarning, DuplicateRecordsError, collect
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollectWarning)  # printed below, once each
+        try:
+            table = collect(args.out)
+        except DuplicateRecordsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    for p in table.attrs.get("problems", []):
+        print(f"warning: {p}", file=sys.stderr)
+    missing = table.attrs.get("runs_without_records", [])
+    runs = table["run_id"].nunique() if len(table) else 0
+    print(f"{len(table)} rows from {runs} run(s) -> {args.out / 'results.csv'} (+ .parquet)")
+    if missing:
+        print(f"{len(missing)} run(s) have no records yet")
+    return 0

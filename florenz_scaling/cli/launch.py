@@ -1,0 +1,74 @@
+"""``florenz-scaling launch SWEEP.yaml --out DIR [--executor local|slurm|debug] [--dry-run] [-o k=v]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from florenz_scaling.cli.plan import add_spec_args
+
+
+def add_executor_arg(p: argparse.ArgumentParser) -> None:
+    """``--executor``, shared by ``launch`` and ``run``."""
+    p.add_argument(
+        "--executor",
+        choices=("auto", "local", "slurm", "debug"),
+        help="where jobs run (default: launch.executor; auto: slurm if sinfo answers, else local)",
+    )
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("launch", help="submit the sweep's runs that are not done, queued or running")
+    add_spec_args(p)
+    p.add_argument("--out", type=Path, help="sweep directory (required unless --dry-run)")
+    add_executor_arg(p)
+    p.add_argument(
+        "--dry-run", action="store_true", help="print job parameters, build models on meta, submit nothing"
+    )
+    p.add_argument(
+        "--only", action="append", default=[], metavar="RUN_ID", help="submit only this run (repeatable)"
+    )
+    p.add_argument("--retry-failed", action="store_true", help="submit only the runs whose last job failed")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from florenz_scaling.launch import LaunchError, launch
+    from florenz_scaling.plan import make_plan, write_plan
+    from florenz_scaling.spec import load_sweep
+
+    spec = load_sweep(args.sweep, args.override)
+    plan = make_plan(spec)
+    if args.dry_run:
+        from florenz_scaling.dryrun import format_dry_run
+
+        print(format_dry_run(spec, plan, args.executor))
+        return 0
+    if args.out is None:
+        print("error: --out DIR is required (or use --dry-run)", file=sys.stderr)
+        return 2
+    write_plan(spec, plan, args.out)
+    try:
+        res = launch(
+            spec,
+            args.out,
+            plan,
+            executor=args.executor,
+            only=tuple(args.only),
+            retry_failed=args.retry_failed,
+        )
+    except LaunchError as e:
+        print(f"error: {e}; nothing was submitted", file=sys.stderr)
+        return 1
+    for run_id, job_id in res.submitted:
+        print(f"submitted {run_id} as job {job_id} ({res.executor})")
+    skipped: dict[str, int] = {}
+    for reason in res.skipped.values():
+        skipped[reason] = skipped.get(reason, 0) + 1
+    summary = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
+    print(f"{len(res.submitted)} run(s) submitted" + (f"; skipped: {summary}" if summary else ""))
+    if res.folder is not None:
+        print(f"job folder: {res.folder}")
+    print(f"follow with: florenz-scaling status {args.out}")
+    return 0

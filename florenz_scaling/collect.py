@@ -1,0 +1,179 @@
+"""Collect a sweep's held-out losses into one long table: ``DIR/results.csv`` and ``DIR/results.parquet``.
+
+One row per (run, step, task, language) of ``kind="eval"`` records, with exactly ``results.TABLE_COLUMNS``:
+per-run columns from ``plan.csv`` (or, for a run it lacks, ``run.yaml`` and the size registry), then
+S = step × global batch, C = the planner's formula at that S, ``final`` (step == total steps) and ``partial``
+(the run has no ``DONE`` yet).
+
+Damaged record files never crash the collection, and bad data is never used silently. The rule:
+- a truncated last line (a writer killed mid-write, which training recovers from on resume) is dropped and
+  the file's complete lines are used, with a warning;
+- any other bad line (not JSON, missing fields, another run's id, a step past the run's end) means the file
+  cannot be trusted: the whole file is skipped, with a warning listing the file and its bad lines.
+Duplicated (run, step, task, lang, group) records are a bug in whatever wrote them (a resumed run rewrites
+its records exactly once): ``DuplicateRecordsError`` names them and nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from florenz_scaling.paths import SweepDir
+from florenz_scaling.plan import compute_gmacs
+from florenz_scaling.results import TABLE_COLUMNS, read_records
+
+_KEY = ("run_id", "step", "task", "lang", "group")
+
+
+class CollectWarning(UserWarning):
+    """A record file was damaged: part or all of it was left out of the table."""
+
+
+class DuplicateRecordsError(ValueError):
+    """The same (run, step, task, lang, group) appears more than once."""
+
+
+@dataclass
+class CollectReport:
+    """What ``collect`` found besides the table: damaged files and runs without records."""
+
+    problems: list[str] = field(default_factory=list)
+    skipped_files: list[Path] = field(default_factory=list)
+    runs_without_records: list[str] = field(default_factory=list)
+
+
+def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
+    """run_id -> per-run columns, from plan.csv (without one: from each run.yaml and the size registry)."""
+    info: dict[str, dict[str, Any]] = {}
+    if sd.plan_csv.exists():
+        with open(sd.plan_csv, newline="") as fh:
+            for r in csv.DictReader(fh):
+                info[r["run_id"]] = {
+                    "size": r["size"],
+                    "family": r["family"],
+                    "params": int(r["params"]),
+                    "trainable_params": int(r["trainable_params"]),
+                    "fwd_gmacs": float(r["fwd_gmacs"]),
+                    "total_steps": int(r["steps"]),
+                    "global_batch": int(r["global_batch"]),
+                }
+    else:
+        from florenz_scaling.sizes import get_size
+        from florenz_scaling.spec import load_run
+
+        for y in sorted(sd.runs.glob("*/run.yaml")):
+            run = load_run(y)
+            size = get_size(run.size)
+            info[y.parent.name] = {
+                "size": run.size,
+                "family": size.family,
+                "params": size.params,
+                "trainable_params": size.trainable_params,
+                "fwd_gmacs": size.fwd_gmacs,
+                "total_steps": run.steps,
+                "global_batch": run.global_batch,
+            }
+    return info
+
+
+def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) -> list[Any]:
+    """The eval records of one file, by the rule in the module docstring."""
+    rep = read_records(path)
+    bad = list(rep.bad_lines)
+    n_lines = len([ln for ln in path.read_bytes().split(b"\n") if ln.strip()])
+    if rep.truncated and bad and bad[-1][0] == n_lines:
+        line, why = bad.pop()
+        msg = (
+            f"{path}: last line {line} is truncated ({why}); dropped it, using the {len(rep.records)} others"
+        )
+        report.problems.append(msg)
+        warnings.warn(msg, CollectWarning, stacklevel=3)
+    for i, r in enumerate(rep.records):
+        if r.run_id != run_id:
+            bad.append((i + 1, f"record of run {r.run_id!r} in {run_id}'s file"))
+        elif r.step > total_steps or r.step < 0:
+            bad.append((i + 1, f"step {r.step} outside 0..{total_steps}"))
+    if bad:
+        lines = "; ".join(f"line {n}: {why}" for n, why in bad[:10])
+        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+        msg = f"{path}: {len(bad)} bad line(s), skipping the whole file: {lines}{more}"
+        report.problems.append(msg)
+        report.skipped_files.append(path)
+        warnings.warn(msg, CollectWarning, stacklevel=3)
+        return []
+    return [r for r in rep.records if r.kind == "eval"]
+
+
+def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
+    """The long table of a sweep (a pandas DataFrame with ``TABLE_COLUMNS``) and a report; writes nothing."""
+    import pandas as pd
+
+    sd = SweepDir(sweep_dir)
+    info = _run_info(sd)
+    report = CollectReport()
+    rows = []
+    for run_id, run in info.items():
+        rd = sd.run(run_id)
+        if not rd.losses.exists():
+            report.runs_without_records.append(run_id)
+            continue
+        partial = not rd.done.exists()
+        for r in _read_run(rd.losses, run_id, run["total_steps"], report):
+            seen = r.step * run["global_batch"]
+            rows.append(
+                {
+                    "run_id": run_id,
+                    **run,
+                    "step": r.step,
+                    "seen_samples": seen,
+                    "compute_gmacs": compute_gmacs(
+                        seen, run["fwd_gmacs"], run["params"], run["trainable_params"]
+                    ),
+                    "task": r.task,
+                    "lang": r.lang,
+                    "group": r.group,
+                    "loss": float(r.loss),
+                    "samples": r.samples,
+                    "tokens": r.tokens,
+                    "final": r.step == run["total_steps"],
+                    "partial": partial,
+                }
+            )
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    dup = table.duplicated(subset=list(_KEY), keep=False)
+    if dup.any():
+        keys = table.loc[dup, list(_KEY)].drop_duplicates().head(10).to_dict("records")
+        raise DuplicateRecordsError(
+            f"{int(dup.sum())} rows share a (run, step, task, lang, group) with another; first: {keys}. "
+            "A run wrote the same evaluation twice: inspect its losses.jsonl."
+        )
+    table = table.sort_values(["params", "total_steps", "run_id", "step", "task", "lang"], kind="stable")
+    return table.reset_index(drop=True), report
+
+
+def collect(sweep_dir: str | Path) -> Any:
+    """Collect the sweep into ``DIR/results.csv`` and ``DIR/results.parquet``; returns the DataFrame.
+
+    Damaged files are reported as ``CollectWarning``s (and in ``table.attrs["problems"]``), never fatal.
+    """
+    sd = SweepDir(sweep_dir)
+    table, report = collect_table(sd.root)
+    _write_atomic_frame(table, sd.results_csv, "csv")
+    _write_atomic_frame(table, sd.results_parquet, "parquet")
+    table.attrs["problems"] = report.problems
+    table.attrs["runs_without_records"] = report.runs_without_records
+    return table
+
+
+def _write_atomic_frame(table: Any, path: Path, fmt: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if fmt == "csv":
+        table.to_csv(tmp, index=False)
+    else:
+        table.to_parquet(tmp, index=False)
+    tmp.replace(path)  # readers (fit, plot, a watching notebook) see the old table or the new one

@@ -1,0 +1,150 @@
+"""collect: the long table's columns and derived values, and the rule for damaged record files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from florenz_scaling.cli import main as cli_main
+from florenz_scaling.collect import CollectWarning, DuplicateRecordsError, collect
+from florenz_scaling.plan import compute_gmacs, make_plan, write_plan
+from florenz_scaling.results import TABLE_COLUMNS
+from florenz_scaling.spec import load_sweep
+
+PAIRS = (("caption", "en", "SC"), ("caption", "es", "UC"), ("translate", "zh", "ST"), ("translate", "fr", ""))
+
+
+def _records(run_id: str, steps: list[int], gb: int) -> list[str]:
+    out = []
+    for step in steps:
+        out.append(
+            json.dumps(
+                dict(
+                    run_id=run_id,
+                    step=step,
+                    seen_samples=step * gb,
+                    kind="train",
+                    task="",
+                    lang="",
+                    group="",
+                    loss=3.0,
+                    samples=gb,
+                    tokens=100,
+                )
+            )
+        )
+        for i, (task, lang, group) in enumerate(PAIRS):
+            out.append(
+                json.dumps(
+                    dict(
+                        run_id=run_id,
+                        step=step,
+                        seen_samples=step * gb,
+                        kind="eval",
+                        task=task,
+                        lang=lang,
+                        group=group,
+                        loss=5.0 - step / 10 + i,
+                        samples=8,
+                        tokens=90,
+                    )
+                )
+            )
+    return out
+
+
+@pytest.fixture
+def sweep(repo: Path, tmp_path: Path):
+    spec = load_sweep(repo / "sweeps" / "demo.yaml", ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]"])
+    plan = make_plan(spec)
+    write_plan(spec, plan, tmp_path)
+    for r in plan:
+        d = tmp_path / "runs" / r.run_id
+        d.mkdir(parents=True)
+        steps = list(range(4, r.run.steps + 1, 4))
+        (d / "losses.jsonl").write_text("\n".join(_records(r.run_id, steps, r.run.global_batch)) + "\n")
+        (d / "DONE").write_text("{}\n")
+    return tmp_path, plan
+
+
+def test_table_columns_and_values(sweep) -> None:
+    out, plan = sweep
+    (out / "runs" / plan[0].run_id / "DONE").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollectWarning)
+        table = collect(out)
+    assert tuple(table.columns) == TABLE_COLUMNS
+    assert len(table) == sum(r.run.steps // 4 for r in plan) * len(PAIRS)  # eval rows only
+    for r in plan:
+        sub = table[table.run_id == r.run_id]
+        assert set(sub.step) == set(range(4, r.run.steps + 1, 4))
+        row = sub[sub.step == r.run.steps].iloc[0]
+        assert row.seen_samples == r.run.steps * r.run.global_batch
+        assert row.compute_gmacs == pytest.approx(r.compute_gmacs)
+        assert row.params == r.params and row.trainable_params == r.trainable_params
+        assert bool(row.final) and bool(row.partial) == (r is plan[0])
+        early = sub[sub.step == 4].iloc[0]
+        assert early.compute_gmacs == pytest.approx(
+            compute_gmacs(4 * 16, r.fwd_gmacs, r.params, r.trainable_params)
+        )
+        assert not bool(early.final) or r.run.steps == 4
+    assert pd.read_parquet(out / "results.parquet").shape == table.shape
+    assert pd.read_csv(out / "results.csv").shape == table.shape
+
+
+def test_truncated_last_line_is_dropped_with_a_warning(sweep) -> None:
+    out, plan = sweep
+    f = out / "runs" / plan[1].run_id / "losses.jsonl"
+    with open(f, "a") as fh:
+        fh.write('{"run_id": "' + plan[1].run_id + '", "step": 8, "kind": "ev')
+    with pytest.warns(CollectWarning, match=r"truncated"):
+        table = collect(out)
+    assert len(table[table.run_id == plan[1].run_id]) == (plan[1].run.steps // 4) * len(PAIRS)
+
+
+def test_corrupt_file_is_skipped_and_reported(sweep) -> None:
+    out, plan = sweep
+    f = out / "runs" / plan[0].run_id / "losses.jsonl"
+    lines = f.read_text().splitlines()
+    lines[2] = "garbage{"
+    lines[3] = json.dumps({"run_id": plan[0].run_id, "step": 4})  # missing fields
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.warns(
+        CollectWarning, match=r"losses\.jsonl: 2 bad line\(s\), skipping the whole file: line 3"
+    ):
+        table = collect(out)
+    assert plan[0].run_id not in set(table.run_id)
+    assert set(table.run_id) == {r.run_id for r in plan[1:]}
+    assert any("line 4" in p for p in table.attrs["problems"])
+    # The command reports it and does not fail.
+    assert cli_main(["collect", str(out)]) == 0
+
+
+def test_records_of_another_run_or_past_the_end_are_bad(sweep) -> None:
+    out, plan = sweep
+    f = out / "runs" / plan[0].run_id / "losses.jsonl"
+    f.write_text(f.read_text() + "\n".join(_records("someone-else", [4], 16)) + "\n")
+    with pytest.warns(CollectWarning, match="someone-else"):
+        table = collect(out)
+    assert plan[0].run_id not in set(table.run_id)
+
+
+def test_duplicated_rows_are_an_error(sweep, capsys) -> None:
+    out, plan = sweep
+    f = out / "runs" / plan[2].run_id / "losses.jsonl"
+    f.write_text(f.read_text() + "\n".join(_records(plan[2].run_id, [4], 16)) + "\n")
+    with pytest.raises(DuplicateRecordsError, match=plan[2].run_id):
+        collect(out)
+    assert cli_main(["collect", str(out)]) == 1
+    assert "share a (run, step, task, lang, group)" in capsys.readouterr().err
+
+
+def test_runs_without_records(sweep) -> None:
+    out, plan = sweep
+    (out / "runs" / plan[0].run_id / "losses.jsonl").unlink()
+    table = collect(out)
+    assert table.attrs["runs_without_records"] == [plan[0].run_id]

@@ -1,0 +1,212 @@
+"""Launcher logic on the ``local`` executor with the trivial job (``launch_jobs.sleep_run``): idempotent
+relaunch, failures with their log path, --only retries, pre-submission validation, ledger, status, dry run."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from florenz_scaling.cli import main as cli_main
+from florenz_scaling.launch import LaunchError, first_shard, launch, select_runs
+from florenz_scaling.ledger import Ledger, histories
+from florenz_scaling.paths import SweepDir
+from florenz_scaling.plan import make_plan, write_plan
+from florenz_scaling.spec import SpecError, load_sweep
+from florenz_scaling.status import format_status, progress, sweep_status
+
+TRIVIAL = "florenz_scaling.launch_jobs:sleep_run"
+SMALL = ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]", "launch.array_parallelism=2"]
+
+
+def _sweep(repo: Path, out: Path, extra: list[str] | None = None):
+    spec = load_sweep(repo / "sweeps" / "demo.yaml", SMALL + (extra or []))
+    plan = make_plan(spec)
+    write_plan(spec, plan, out)
+    return spec, plan
+
+
+def _wait(out: Path, jobs: list, timeout: float = 60.0) -> list:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for j in jobs:
+            j.done()  # reap our local controllers
+        rows = sweep_status(out)
+        if not any(r.state in ("queued", "running") for r in rows):
+            return rows
+        time.sleep(0.3)
+    raise AssertionError("runs still live after the timeout:\n" + format_status(sweep_status(out)))
+
+
+def _until(cond, what: str, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.2)
+
+
+def test_local_launch_is_idempotent(repo: Path, tmp_path: Path) -> None:
+    spec, plan = _sweep(repo, tmp_path)
+    res = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
+    assert len(res.submitted) == 4
+    assert len({job for _, job in res.submitted}) == 2  # array_parallelism slots
+    rows = _wait(tmp_path, res.jobs)
+    assert [r.state for r in rows] == ["done"] * 4
+    for r in plan:  # run.yaml written for every run, before submission
+        assert (tmp_path / "runs" / r.run_id / "run.yaml").exists()
+    again = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
+    assert again.submitted == [] and set(again.skipped.values()) == {"done"}
+    events = [e.event for e in Ledger(SweepDir(tmp_path).ledger).read()]
+    assert events.count("submitted") == 4 and events.count("finished") == 4
+
+
+def test_failed_run_shows_log_and_retries_alone(repo: Path, tmp_path: Path) -> None:
+    spec, plan = _sweep(repo, tmp_path)
+    bad = plan[1].run_id
+    (tmp_path / "runs" / bad).mkdir(parents=True)
+    (tmp_path / "runs" / bad / "fail").write_text("cannot read /nonexistent/shards")
+    res = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
+    rows = {r.run_id: r for r in _wait(tmp_path, res.jobs)}
+    assert rows[bad].state == "failed"
+    assert "cannot read /nonexistent/shards" in rows[bad].error
+    assert rows[bad].log and Path(rows[bad].log).exists()
+    assert all(r.state == "done" for rid, r in rows.items() if rid != bad)
+    text = format_status(list(rows.values()))
+    assert f"FAILED {bad}" in text and rows[bad].log in text
+    # Fixed, it is retried alone.
+    (tmp_path / "runs" / bad / "fail").unlink()
+    chosen, skipped = select_runs(plan, tmp_path, retry_failed=True)
+    assert [r.run_id for r in chosen] == [bad]
+    again = launch(spec, tmp_path, plan, executor="local", only=(bad,), entry=TRIVIAL)
+    assert [rid for rid, _ in again.submitted] == [bad]
+    assert all(r.state == "done" for r in _wait(tmp_path, again.jobs))
+
+
+def test_killed_local_run_is_resubmitted_alone(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    spec, plan = _sweep(repo, tmp_path, ["launch.array_parallelism=4"])
+    monkeypatch.setenv("FLORENZ_SLEEP_S", "30")
+    res = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
+    victim_run, victim_pid = res.submitted[0]
+    _until(lambda: all(r.state == "running" for r in sweep_status(tmp_path)), "all runs running")
+    # The run's process dies without a word (say, the OOM killer); the job around it then ends.
+    children = Path(f"/proc/{victim_pid}/task/{victim_pid}/children").read_text().split()
+    for child in children:
+        os.kill(int(child), 9)
+    monkeypatch.setenv("FLORENZ_SLEEP_S", "0")
+
+    def victim_failed() -> bool:
+        for j in res.jobs:
+            j.done()  # reap
+        return {r.run_id: r.state for r in sweep_status(tmp_path)}[victim_run] == "failed"
+
+    _until(victim_failed, "the killed run shows as failed")
+    rows = {r.run_id: r for r in sweep_status(tmp_path)}
+    assert sum(r.state == "running" for r in rows.values()) == 3
+    again = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
+    assert [rid for rid, _ in again.submitted] == [victim_run]
+    from florenz_scaling.launch import cancel
+
+    cancelled = cancel(tmp_path)
+    assert len(cancelled) == 4
+    rows = _wait(tmp_path, res.jobs + again.jobs, timeout=30)
+    assert {r.state for r in rows} <= {"pending", "partial", "done"}
+
+
+def test_validation_fails_before_anything_is_submitted(repo: Path, tmp_path: Path) -> None:
+    spec, plan = _sweep(repo, tmp_path, ["data.kind=webdataset", "data.path=/nonexistent/{0000..0009}.tar"])
+    with pytest.raises(SpecError, match=r"data\.path.*nonexistent/0000\.tar"):
+        launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
+    assert not SweepDir(tmp_path).ledger.exists() and not SweepDir(tmp_path).jobs.exists()
+    spec, plan = _sweep(repo, tmp_path / "b", ["train.world_size=2", "train.micro_batch=8"])
+    with pytest.raises(SpecError, match="tasks_per_node"):
+        launch(spec, tmp_path / "b", plan, executor="local", entry=TRIVIAL)
+    spec, plan = _sweep(repo, tmp_path / "c")
+    with pytest.raises(LaunchError, match="no_such_module"):
+        launch(spec, tmp_path / "c", plan, executor="local", entry="no_such_module:main")
+    with pytest.raises(SpecError, match="--only"):
+        launch(spec, tmp_path / "c", plan, executor="local", only=("nope",), entry=TRIVIAL)
+
+
+def test_first_shard() -> None:
+    assert first_shard("/d/{0000..2174}.tar") == "/d/0000.tar"
+    assert first_shard("/d/{a,b}/x-{01..10}.tar") == "/d/a/x-01.tar"
+    assert first_shard("/d/shards") == "/d/shards"
+
+
+def test_ledger_concurrent_appends_and_histories(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+
+    def writer(k: int) -> None:
+        for i in range(50):
+            ledger.record("started", f"r{k}", job_id=str(i), executor="local", log="x" * 300)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ledger.read()) == 400  # no torn or interleaved lines
+    with open(ledger.path, "a") as fh:
+        fh.write('{"event": "fini')  # a writer killed mid-line
+    ledger.record("submitted", "a", job_id="7", executor="slurm")
+    ledger.record("failed", "a", job_id="6", executor="slurm", error="old job")  # an older job's event
+    ledger.record("requeued", "a", job_id="7", executor="slurm")
+    h = histories(ledger.read())["a"]
+    assert h.submitted.job_id == "7" and [e.event for e in h.events] == ["requeued"] and h.terminal is None
+    with pytest.raises(ValueError, match="unknown ledger event"):
+        ledger.record("exploded", "a")
+
+
+def test_progress_reads_latest_group_losses(tmp_path: Path) -> None:
+    f = tmp_path / "losses.jsonl"
+    recs = []
+    for step in (4, 8):
+        for task, lang, group, loss, n in (
+            ("caption", "en", "SC", 2.0, 10),
+            ("caption", "de", "SC", 4.0, 30),
+        ):
+            recs.append(
+                dict(
+                    run_id="r",
+                    step=step,
+                    seen_samples=step * 16,
+                    kind="eval",
+                    task=task,
+                    lang=lang,
+                    group=group,
+                    loss=loss + step,
+                    samples=n,
+                    tokens=100,
+                )
+            )
+        recs.append(
+            dict(
+                run_id="r",
+                step=step + 1,
+                seen_samples=0,
+                kind="train",
+                task="",
+                lang="",
+                group="",
+                loss=1.0,
+                samples=16,
+                tokens=10,
+            )
+        )
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"trunc')
+    step, losses = progress(f)
+    assert step == 9
+    assert losses == pytest.approx({"SC": (10 * 10 + 12 * 30) / 40})
+
+
+def test_dry_run_matches_recorded_output(repo: Path, capsys) -> None:
+    assert cli_main(["launch", str(repo / "sweeps" / "florenz_paper.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    expected = (repo / "tests" / "data" / "dry_run_paper.txt").read_text()
+    assert out == expected, "regenerate with: florenz-scaling launch sweeps/florenz_paper.yaml --dry-run"
+    assert "ok" in out and "MISMATCH" not in out
