@@ -8,6 +8,7 @@ counter (``florenz_scaling.flops``) and cached in ``fwd_gmacs.json`` so planning
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -156,6 +157,7 @@ def gemma_params(g: GemmaConfigLite, enc_dim: int) -> dict[str, int]:
     return {"embed": g.vocab * h, "layers": g.layers * layer + h, "xattn": g.layers * xattn}
 
 
+@functools.lru_cache(maxsize=256)  # sizes are frozen; a 10,000-run plan asks for each size's counts often
 def count_params(size: SizeConfig) -> dict[str, int]:
     """Parameters per component, the total P and the trainable P_t under the paper's freezing policy.
 

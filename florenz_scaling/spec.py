@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import types
 import typing
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -472,11 +474,20 @@ class RunSpec:
     def grad_accum(self) -> int:
         return self.global_batch // (self.train.micro_batch * self.train.world_size)
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
-        """Stable id: a hash of what determines the run's result (not the sweep's name or wandb settings)."""
-        ident = {k: v for k, v in to_plain(self).items() if k not in ("sweep", "wandb")}
-        digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+        """Stable id: a hash of what determines the run's result (not the sweep's name or wandb settings).
+
+        The hashed text is ``json.dumps(ident, sort_keys=True)`` of the plain run spec without those
+        fields, assembled from per-field JSON so the train and data specs a sweep's runs share are
+        serialised once.
+        """
+        parts = []
+        for f in sorted(f.name for f in dataclasses.fields(self) if f.name not in ("sweep", "wandb")):
+            value = getattr(self, f)
+            text = _spec_json(value) if dataclasses.is_dataclass(value) else json.dumps(value, sort_keys=True)
+            parts.append(f"{json.dumps(f)}: {text}")
+        digest = hashlib.sha1(("{" + ", ".join(parts) + "}").encode()).hexdigest()[:10]
         return f"{self.size}-s{self.steps}-{digest}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -485,6 +496,21 @@ class RunSpec:
 
 # ---------------------------------------------------------------------------------------------------------
 # Generic typed loading: plain dicts (from YAML) -> frozen dataclasses, with field paths in every error.
+
+
+_SPEC_JSON: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def _spec_json(spec: Any) -> str:
+    """JSON of a frozen sub-spec, cached per object (by identity: specs holding dicts are unhashable)."""
+    hit = _SPEC_JSON.get(id(spec))
+    if hit is not None and hit[0]() is spec:
+        return hit[1]
+    text = json.dumps(to_plain(spec), sort_keys=True)
+    if len(_SPEC_JSON) > 256:
+        _SPEC_JSON.clear()
+    _SPEC_JSON[id(spec)] = (weakref.ref(spec), text)
+    return text
 
 
 def to_plain(obj: Any) -> Any:

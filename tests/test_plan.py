@@ -44,7 +44,7 @@ def test_paper_sweep_plan_files(tmp_path: Path) -> None:
 def test_run_ids_are_stable_and_depend_on_the_spec() -> None:
     a = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml"))]
     b = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml"))]
-    c = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml", ["train.lr=1e-3"]))]
+    c = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml", ["train.lr=2e-4"]))]
     assert a == b and len(set(a)) == len(a)
     assert set(a).isdisjoint(c)
     renamed = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml", ["name=other"]))]
