@@ -63,19 +63,9 @@ def slurm_states(job_ids: list[str], timeout: float = 30.0) -> dict[str, tuple[s
     out: dict[str, tuple[str, str]] = {}
     if not wanted or shutil.which("squeue") is None:
         return out
-    try:
-        # -r: one line per array task, not "12_[3-9%4]" for the pending ones; -t all: also the jobs that
-        # ended in the last MinJobAge seconds, which accounting may not have recorded yet.
-        r = subprocess.run(
-            ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        lines = r.stdout.splitlines() if r.returncode == 0 else []
-    except (OSError, subprocess.TimeoutExpired):
-        lines = []
-    for line in lines:
+    # -r: one line per array task, not "12_[3-9%4]" for the pending ones; -t all: also the jobs that
+    # ended in the last MinJobAge seconds, which accounting may not have recorded yet.
+    for line in _lines(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T"], timeout):
         jid, _, raw = line.partition("|")
         if jid in wanted:
             out[jid] = (_normalise(raw), raw)
@@ -83,17 +73,7 @@ def slurm_states(job_ids: list[str], timeout: float = 30.0) -> dict[str, tuple[s
     if missing and shutil.which("sacct"):
         # Ask for whole arrays (their base ids): a short command line however many tasks there are.
         bases = sorted({j.split("_")[0] for j in missing})
-        try:
-            r = subprocess.run(
-                ["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(bases)],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            lines = r.stdout.splitlines() if r.returncode == 0 else []
-        except (OSError, subprocess.TimeoutExpired):
-            lines = []
-        for line in lines:
+        for line in _lines(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(bases)], timeout):
             jid, _, raw = line.partition("|")
             if jid in missing:
                 out[jid] = (_normalise(raw), raw)
@@ -133,3 +113,12 @@ def job_states(jobs: dict[str, list[str]]) -> dict[tuple[str, str], tuple[str, s
         for jid in ids:
             out[(executor, jid)] = found.get(jid, ("unknown", "not known to the scheduler"))
     return out
+
+
+def _lines(cmd: list[str], timeout: float) -> list[str]:
+    """stdout lines of a SLURM query; none when the command is missing, fails or hangs."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return r.stdout.splitlines() if r.returncode == 0 else []
