@@ -86,6 +86,18 @@ def validate_launch(spec: SweepSpec, plan: list[PlannedRun], executor: str, entr
             "data.tokenizer", f"{data.tokenizer!r} is not a directory", "give a local tokenizer dir"
         )
     for size in sorted({r.run.size for r in plan}):
+        pre = spec.pretrained.get(size)
+        for kind in ("florence", "gemma"):
+            path = getattr(pre, kind) if pre is not None else None
+            if path is not None and not any(
+                f.name.endswith(".safetensors") or f.name.startswith("pytorch_model")
+                for f in (Path(path).iterdir() if Path(path).is_dir() else [])
+            ):
+                raise SpecError(
+                    f"pretrained.{size}.{kind}",
+                    f"{path!r} is not a directory with *.safetensors or pytorch_model*.bin weights",
+                    "point it at a local checkpoint saved with save_pretrained (nothing is downloaded)",
+                )
         res = spec.launch.resources_for(size)
         where = f"launch.per_size.{size}" if size in spec.launch.per_size else "launch.resources"
         procs = res.nodes * res.tasks_per_node

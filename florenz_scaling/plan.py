@@ -60,6 +60,7 @@ def _run(spec: SweepSpec, size: str, steps: int, global_batch: int) -> RunSpec:
         data=spec.data,
         wandb=spec.wandb,
         seed=spec.seed,
+        pretrained=spec.pretrained.get(size),
     )
 
 

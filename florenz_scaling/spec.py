@@ -143,6 +143,14 @@ class TrainSpec:
         _check(self.keep_checkpoints >= 1, f"{path}.keep_checkpoints", "must be >= 1")
 
 
+@dataclass(frozen=True)
+class Pretrained:
+    """Local checkpoints (Hugging Face ``save_pretrained`` layout) a size starts from; never downloaded."""
+
+    florence: str | None = None  # Florence-2: vision tower, projector, encoder (+ BART decoder in BART sizes)
+    gemma: str | None = None  # Gemma-2: the decoder of a Gemma size
+
+
 Pair = tuple[str, str]  # (task, language)
 
 
@@ -346,6 +354,7 @@ class SweepSpec:
     cost: CostSpec = field(default_factory=CostSpec)
     wandb: WandbSpec = field(default_factory=WandbSpec)
     fit: FitSpec = field(default_factory=FitSpec)
+    pretrained: dict[str, Pretrained] = field(default_factory=dict)  # size -> checkpoints; else random init
     seed: int = 44595
 
     def __post_init__(self) -> None:
@@ -410,6 +419,18 @@ class SweepSpec:
             _check(
                 size in SIZES, f"launch.per_size.{size}", "unknown size", f"choose from {', '.join(SIZES)}"
             )
+        for size, pre in self.pretrained.items():
+            _check(size in SIZES, f"pretrained.{size}", "unknown size", f"choose from {', '.join(SIZES)}")
+            if pre.gemma is not None:
+                from florenz_scaling.sizes import GemmaConfigLite
+
+                _check(
+                    isinstance(SIZES[size].decoder, GemmaConfigLite),
+                    f"pretrained.{size}.gemma",
+                    f"size {size} has a BART decoder, so a Gemma-2 checkpoint does not apply",
+                    "remove it, or give it to a Gemma size ("
+                    + ", ".join(n for n, c in SIZES.items() if isinstance(c.decoder, GemmaConfigLite)) + ")",
+                )
         for gb_path, gb in self._global_batches():
             per_step = self.train.micro_batch * self.train.world_size
             _check(
@@ -465,6 +486,7 @@ class RunSpec:
     data: DataSpec
     wandb: WandbSpec = field(default_factory=WandbSpec)
     seed: int = 44595
+    pretrained: Pretrained | None = None
 
     @property
     def seen_samples(self) -> int:
@@ -485,6 +507,8 @@ class RunSpec:
         parts = []
         for f in sorted(f.name for f in dataclasses.fields(self) if f.name not in ("sweep", "wandb")):
             value = getattr(self, f)
+            if f == "pretrained" and value is None:
+                continue  # a from-scratch run keeps the id it had before checkpoints could be named
             text = _spec_json(value) if dataclasses.is_dataclass(value) else json.dumps(value, sort_keys=True)
             parts.append(f"{json.dumps(f)}: {text}")
         digest = hashlib.sha1(("{" + ", ".join(parts) + "}").encode()).hexdigest()[:10]

@@ -52,6 +52,11 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
 
     precision = resolve_precision(run.train, env.device.type == "cuda")
     model = build_model(run.size, device=env.device, seed=run.seed)
+    if run.pretrained is not None:
+        from florenz_scaling.model import load_pretrained
+
+        log.info("pretrained %s: %s", run.pretrained, load_pretrained(model, run.pretrained.florence,
+                                                                       run.pretrained.gemma))
     if precision == "bf16":
         model = model.to(torch.bfloat16)  # DeepSpeed casts parameters but not the projector's fp32 buffer
     optimizer = make_optimizer(model, run.train)

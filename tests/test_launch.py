@@ -125,6 +125,12 @@ def test_validation_fails_before_anything_is_submitted(repo: Path, tmp_path: Pat
     spec, plan = _sweep(repo, tmp_path / "b", ["train.world_size=2", "train.micro_batch=8"])
     with pytest.raises(SpecError, match="tasks_per_node"):
         launch(spec, tmp_path / "b", plan, executor="local", entry=TRIVIAL)
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    spec, plan = _sweep(repo, tmp_path / "d", [f"pretrained={{T-0.2M: {{florence: {empty}}}}}"])
+    with pytest.raises(SpecError, match=r"pretrained\.T-0\.2M\.florence.*safetensors"):
+        launch(spec, tmp_path / "d", plan, executor="local", entry=TRIVIAL)
+    assert not SweepDir(tmp_path / "d").ledger.exists()
     spec, plan = _sweep(repo, tmp_path / "c")
     with pytest.raises(LaunchError, match="no_such_module"):
         launch(spec, tmp_path / "c", plan, executor="local", entry="no_such_module:main")

@@ -52,6 +52,12 @@ BAD = [
     ("utilisation above 1", {"cost": {"utilisation": 1.5}}, "cost.utilisation"),
     ("webdataset without a path", {"data": {"kind": "webdataset"}}, "data.path"),
     ("unknown fit law", {"fit": {"laws": ["compute", "kaplan"]}}, "fit.laws[1]"),
+    ("Gemma checkpoint for a BART size", {"pretrained": {"T-0.2M": {"gemma": "/models/gemma-2-2b"}}},
+     "pretrained.T-0.2M.gemma"),
+    ("checkpoint for an unknown size", {"pretrained": {"F-9B": {"florence": "/models/florence-2"}}},
+     "pretrained.F-9B"),
+    ("misspelt checkpoint kind", {"pretrained": {"T-0.2M": {"florance": "/models/florence-2"}}},
+     "pretrained.T-0.2M.florance"),
 ]
 
 

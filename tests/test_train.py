@@ -35,13 +35,14 @@ DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADD
 
 
 def make_run(root: Path, *, steps: int = 6, zero: int = 0, world_size: int = 1, global_batch: int = 8,
-             eval_every: int = 3, checkpoint_every: int = 3, keep: int = 2) -> RunDir:
+             eval_every: int = 3, checkpoint_every: int = 3, keep: int = 2,
+             pretrained: spec.Pretrained | None = None) -> RunDir:
     """A run directory as the planner writes it: <sweep>/runs/<run_id>/run.yaml."""
     train = spec.TrainSpec(lr=1e-3, warmup_steps=2, micro_batch=4, world_size=world_size, zero_stage=zero,
                            eval_every=eval_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep,
                            threads=1)
     run = spec.RunSpec(sweep="test-sweep", size="T-0.2M", steps=steps, global_batch=global_batch, train=train,
-                       data=spec.DataSpec(heldout_per_pair=4))
+                       data=spec.DataSpec(heldout_per_pair=4), pretrained=pretrained)
     rd = RunDir(root / "runs" / run.run_id)
     rd.root.mkdir(parents=True)
     spec.dump_yaml(run, rd.run_yaml)
@@ -269,3 +270,26 @@ def test_tracker_swallows_every_wandb_error(caplog: pytest.LogCaptureFixture) ->
         tracker.log({"train/loss": 1.0}, step)
     tracker.finish()
     assert tracker._run is None
+
+
+def test_run_starts_from_a_local_florence2_checkpoint(tmp_path: Path) -> None:
+    import torch
+    from test_model import tiny_florence2
+
+    from florenz_scaling.sizes import SIZES
+
+    torch.manual_seed(7)
+    src = tiny_florence2(SIZES["T-0.2M"])
+    src.save_pretrained(tmp_path / "florence-2")
+    rd = make_run(tmp_path, steps=3, pretrained=spec.Pretrained(florence=str(tmp_path / "florence-2")))
+    assert "pretrained" in rd.run_yaml.read_text()
+    proc = train(rd)
+    assert "tensors loaded" in proc.stdout + proc.stderr
+    ckpt = rd.checkpoints / "step00000003" / "mp_rank_00_model_states.pt"
+    state = torch.load(ckpt, weights_only=False)["module"]
+    theirs = src.state_dict()
+    for key, value in src.model.vision_tower.state_dict().items():  # frozen: still exactly the checkpoint's
+        assert torch.equal(state[f"vision_tower.{key}"], value), key
+    enc = "encoder.layers.0.fc1.weight"  # trained from the checkpoint's values, so close to them but moved
+    start = theirs[f"model.language_model.{enc}"]
+    assert not torch.equal(state[enc], start) and torch.allclose(state[enc], start, atol=0.05)
