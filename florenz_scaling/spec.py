@@ -332,7 +332,7 @@ class WandbSpec:
 @dataclass(frozen=True)
 class FitSpec:
     laws: tuple[str, ...] = ("compute", "size-data", "chinchilla", "saturating-compute")
-    bootstrap: int = 200
+    bootstrap: int = 1000  # resamples of runs, as fitting.md recommends
     per_pair: bool = False
 
 

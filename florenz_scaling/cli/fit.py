@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--task", help="fit only this task (with --lang: one pair)")
     p.add_argument("--lang", help="fit only this language (with --task: one pair)")
     p.add_argument("--bootstrap", type=int, default=None, metavar="K",
-                   help="bootstrap resamples of runs (default: 200 for a whole sweep, else none)")
+                   help="bootstrap resamples of runs (default: 1000 for a whole sweep, else none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--budgets", type=float, nargs="+", default=None, metavar="C",
                    help="compute budgets for derived quantities (N*, D*, L* or L(C)) in the bootstrap")
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if path.is_dir() and (args.law is None or not (args.group or args.task or args.lang)):
             laws = LAWS if args.law is None else (args.law,)
-            k = 200 if args.bootstrap is None else args.bootstrap
+            k = 1000 if args.bootstrap is None else args.bootstrap
             written = fit_sweep(path, laws=laws, bootstrap=k, per_pair=args.per_pair, seed=args.seed,
                                 budgets=args.budgets)
             results = [FitResult.from_json(p.read_text()) for p in written]

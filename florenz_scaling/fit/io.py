@@ -164,7 +164,7 @@ def fit_points(
 def fit_sweep(
     sweep_dir: str | Path,
     laws: Sequence[str] = LAWS,
-    bootstrap: int = 200,
+    bootstrap: int = 1000,
     per_pair: bool = False,
     *,
     seed: int = 0,
