@@ -73,7 +73,11 @@ def wait_for_runs(
     from florenz_scaling.status import sweep_status
 
     wanted = set(run_ids)
-    bar = tqdm(total=len(wanted), desc="runs done", unit="run", file=file or sys.stderr, dynamic_ncols=True)
+    stream = file or sys.stderr
+    # In a log file (CI, a SLURM job, `> demo.log`) a redrawn bar is noise: there, a line per change.
+    bar = tqdm(total=len(wanted), desc="runs done", unit="run", file=stream, dynamic_ncols=True,
+               disable=not stream.isatty())
+    last: dict[str, int] = {}
     try:
         while True:
             for job in jobs or ():
@@ -84,6 +88,10 @@ def wait_for_runs(
             bar.n = counts["done"]
             bar.set_postfix(running=counts["running"], queued=counts["queued"], failed=counts["failed"])
             bar.refresh()
+            if bar.disable and counts != last:
+                print(f"runs: {counts['done']}/{len(wanted)} done, {counts['running']} running, "
+                      f"{counts['queued']} queued, {counts['failed']} failed", file=stream, flush=True)
+                last = counts
             if counts["running"] + counts["queued"] == 0:
                 return rows
             time.sleep(poll_s)
