@@ -52,7 +52,26 @@ def _block_permutation(seed: int, block: int, k: int) -> tuple[int, ...]:
     return tuple(int(i) for i in np.random.default_rng([seed, PAIR_STREAM, block]).permutation(k))
 
 
-class SyntheticStream:
+class BatchStream:
+    """What every training stream shares: batches and iteration on top of its own ``next_samples``."""
+
+    spec: DataSpec
+    tokenizer: Tokenizer
+
+    def next_samples(self, n: int) -> list[Sample]:
+        raise NotImplementedError
+
+    def next_batch(self, batch_size: int) -> dict[str, Any]:
+        """The next ``batch_size`` samples collated (see ``collate`` for the contract)."""
+        samples = self.next_samples(batch_size)
+        return collate(samples, self.tokenizer, self.spec.prompt_len, self.spec.target_len)
+
+    def __iter__(self) -> Iterator[Sample]:
+        while True:
+            yield from self.next_samples(1)
+
+
+class SyntheticStream(BatchStream):
     """Infinite training stream of one rank; ``next_batch`` returns the collated batch contract."""
 
     kind = "synthetic"
@@ -94,15 +113,6 @@ class SyntheticStream:
         out = [self.pair_at(i) for i in range(self.position, self.position + n)]
         self.position += n
         return out
-
-    def next_batch(self, batch_size: int) -> dict[str, Any]:
-        """The next ``batch_size`` samples collated (see ``collate`` for the contract)."""
-        samples = self.next_samples(batch_size)
-        return collate(samples, self.tokenizer, self.spec.prompt_len, self.spec.target_len)
-
-    def __iter__(self) -> Iterator[Sample]:
-        while True:
-            yield from self.next_samples(1)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable position; ``load_state_dict`` of it replays the following samples exactly."""

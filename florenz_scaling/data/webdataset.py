@@ -47,10 +47,10 @@ from PIL import Image
 from webdataset.shardlists import expand_urls
 from webdataset.tariterators import tarfile_samples
 
-from florenz_scaling.data.collate import Sample, collate
+from florenz_scaling.data.collate import Sample
 from florenz_scaling.data.heldout import HeldOut
 from florenz_scaling.data.language import DECODER_PREFIXES, caption_prompt, translation_prompt
-from florenz_scaling.data.stream import check_state
+from florenz_scaling.data.stream import BatchStream, check_state
 from florenz_scaling.data.tokenizer import Tokenizer
 from florenz_scaling.spec import DataSpec, Pair
 
@@ -137,7 +137,7 @@ def _hash(*parts: object) -> int:
     return zlib.crc32(":".join(map(str, parts)).encode())
 
 
-class WebDatasetStream:
+class WebDatasetStream(BatchStream):
     """Balanced, resampled, rank-aware stream over training shards with the ``SyntheticStream`` API."""
 
     kind = "webdataset"
@@ -216,15 +216,6 @@ class WebDatasetStream:
     def next_pairs(self, n: int) -> list[Pair]:
         """Advance by ``n`` samples returning only their pairs (images are not decoded)."""
         return [self._next(decode=False)[0] for _ in range(n)]
-
-    def next_batch(self, batch_size: int) -> dict[str, Any]:
-        """The next ``batch_size`` samples collated (see ``collate`` for the contract)."""
-        samples = self.next_samples(batch_size)
-        return collate(samples, self.tokenizer, self.spec.prompt_len, self.spec.target_len)
-
-    def __iter__(self) -> Iterator[Sample]:
-        while True:
-            yield from self.next_samples(1)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable position: epoch, offset within it, and the balancing counter."""
