@@ -45,6 +45,13 @@ class CollectReport:
     problems: list[str] = field(default_factory=list)
     skipped_files: list[Path] = field(default_factory=list)
     runs_without_records: list[str] = field(default_factory=list)
+    conditioning: list[dict[str, Any]] = field(default_factory=list)  # rows of ``CONDITIONING_COLUMNS``
+
+
+# conditioning.csv: where a run wrote ``kind="shuffled"`` records (its final step), the pair's held-out loss
+# next to the loss with every sample's image and prompt taken from another sample.
+CONDITIONING_COLUMNS = ("run_id", "size", "params", "total_steps", "step", "seen_samples", "task", "lang",
+                        "group", "loss", "shuffled_loss", "samples", "partial")
 
 
 def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
@@ -106,7 +113,7 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) 
         report.skipped_files.append(path)
         warnings.warn(msg, CollectWarning, stacklevel=3)
         return []
-    return [r for r in rep.records if r.kind == "eval"]
+    return [r for r in rep.records if r.kind in ("eval", "shuffled")]
 
 
 def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
@@ -123,7 +130,18 @@ def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
             report.runs_without_records.append(run_id)
             continue
         partial = not rd.done.exists()
-        for r in _read_run(rd.losses, run_id, run["total_steps"], report):
+        records = _read_run(rd.losses, run_id, run["total_steps"], report)
+        evals = {(r.step, r.task, r.lang, r.group): r for r in records if r.kind == "eval"}
+        for r in records:
+            ev = evals.get((r.step, r.task, r.lang, r.group))
+            if r.kind == "shuffled" and ev is not None:
+                report.conditioning.append({
+                    "run_id": run_id, "size": run["size"], "params": run["params"],
+                    "total_steps": run["total_steps"], "step": r.step, "seen_samples": r.seen_samples,
+                    "task": r.task, "lang": r.lang, "group": r.group, "loss": float(ev.loss),
+                    "shuffled_loss": float(r.loss), "samples": r.samples, "partial": partial,
+                })
+        for r in (r for r in records if r.kind == "eval"):  # duplicates too: the check below names them
             seen = r.step * run["global_batch"]
             rows.append(
                 {
@@ -165,6 +183,12 @@ def collect(sweep_dir: str | Path) -> Any:
     table, report = collect_table(sd.root)
     _write_atomic_frame(table, sd.results_csv, "csv")
     _write_atomic_frame(table, sd.results_parquet, "parquet")
+    if report.conditioning:
+        import pandas as pd
+
+        cond = pd.DataFrame(report.conditioning, columns=list(CONDITIONING_COLUMNS))
+        _write_atomic_frame(cond.sort_values(["params", "total_steps", "run_id", "task", "lang"]),
+                            sd.conditioning_csv, "csv")
     table.attrs["problems"] = report.problems
     table.attrs["runs_without_records"] = report.runs_without_records
     return table

@@ -42,14 +42,27 @@ def model_inputs(batch: dict[str, Any], device: torch.device | str) -> dict[str,
     return {k: batch[k].to(device, non_blocking=True) for k in MODEL_INPUTS}
 
 
+CONDITIONING = ("pixel_values", "input_ids", "attention_mask")
+
+
 @torch.no_grad()
 def pair_loss(
-    model: Callable[..., torch.Tensor], batches: Iterable[dict[str, Any]], device: torch.device | str
+    model: Callable[..., torch.Tensor], batches: Iterable[dict[str, Any]], device: torch.device | str,
+    shuffled: bool = False,
 ) -> tuple[float, int, int]:
-    """(mean per-sample loss, samples, scored tokens) of one pair's held-out batches."""
+    """(mean per-sample loss, samples, scored tokens) of one pair's held-out batches.
+
+    ``shuffled``: each target is scored given the image and prompt of the next sample in its batch (a
+    batch of one has no other sample and is left out).
+    """
     total, samples, tokens = 0.0, 0, 0
     for batch in batches:
-        logits = model(**model_inputs(batch, device))
+        inputs = model_inputs(batch, device)
+        if shuffled:
+            if len(batch["labels"]) < 2:
+                continue
+            inputs.update({k: inputs[k].roll(1, dims=0) for k in CONDITIONING})
+        logits = model(**inputs)
         loss, ntok = per_sample_loss(logits, batch["labels"].to(logits.device))
         total += float(loss.double().sum())
         samples += int(loss.numel())
@@ -58,8 +71,10 @@ def pair_loss(
 
 
 def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: int, seen_samples: int, *,
-             batch_size: int = 32, device: torch.device | str | None = None) -> list[LossRecord]:
-    """Held-out loss of every pair (see module doc) as ``kind="eval"`` records of ``run_id`` at ``step``.
+             batch_size: int = 32, device: torch.device | str | None = None,
+             shuffled: bool = False) -> list[LossRecord]:
+    """Held-out loss of every pair (see module doc) as ``kind="eval"`` records of ``run_id`` at ``step``;
+    with ``shuffled``, ``kind="shuffled"`` records of the loss given other samples' images and prompts.
 
     ``model`` is a ``FlorenzModel`` or the DeepSpeed engine wrapping one (anything whose call returns logits
     and that has ``train``/``eval``); its training mode is restored afterwards.
@@ -73,11 +88,14 @@ def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: 
         for pair, groups in eval_pairs(heldout):
             try:
                 batches = heldout.batches(pair, batch_size)
-                loss, samples, tokens = pair_loss(model, batches, device)
+                loss, samples, tokens = pair_loss(model, batches, device, shuffled)
             except KeyError:  # e.g. a WebDataset held-out shard only holds the pairs of data.groups
                 log.warning("no held-out set for training pair %s; it is not evaluated", pair)
                 continue
-            records += [LossRecord(run_id=run_id, step=step, seen_samples=seen_samples, kind="eval",
+            if samples == 0:
+                continue
+            records += [LossRecord(run_id=run_id, step=step, seen_samples=seen_samples,
+                                   kind="shuffled" if shuffled else "eval",
                                    task=pair[0], lang=pair[1], group=g, loss=loss, samples=samples,
                                    tokens=tokens) for g in groups]
     finally:
@@ -85,11 +103,11 @@ def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: 
     return records
 
 
-def group_means(records: Iterable[LossRecord]) -> dict[str, float]:
+def group_means(records: Iterable[LossRecord], kind: str = "eval") -> dict[str, float]:
     """Per group: the sample-weighted mean of its pairs' losses (records of group "" are left out)."""
     sums: dict[str, list[float]] = {}
     for r in records:
-        if r.kind == "eval" and r.group:
+        if r.kind == kind and r.group:
             acc = sums.setdefault(r.group, [0.0, 0.0])
             acc[0] += r.loss * r.samples
             acc[1] += r.samples

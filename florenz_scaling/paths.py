@@ -54,6 +54,11 @@ class SweepDir:
         return self.root / "results.parquet"
 
     @property
+    def conditioning_csv(self) -> Path:
+        """Final held-out loss per pair next to the loss with images and prompts shuffled (``collect``)."""
+        return self.root / "conditioning.csv"
+
+    @property
     def fits(self) -> Path:
         return self.root / "fits"
 

@@ -222,6 +222,34 @@ def _sweep_name(sd: SweepDir) -> str:
     return sd.root.resolve().name
 
 
+def conditioning_table(cond: pd.DataFrame) -> pd.DataFrame:
+    """Per run and group: the final held-out loss, the loss with images and prompts shuffled across samples,
+    and the gap (sample-weighted over the group's pairs)."""
+    c = cond[cond["group"].fillna("").astype(str) != ""]
+    rows = []
+    for (run, group), d in c.groupby(["run_id", "group"], sort=False):
+        w = d["samples"].astype(float)
+        loss = float((d["loss"] * w).sum() / w.sum())
+        shuffled = float((d["shuffled_loss"] * w).sum() / w.sum())
+        rows.append({"run": run, "size": d["size"].iloc[0], "group": group, "steps": int(d["step"].iloc[0]),
+                     "held-out loss": loss, "shuffled": shuffled, "gap": shuffled - loss,
+                     "gap %": 100 * (shuffled - loss) / loss})
+    return pd.DataFrame(rows)
+
+
+def conditioning_section(sd: SweepDir) -> list[str]:
+    """The report's answer to "does the model look at the image and read the prompt?"."""
+    parts = ['<h2 id="conditioning">Does the model use its image and prompt?</h2>']
+    if not sd.conditioning_csv.is_file():
+        return parts + ['<p class="muted">No conditioning.csv yet: it is collected from finished runs.</p>']
+    cond = pd.read_csv(sd.conditioning_csv, keep_default_na=False, na_values={"loss": [""]})
+    parts.append('<p class="caption">At each run\'s last step every held-out target is scored again with the '
+                 "image and prompt of another sample of the same pair. A gap near 0 means the model predicts "
+                 "only the target language, ignoring what it is shown: then captioning losses (SC, UC) say "
+                 "nothing about grounding, whatever their scaling law.</p>")
+    return parts + [html_table(conditioning_table(cond), left=("run", "size", "group"))]
+
+
 def write_report(sweep_dir: str | Path) -> Path:
     """Write DIR/report.html (self-contained) and return its path; works on a sweep still in progress."""
     from florenz_scaling.plot import sweep_figures
@@ -243,7 +271,7 @@ def write_report(sweep_dir: str | Path) -> Path:
              f'<p class="muted">{_e(sd.root.resolve())} · generated {stamp} · {len(states)} runs, '
              f"{n_done} done · {0 if table is None else len(table):,} result rows · {len(fits)} fits</p>",
              '<nav><a href="#plan">Plan</a><a href="#runs">Run states</a><a href="#fits">Fits</a>'
-             '<a href="#figures">Figures</a></nav>',
+             '<a href="#conditioning">Conditioning</a><a href="#figures">Figures</a></nav>',
              '<h2 id="plan">Plan</h2>',
              html_table(plan, left=tuple(c for c in plan.columns if plan[c].dtype == object))
              if plan is not None else '<p class="muted">No plan.csv in this sweep.</p>',
@@ -266,6 +294,7 @@ def write_report(sweep_dir: str | Path) -> Path:
                          "</details>")
     else:
         parts.append('<p class="muted">No fits yet: run <code>florenz-scaling fit DIR</code>.</p>')
+    parts += conditioning_section(sd)
     parts.append('<h2 id="figures">Figures</h2>')
     if table is None or table.empty:
         parts.append('<p class="muted">No results collected yet: run '

@@ -18,12 +18,17 @@ DONE_FILE = "DONE"
 
 @dataclass(frozen=True)
 class LossRecord:
-    """Held-out loss of one (task, language) pair, or a training-loss record (task = lang = group = '')."""
+    """Held-out loss of one (task, language) pair, or a training-loss record (task = lang = group = '').
+
+    ``kind="shuffled"``: the same pair's held-out loss with every sample's image and prompt taken from
+    another sample (written at a run's final step). Its gap to ``eval`` shows whether the model uses its
+    conditioning at all, or only models the target language.
+    """
 
     run_id: str
     step: int
     seen_samples: int
-    kind: Literal["eval", "train"]
+    kind: Literal["eval", "train", "shuffled"]
     task: str
     lang: str
     group: str
@@ -46,7 +51,7 @@ class LossRecord:
         if missing:
             raise ValueError(f"record lacks {', '.join(missing)}")
         rec = cls(**{k: v for k, v in d.items() if k in names})
-        if rec.kind not in ("eval", "train"):
+        if rec.kind not in ("eval", "train", "shuffled"):
             raise ValueError(f"unknown kind {rec.kind!r}")
         if not isinstance(rec.loss, (int, float)) or not isinstance(rec.step, int):
             raise ValueError("loss must be a number and step an integer")

@@ -155,11 +155,17 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
         log.info("checkpoint at step %d", step)
         return step
 
-    def held_out(step: int) -> None:
+    def held_out(step: int, final: bool = False) -> None:
         records = evaluate(engine, heldout, run_id, step, step * run.global_batch,
                            batch_size=run.train.micro_batch, device=env.device)
         record(records, eval_metrics(records), step)
         log.info("step %d held-out: %s", step, _fmt(group_means(records)) or _fmt({"all": records[0].loss}))
+        if final:  # once per run: does the model use its image and prompt at all?
+            shuffled = evaluate(engine, heldout, run_id, step, step * run.global_batch,
+                                batch_size=run.train.micro_batch, device=env.device, shuffled=True)
+            means = group_means(shuffled, kind="shuffled")
+            record(shuffled, {f"shuffled/group/{g}": v for g, v in means.items()}, step)
+            log.info("step %d loss with images and prompts shuffled: %s", step, _fmt(means))
 
     # --- the loop: one optimizer step per iteration; records, eval and checkpoints at step boundaries -------
     step, last_saved, exit_code = start, start, 0
@@ -195,7 +201,7 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
 
     if exit_code == 0:
         if start < run.steps:  # else resumed from the final checkpoint: its records are already written
-            held_out(run.steps)
+            held_out(run.steps, final=True)
             save(run.steps)  # kept for fine-tuning, as the paper fine-tunes from its final checkpoints
         if writer is not None:
             summary = _summary(run, rd, run_id, wall())

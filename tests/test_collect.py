@@ -148,3 +148,28 @@ def test_runs_without_records(sweep) -> None:
     (out / "runs" / plan[0].run_id / "losses.jsonl").unlink()
     table = collect(out)
     assert table.attrs["runs_without_records"] == [plan[0].run_id]
+
+
+def test_shuffled_records_go_to_conditioning_csv_not_the_results(sweep) -> None:
+    from florenz_scaling.collect import CONDITIONING_COLUMNS
+    from florenz_scaling.report import conditioning_table
+
+    out, plan = sweep
+    before = collect(out)
+    run = plan[-1]
+    with open(out / "runs" / run.run_id / "losses.jsonl", "a") as fh:
+        for i, (task, lang, group) in enumerate(PAIRS):
+            fh.write(json.dumps(dict(run_id=run.run_id, step=run.run.steps, seen_samples=run.seen_samples,
+                                     kind="shuffled", task=task, lang=lang, group=group,
+                                     loss=6.0 + i, samples=8, tokens=90)) + "\n")
+    table = collect(out)
+    assert table.equals(before), "the long table holds kind=eval records only"
+    cond = pd.read_csv(out / "conditioning.csv", keep_default_na=False)
+    assert tuple(cond.columns) == CONDITIONING_COLUMNS and len(cond) == len(PAIRS)
+    assert (cond["run_id"] == run.run_id).all() and (cond["step"] == run.run.steps).all()
+    final = table[(table.run_id == run.run_id) & table.final].set_index(["task", "lang"])["loss"]
+    for _, row in cond.iterrows():
+        assert row["loss"] == pytest.approx(final[(row["task"], row["lang"])])
+    gaps = conditioning_table(cond).set_index("group")["gap"]
+    assert set(gaps.index) == {"SC", "UC", "ST"}  # the ungrouped pair is left out of the summary
+    assert gaps["SC"] == pytest.approx(6.0 - final[("caption", "en")])

@@ -41,6 +41,9 @@ def test_demo_sweep_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert {"loss_vs_compute.png", "loss_vs_compute.svg", "training_curves.png"} <= plots
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "UC" in html
+    cond = read_table(out / "conditioning.csv")  # every finished run probed once, at its last step
+    assert cond["run_id"].nunique() == 6 and len(cond) == 6 * 9
+    assert "Does the model use its image and prompt?" in html
 
     # Running again finds every stage current and trains nothing.
     assert main(args) == 0

@@ -81,3 +81,19 @@ def test_evaluate_is_deterministic(heldout, model) -> None:
     a = evaluate(model, heldout, "r", 1, 1, batch_size=3)
     b = evaluate(model, heldout, "r", 1, 1, batch_size=6)  # batching does not change a per-sample mean
     assert [r.loss for r in a] == pytest.approx([r.loss for r in b], abs=1e-5)
+
+
+def test_shuffled_conditioning_measures_whether_the_model_uses_its_inputs(heldout, model) -> None:
+    eval_recs = {(r.task, r.lang, r.group): r for r in evaluate(model, heldout, "r", 5, 40, batch_size=4)}
+    shuffled = evaluate(model, heldout, "r", 5, 40, batch_size=5, shuffled=True)  # batches of 5 and 1
+    assert {r.kind for r in shuffled} == {"shuffled"}
+    assert {(r.task, r.lang, r.group) for r in shuffled} == set(eval_recs)
+    assert all(r.samples == 5 for r in shuffled), "a batch of one has no other sample to borrow from"
+    # Even at init, BART's cross-attention reads the encoder: other images and prompts change the loss.
+    assert all(r.loss != eval_recs[(r.task, r.lang, r.group)].loss for r in shuffled)
+    # A Gemma decoder with every gate at 0 cannot see the encoder: shuffling changes nothing.
+    blind = build_model("TG-1.2M", seed=0)
+    same = evaluate(blind, heldout, "r", 5, 40, batch_size=6)
+    swapped = evaluate(blind, heldout, "r", 5, 40, batch_size=6, shuffled=True)
+    assert [r.loss for r in swapped] == pytest.approx([r.loss for r in same], abs=1e-6)
+    assert group_means(swapped, kind="shuffled").keys() == group_means(same).keys()
