@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from florenz_scaling.paths import SweepDir
-from florenz_scaling.results import write_atomic
+from florenz_scaling.results import read_table, write_atomic
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -242,7 +242,7 @@ def conditioning_section(sd: SweepDir) -> list[str]:
     parts = ['<h2 id="conditioning">Does the model use its image and prompt?</h2>']
     if not sd.conditioning_csv.is_file():
         return parts + ['<p class="muted">No conditioning.csv yet: it is collected from finished runs.</p>']
-    cond = pd.read_csv(sd.conditioning_csv, keep_default_na=False, na_values={"loss": [""]})
+    cond = read_table(sd.conditioning_csv)
     parts.append('<p class="caption">At each run\'s last step every held-out target is scored again with the '
                  "image and prompt of another sample of the same pair. A gap near 0 means the model predicts "
                  "only the target language, ignoring what it is shown: then captioning losses (SC, UC) say "

@@ -59,7 +59,10 @@ def _bounds(m: int, min_loss: float) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _check_inputs(arrays: Sequence[np.ndarray], L: np.ndarray) -> None:
+def _check_inputs(arrays: Sequence[np.ndarray], L: np.ndarray, n_coef: int) -> None:
+    if len(L) < n_coef:
+        # The optimiser would "converge" onto its bounds and look like a result; refuse, as OLS does.
+        raise ValueError(f"{len(L)} points cannot determine {n_coef} coefficients")
     for a in (*arrays, L):
         if a.shape != L.shape or a.ndim != 1:
             raise ValueError("inputs must be 1-D arrays of equal length")
@@ -234,8 +237,8 @@ def fit_chinchilla(
     ``varpro_grid`` / ``varpro_init``: exponent grid size per axis and an extra (α, β) candidate for varpro.
     """
     N, D, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, L))
-    _check_inputs((N, D), L)
     names = ("A", "B", "E", "alpha", "beta")
+    _check_inputs((N, D), L, len(names))
     meta: dict[str, Any] = {"flop_convention": FLOP_NOTE}
     if method == "auto":
         method = "varpro" if len(L) < FEW_POINTS else "lbfgs"
@@ -265,8 +268,8 @@ def fit_saturating_compute(
 ) -> FitResult:
     """Fit L(C) = E + A·C^−α with the same robust recipe (or ``method="varpro"``; see ``fit_chinchilla``)."""
     C, L = (np.asarray(v, dtype=float).ravel() for v in (C, L))
-    _check_inputs((C,), L)
     names = ("A", "E", "alpha")
+    _check_inputs((C,), L, len(names))
     meta: dict[str, Any] = {}
     if method == "auto":
         method = "varpro" if len(L) < 4 * 3 else "lbfgs"

@@ -138,10 +138,6 @@ def fit_points(
 
     kwargs = {"method": method} if law in ("chinchilla", "saturating-compute") else {}
     fn = fitter(law, **kwargs)
-    n_coef = {"chinchilla": 5, "saturating-compute": 3}.get(law)
-    if n_coef is not None and len(points) < n_coef:
-        # A nonlinear fit would "converge" onto its bounds and look like a result; refuse, as OLS does.
-        raise ValueError(f"{len(points)} points cannot determine {n_coef} coefficients")
     res = fn(points)
     n_runs = points["run_id"].nunique() if "run_id" in points.columns else len(points)
     if bootstrap and n_runs >= 3:
