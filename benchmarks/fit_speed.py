@@ -24,6 +24,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "chinchilla_epoch.csv"
 
 
+def naive_multistart(problem, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """The baseline: scipy L-BFGS-B from every start, the best objective kept."""
+    from florenz_scaling.fit import polish, single_threaded_blas
+
+    best = None
+    with single_threaded_blas():
+        for x0 in np.asarray(starts, dtype=float):
+            res = polish(problem, np.clip(x0, lo, hi), lo, hi)
+            if best is None or res.fun < best.fun:
+                best = res
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--resamples", type=int, default=1000)
@@ -32,9 +45,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import scipy.optimize  # noqa: F401 - imported up front so neither timing includes it
 
-    from florenz_scaling.fit import bootstrap, fit_chinchilla, hoffmann_grid, load_points
-    from florenz_scaling.fit._optim import LSEProblem, naive_multistart
-    from florenz_scaling.fit.chinchilla import _bounds
+    from florenz_scaling.fit import (
+        LSEProblem,
+        bootstrap,
+        fit_chinchilla,
+        hoffmann_grid,
+        load_points,
+        lse_bounds,
+    )
 
     pts = load_points(DATA).sort_values("loss", kind="stable").iloc[:-5]
     N, D, L = (pts[c].to_numpy(float) for c in ("N", "D", "loss"))
@@ -48,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print("         params " + ", ".join(f"{k}={v:.6g}" for k, v in fast.params.items()))
 
     problem = LSEProblem(np.c_[np.log(N), np.log(D)], np.log(L))
-    lo, hi = _bounds(2, float(L.min()))
+    lo, hi = lse_bounds(2, float(L.min()))
     starts = hoffmann_grid()
     if args.naive_starts < len(starts):
         starts = starts[np.random.default_rng(0).choice(len(starts), args.naive_starts, replace=False)]

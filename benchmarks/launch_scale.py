@@ -21,11 +21,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# The jobs run the launcher tests' trivial body (tests/florenz_doubles.py), imported by each worker.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(REPO / "tests"), os.environ.get("PYTHONPATH", "")) if p
+)
 
-from florenz_scaling.launch import launch  # noqa: E402
+from florenz_scaling.launch import format_status, launch, sweep_status  # noqa: E402
 from florenz_scaling.plan import make_plan, write_plan  # noqa: E402
 from florenz_scaling.spec import load_sweep  # noqa: E402
-from florenz_scaling.status import format_status, sweep_status  # noqa: E402
 
 
 def timed(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - a benchmark helper
@@ -59,7 +62,7 @@ def main() -> int:
     plan = make_plan(spec)
     assert len(plan) == args.runs
     write_plan(spec, plan, out)
-    entry = "florenz_scaling.launch_jobs:sleep_run"
+    entry = "florenz_doubles:sleep_run"
     res, t_launch = timed(launch, spec, out, plan, executor="slurm", entry=entry)
     arrays = {j.split("_")[0] for _, j in res.submitted}
     print(f"launch: {len(res.submitted)} runs in {len(arrays)} array(s) in {t_launch:.2f} s ({out})")

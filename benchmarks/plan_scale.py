@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from florenz_scaling.plan import _run, make_plan, write_plan
-    from florenz_scaling.sizes import SIZES
     from florenz_scaling.spec import load_sweep
+    from florenz_scaling.spec.sizes import SIZES
 
     sizes = sorted(SIZES)
     n_steps = -(-args.runs // len(sizes))

@@ -22,13 +22,13 @@ from typing import Any
 import torch
 
 from florenz_scaling.data import prepare
-from florenz_scaling.distributed import DistEnv, init_distributed
-from florenz_scaling.evaluate import model_inputs
-from florenz_scaling.model import build_model, dummy_batch, token_loss
-from florenz_scaling.sizes import get_size
+from florenz_scaling.model.florenz import build_model, dummy_batch, token_loss
 from florenz_scaling.spec import DataSpec, RunSpec, TrainSpec
-from florenz_scaling.train import build_engine, train_step
-from florenz_scaling.train_utils import make_optimizer, make_scheduler
+from florenz_scaling.spec.sizes import get_size
+from florenz_scaling.train.engine import make_optimizer, make_scheduler
+from florenz_scaling.train.evaluate import model_inputs
+from florenz_scaling.train.process import DistEnv, init_distributed
+from florenz_scaling.train.run import build_engine, train_step
 
 # Dense bf16 peak of the GPUs this project runs on, for MFU; others need --peak-tflops.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}

@@ -11,8 +11,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from florenz_scaling.sizes import SizeConfig, get_size
 from florenz_scaling.spec import RunSpec, SweepSpec
+from florenz_scaling.spec.sizes import SizeConfig, compute_gmacs, get_size
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,6 @@ class PlannedRun:
     @property
     def compute_gmacs(self) -> float:
         return compute_gmacs(self.seen_samples, self.fwd_gmacs, self.params, self.trainable_params)
-
-
-def compute_gmacs(seen_samples: float, fwd_gmacs: float, params: int, trainable_params: int) -> float:
-    """The paper's training compute C = S · F · (1 + P_t / P), in GMACs."""
-    return seen_samples * fwd_gmacs * (1 + trainable_params / params)
 
 
 def est_gpu_hours(compute: float, fwd_gmacs: float, params: int, trainable: int, spec: SweepSpec) -> float:
@@ -183,8 +178,7 @@ def _si(x: object) -> str:
 
 def write_plan(spec: SweepSpec, plan: list[PlannedRun], out: Path) -> None:
     """Write ``plan.csv`` and the resolved ``sweep.yaml`` into a sweep directory."""
-    from florenz_scaling.paths import SweepDir
-    from florenz_scaling.results import write_atomic
+    from florenz_scaling.files import SweepDir, write_atomic
     from florenz_scaling.spec import dump_yaml
 
     sd = SweepDir(out)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from florenz_scaling.paths import SweepDir
-from florenz_scaling.results import read_table, write_atomic
+from florenz_scaling.files import SweepDir, write_atomic
+from florenz_scaling.results import read_table
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -166,9 +166,9 @@ FIT_COLUMNS = ["law", "set", "parameter", "value", "95% interval", "interval", "
 
 def fits_table(fits: list[Any], paper: dict | None) -> pd.DataFrame:
     """One row per fitted coefficient: value and 95% interval, and the paper's value and interval."""
-    from florenz_scaling.plot_data import paper_coefficients
-    from florenz_scaling.plot_diagnostics import LAW_ORDER
-    from florenz_scaling.plot_style import group_order
+    from florenz_scaling.plot.data import paper_coefficients
+    from florenz_scaling.plot.diagnostics import LAW_ORDER
+    from florenz_scaling.plot.style import group_order
 
     rank = {g: i for i, g in enumerate(group_order(f.group for f in fits))}
     fits = sorted(fits, key=lambda f: (LAW_ORDER.index(f.law) if f.law in LAW_ORDER else 9,
@@ -252,8 +252,8 @@ def conditioning_section(sd: SweepDir) -> list[str]:
 
 def write_report(sweep_dir: str | Path) -> Path:
     """Write DIR/report.html (self-contained) and return its path; works on a sweep still in progress."""
-    from florenz_scaling.plot import sweep_figures
-    from florenz_scaling.plot_data import load_fits, load_paper, load_table
+    from florenz_scaling.plot.data import load_fits, load_paper, load_table
+    from florenz_scaling.plot.sweep import sweep_figures
 
     sd = SweepDir(sweep_dir)
     name = _sweep_name(sd)

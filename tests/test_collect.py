@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from florenz_scaling.cli import main as cli_main
-from florenz_scaling.collect import CollectWarning, DuplicateRecordsError, collect
-from florenz_scaling.plan import compute_gmacs, make_plan, write_plan
-from florenz_scaling.results import TABLE_COLUMNS
+from florenz_scaling.plan import make_plan, write_plan
+from florenz_scaling.results import TABLE_COLUMNS, CollectWarning, DuplicateRecordsError, collect
 from florenz_scaling.spec import load_sweep
+from florenz_scaling.spec.sizes import compute_gmacs
 
 PAIRS = (("caption", "en", "SC"), ("caption", "es", "UC"), ("translate", "zh", "ST"), ("translate", "fr", ""))
 
@@ -151,8 +151,8 @@ def test_runs_without_records(sweep) -> None:
 
 
 def test_shuffled_records_go_to_conditioning_csv_not_the_results(sweep) -> None:
-    from florenz_scaling.collect import CONDITIONING_COLUMNS
     from florenz_scaling.report import conditioning_table
+    from florenz_scaling.results import CONDITIONING_COLUMNS
 
     out, plan = sweep
     before = collect(out)

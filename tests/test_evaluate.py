@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from florenz_scaling.data import prepare
-from florenz_scaling.evaluate import eval_pairs, evaluate, evaluate_groups, group_means
-from florenz_scaling.model import build_model
+from florenz_scaling.model.florenz import build_model
 from florenz_scaling.results import LossRecord
 from florenz_scaling.spec import DataSpec
+from florenz_scaling.train.evaluate import eval_pairs, evaluate, evaluate_groups, group_means
 
 GROUPS = {
     "SC": (("caption", "en"), ("caption", "de")),

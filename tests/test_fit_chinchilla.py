@@ -9,6 +9,7 @@ import pytest
 
 from florenz_scaling.fit import (
     FitResult,
+    LSEProblem,
     bootstrap,
     compute_optimal,
     fit_chinchilla,
@@ -16,7 +17,6 @@ from florenz_scaling.fit import (
     fitter,
     load_points,
 )
-from florenz_scaling.fit._optim import LSEProblem
 from florenz_scaling.fit.bootstrap import resample_fitter
 
 DATA = Path(__file__).parent / "data" / "chinchilla_epoch.csv"

@@ -1,4 +1,4 @@
-"""Launcher logic on the ``local`` executor with the trivial job (``launch_jobs.sleep_run``): idempotent
+"""Launcher logic on the ``local`` executor with the trivial job (``florenz_doubles.sleep_run``): idempotent
 relaunch, failures with their log path, --only retries, pre-submission validation, ledger, status, dry run."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from florenz_scaling.cli import main as cli_main
-from florenz_scaling.launch import LaunchError, first_shard, launch, select_runs
-from florenz_scaling.ledger import Ledger, histories
-from florenz_scaling.paths import SweepDir
+from florenz_scaling.files import SweepDir
+from florenz_scaling.launch.ledger import Ledger, histories
+from florenz_scaling.launch.status import format_status, progress, sweep_status
+from florenz_scaling.launch.submit import LaunchError, first_shard, launch, select_runs
 from florenz_scaling.plan import make_plan, write_plan
 from florenz_scaling.spec import SpecError, load_sweep
-from florenz_scaling.status import format_status, progress, sweep_status
 
-TRIVIAL = "florenz_scaling.launch_jobs:sleep_run"
+TRIVIAL = "florenz_doubles:sleep_run"
 SMALL = ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]", "launch.array_parallelism=2"]
 
 
@@ -109,7 +109,7 @@ def test_killed_local_run_is_resubmitted_alone(repo: Path, tmp_path: Path, monke
     assert sum(r.state == "running" for r in rows.values()) == 3
     again = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
     assert [rid for rid, _ in again.submitted] == [victim_run]
-    from florenz_scaling.launch import cancel
+    from florenz_scaling.launch.submit import cancel
 
     cancelled = cancel(tmp_path)
     assert len(cancelled) == 4

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import florenz_scaling.fit
-import florenz_scaling.plot
+import florenz_scaling.plot.sweep
 import florenz_scaling.report
-from florenz_scaling.pipeline import PipelineError, run_pipeline
+from florenz_scaling.cli.pipeline import PipelineError, run_pipeline
 
-TRIVIAL = "florenz_scaling.launch_jobs:sleep_run"
+TRIVIAL = "florenz_doubles:sleep_run"
 OVER = ["grid.steps=[4,8]", "sizes=[T-0.2M]", "launch.array_parallelism=2"]
 
 
@@ -44,7 +44,7 @@ def stages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return Path(d) / "report.html"
 
     monkeypatch.setattr(florenz_scaling.fit, "fit_sweep", fit_sweep)
-    monkeypatch.setattr(florenz_scaling.plot, "plot_sweep", plot_sweep)
+    monkeypatch.setattr(florenz_scaling.plot.sweep, "plot_sweep", plot_sweep)
     monkeypatch.setattr(florenz_scaling.report, "write_report", write_report)
     return calls
 

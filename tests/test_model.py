@@ -8,16 +8,16 @@ import pytest
 import torch
 from transformers import BartConfig, Florence2Config, Florence2ForConditionalGeneration, Gemma2ForCausalLM
 
-from florenz_scaling.model import (
+from florenz_scaling.model.florenz import (
     build_model,
     dummy_batch,
     gemma_hf_config,
-    load_pretrained,
     per_sample_loss,
     token_loss,
     vision_hf_config,
 )
-from florenz_scaling.sizes import SIZES, TINY_SIZES
+from florenz_scaling.model.pretrained import load_pretrained
+from florenz_scaling.spec.sizes import SIZES, TINY_SIZES
 
 
 def batch_for(size, b: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from florenz_scaling.cli import main
-from florenz_scaling.plan import compute_gmacs, make_plan
+from florenz_scaling.plan import make_plan
 from florenz_scaling.spec import load_sweep
+from florenz_scaling.spec.sizes import compute_gmacs
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 

@@ -15,7 +15,8 @@ from test_plot_fixtures import PAIRS, PARTIAL_RUN, SIZES, STEPS, make_table, sha
 
 from florenz_scaling.cli import main
 from florenz_scaling.fit import compute_optimal
-from florenz_scaling.plot import (
+from florenz_scaling.plot.data import load_train_losses, paper_coefficients
+from florenz_scaling.plot.sweep import (
     compute_optimal_frontier,
     fit_residuals,
     load_fits,
@@ -27,7 +28,6 @@ from florenz_scaling.plot import (
     plot_sweep,
     training_curves,
 )
-from florenz_scaling.plot_data import load_train_losses, paper_coefficients
 from florenz_scaling.results import group_losses
 
 # The paper's Tables 2-3 in the layout plot_data.paper_coefficients reads.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from florenz_scaling.sizes import PAPER_SIZES, SIZES, TINY_SIZES, count_params
+from florenz_scaling.spec.sizes import PAPER_SIZES, SIZES, TINY_SIZES, count_params, flops_table
 
 torch = pytest.importorskip("torch")
-from florenz_scaling.model import build_model, count_module_params  # noqa: E402
+from florenz_scaling.model.florenz import build_model, count_module_params  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(SIZES))
@@ -45,12 +45,23 @@ def test_tiny_ladder_spans_the_cpu_range_and_names_are_honest() -> None:
     assert any(s.family == "gemma" for s in TINY_SIZES)
 
 
-def test_cached_forward_macs_match_a_fresh_measurement() -> None:
-    from florenz_scaling.flops import measure_fwd_gmacs
-    from florenz_scaling.sizes import _flops_table
+def test_the_forward_macs_cache_covers_every_registered_size() -> None:
+    missing = set(SIZES) - set(flops_table())
+    assert not missing, f"run `python -m florenz_scaling.model.flops` after a registry change: {missing}"
 
-    table = _flops_table()
-    assert set(table) == set(SIZES), "run `python -m florenz_scaling.flops` after changing the registry"
+
+def test_a_size_missing_from_the_cache_is_an_error_naming_the_refresh_command(monkeypatch) -> None:
+    import florenz_scaling.spec.sizes as sizes
+
+    monkeypatch.setattr(sizes, "flops_table", lambda: {})
+    with pytest.raises(KeyError, match=r"python -m florenz_scaling\.model\.flops"):
+        _ = SIZES["T-0.2M"].fwd_gmacs
+
+
+def test_cached_forward_macs_match_a_fresh_measurement() -> None:
+    from florenz_scaling.model.flops import measure_fwd_gmacs
+
+    table = flops_table()
     for name in ["T-0.2M", "TG-1.2M", "F-0.4B"]:
         assert measure_fwd_gmacs(SIZES[name]) == pytest.approx(table[name], rel=1e-6)
 

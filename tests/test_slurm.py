@@ -17,17 +17,17 @@ import pytest
 import yaml
 
 from florenz_scaling.cli import main as cli_main
-from florenz_scaling.collect import collect
-from florenz_scaling.launch import launch, prepare_runs
-from florenz_scaling.ledger import Ledger
-from florenz_scaling.paths import SweepDir
+from florenz_scaling.files import SweepDir
+from florenz_scaling.launch.ledger import Ledger
+from florenz_scaling.launch.status import format_status, sweep_status
+from florenz_scaling.launch.submit import launch, prepare_runs
 from florenz_scaling.plan import make_plan, write_plan
+from florenz_scaling.results import collect
 from florenz_scaling.spec import load_sweep
-from florenz_scaling.status import format_status, sweep_status
 
 pytestmark = pytest.mark.slurm
 
-TRIVIAL = "florenz_scaling.launch_jobs:sleep_run"
+TRIVIAL = "florenz_doubles:sleep_run"
 # The demo sweep, shrunk: 3 sizes × 2 step counts, tiny held-out sets, every job at once.
 QUICK = [
     "grid.steps=[4,8]",

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from florenz_scaling import spec
-from florenz_scaling.checkpoint import COMPLETE, complete_steps
-from florenz_scaling.distributed import free_port
-from florenz_scaling.paths import RunDir
+from florenz_scaling.files import RunDir
 from florenz_scaling.results import LossRecord, read_records
+from florenz_scaling.train.checkpoint import COMPLETE, complete_steps
+from florenz_scaling.train.process import free_port
 
 CLI = str(Path(sys.executable).with_name("florenz-scaling"))
 # Held-out groups (SC, UC, ST: 6 pairs) plus training pairs in no group (translate de, fr, ru).
@@ -219,7 +219,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path: Path, reference: RunDir) -
 
 def test_done_makes_main_a_no_op(tmp_path: Path) -> None:
     from florenz_scaling.results import write_atomic
-    from florenz_scaling.train import main
+    from florenz_scaling.train.run import main
 
     rd = make_run(tmp_path)
     write_atomic(rd.done, "{}")
@@ -240,7 +240,7 @@ def dist_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_wandb_failure_never_fails_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import wandb
 
-    from florenz_scaling.train import main
+    from florenz_scaling.train.run import main
 
     def broken_init(*args, **kwargs):
         raise RuntimeError("wandb is down")
@@ -255,7 +255,7 @@ def test_wandb_failure_never_fails_training(tmp_path: Path, monkeypatch: pytest.
 
 def test_tracker_swallows_every_wandb_error(caplog: pytest.LogCaptureFixture) -> None:
     """Logging calls that raise (a wandb run gone bad mid-training) are warned about once, never raised."""
-    from florenz_scaling.train_utils import Tracker
+    from florenz_scaling.train.engine import Tracker
 
     class BadRun:
         summary: dict = {}
@@ -278,7 +278,7 @@ def test_run_starts_from_a_local_florence2_checkpoint(tmp_path: Path) -> None:
     import torch
     from test_model import tiny_florence2
 
-    from florenz_scaling.sizes import SIZES
+    from florenz_scaling.spec.sizes import SIZES
 
     torch.manual_seed(7)
     src = tiny_florence2(SIZES["T-0.2M"])

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from florenz_scaling.launch import cancel
+    from florenz_scaling.launch.submit import cancel
 
     done = cancel(args.out, tuple(args.only))
     for run_id, job_id in done:

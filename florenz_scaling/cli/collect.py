@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from florenz_scaling.collect import CollectWarning, DuplicateRecordsError, collect
+    from florenz_scaling.results import CollectWarning, DuplicateRecordsError, collect
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollectWarning)  # printed below, once each

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 # Kept here (not imported from florenz_scaling.fit) so building the parser imports no numpy/scipy/pandas.
-LAWS = ("compute", "size-data", "chinchilla", "saturating-compute")
+from florenz_scaling.spec import LAWS
 
 
 def add_parser(subparsers: Any) -> None:

@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from florenz_scaling.cli.plan import add_spec_args
+from florenz_scaling.spec import EXECUTORS
 
 
 def add_executor_arg(p: argparse.ArgumentParser) -> None:
     """``--executor``, shared by ``launch`` and ``run``."""
     p.add_argument(
         "--executor",
-        choices=("auto", "local", "slurm", "debug"),
+        choices=("auto", *EXECUTORS),
         help="where jobs run (default: launch.executor; auto: slurm if sinfo answers, else local)",
     )
 
@@ -34,14 +35,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from florenz_scaling.launch import LaunchError, launch
+    from florenz_scaling.launch.submit import LaunchError, launch
     from florenz_scaling.plan import make_plan, write_plan
     from florenz_scaling.spec import load_sweep
 
     spec = load_sweep(args.sweep, args.override)
     plan = make_plan(spec)
     if args.dry_run:
-        from florenz_scaling.dryrun import format_dry_run
+        from florenz_scaling.launch.dryrun import format_dry_run
 
         print(format_dry_run(spec, plan, args.executor))
         return 0

@@ -21,14 +21,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the figures and print their paths; 1 when the sweep has no collected results."""
-    from florenz_scaling.paths import SweepDir
+    from florenz_scaling.files import SweepDir
 
     sd = SweepDir(args.sweep_dir)
     if not sd.results_csv.is_file():
         print(f"error: {sd.results_csv} not found: run `florenz-scaling collect {sd.root}` first",
               file=sys.stderr)
         return 1
-    from florenz_scaling.plot import plot_sweep
+    from florenz_scaling.plot.sweep import plot_sweep
 
     written = plot_sweep(sd.root, tuple(args.formats or ("png", "svg")))
     for path in written:

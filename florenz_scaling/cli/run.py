@@ -21,8 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from florenz_scaling.launch import LaunchError
-    from florenz_scaling.pipeline import PipelineError, run_pipeline
+    from florenz_scaling.cli.pipeline import PipelineError, run_pipeline
+    from florenz_scaling.launch.submit import LaunchError
 
     try:
         report = run_pipeline(args.sweep, args.out, args.override, executor=args.executor, poll_s=args.poll)

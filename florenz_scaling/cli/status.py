@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from florenz_scaling.status import format_status, sweep_status
+    from florenz_scaling.launch.status import format_status, sweep_status
 
     if not args.out.is_dir():
         print(f"error: {args.out} is not a sweep directory")

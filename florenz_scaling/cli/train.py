@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train the run; returns the trainer's exit code."""
-    from florenz_scaling.train import main  # torch and DeepSpeed load only for this command
+    from florenz_scaling.train.run import main  # torch and DeepSpeed load only for this command
 
     if not (args.run_dir / "run.yaml").is_file():
         print(f"error: {args.run_dir} has no run.yaml (expected a sweep's runs/<run_id>/ directory)")

@@ -19,8 +19,9 @@ from typing import Any
 from florenz_scaling.data.collate import Sample, collate
 from florenz_scaling.data.heldout import HeldOut, synthetic_heldout
 from florenz_scaling.data.stream import SyntheticStream
-from florenz_scaling.data.tokenizer import Tokenizer, atomic_write, train_tokenizer
+from florenz_scaling.data.tokenizer import Tokenizer, train_tokenizer
 from florenz_scaling.data.webdataset import WebDatasetStream, webdataset_heldout
+from florenz_scaling.files import write_atomic
 from florenz_scaling.spec import DataSpec, to_plain
 
 # Bump when generation changes in a way that alters the prepared files or the samples, so caches are rebuilt.
@@ -92,7 +93,7 @@ def _build(spec: DataSpec, directory: Path) -> None:
                       "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "unk_id": tokenizer.unk_id,
                       "sha1": hashlib.sha1((directory / "tokenizer.json").read_bytes()).hexdigest()},
     }
-    atomic_write(directory / "data.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_atomic(directory / "data.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def prepare(spec: DataSpec, root: str | Path) -> PreparedData:

@@ -14,8 +14,6 @@ Two sources, one wrapper (``Tokenizer``):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from florenz_scaling.data.language import (
     translation_prompt,
 )
 from florenz_scaling.data.world import draw_scene
+from florenz_scaling.files import write_atomic
 
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 # Names a special token goes by in common Hugging Face tokenizers, tried when no config names it.
@@ -84,8 +83,8 @@ class Tokenizer:
                  if v is not None}
         # tokenizer_class lets transformers' AutoTokenizer read the directory too.
         config = {f"{k}_token": v for k, v in names.items()} | {"tokenizer_class": "PreTrainedTokenizerFast"}
-        atomic_write(directory / "tokenizer.json", self.to_json())
-        atomic_write(directory / "tokenizer_config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_atomic(directory / "tokenizer.json", self.to_json())
+        write_atomic(directory / "tokenizer_config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, directory: str | Path) -> Tokenizer:
@@ -125,18 +124,6 @@ def _configured_specials(directory: Path) -> dict[str, str]:
             if isinstance(value, str):
                 out[role] = value
     return out
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and ``os.replace``, so readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def corpus(languages: Sequence[str], seed: int, scenes: int = 1000) -> Iterator[str]:

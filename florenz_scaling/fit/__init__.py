@@ -3,12 +3,15 @@
 numpy, scipy and pandas only. Every fit returns a ``FitResult`` that round-trips through JSON.
 """
 
+from florenz_scaling.fit._blas import single_threaded_blas
+from florenz_scaling.fit._optim import LSEProblem, polish
 from florenz_scaling.fit.bootstrap import bootstrap, fitter
 from florenz_scaling.fit.chinchilla import (
     compute_optimal,
     fit_chinchilla,
     fit_saturating_compute,
     hoffmann_grid,
+    lse_bounds,
     small_grid,
 )
 from florenz_scaling.fit.io import fit_points, fit_sweep, load_points, select, sweep_points
@@ -18,6 +21,10 @@ from florenz_scaling.fit.validate import rollout
 
 __all__ = [
     "LAWS",
+    "LSEProblem",
+    "lse_bounds",
+    "polish",
+    "single_threaded_blas",
     "LAW_INPUTS",
     "LAW_PARAMS",
     "FitResult",

@@ -266,14 +266,3 @@ def _multistart(problem, starts, lo, hi, *, n_polish, screen_iter, keep) -> dict
             optima.append({"theta": r.x.tolist(), "objective": float(r.fun)})
     return {"res": best, "n_starts": len(starts), "n_screened_long": n_keep, "n_polished": len(picked),
             "nit": int(best.nit), "local_optima": optima}
-
-
-def naive_multistart(problem: LSEProblem, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-    """Reference: scipy L-BFGS-B from every start, best objective kept (slow; for benchmarks and tests)."""
-    best = None
-    with single_threaded_blas():
-        for x0 in np.asarray(starts, dtype=float):
-            res = polish(problem, np.clip(x0, lo, hi), lo, hi)
-            if best is None or res.fun < best.fun:
-                best = res
-    return best

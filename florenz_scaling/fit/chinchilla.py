@@ -52,7 +52,7 @@ def small_grid(m: int = 2) -> np.ndarray:
     return np.array(list(itertools.product(*([coef] * m), e, *([ex] * m))), dtype=float)
 
 
-def _bounds(m: int, min_loss: float) -> tuple[np.ndarray, np.ndarray]:
+def lse_bounds(m: int, min_loss: float) -> tuple[np.ndarray, np.ndarray]:
     lo = np.array([COEF_BOUNDS[0]] * m + [E_LOWER] + [EXP_BOUNDS[0]] * m)
     # E <= min observed loss: the irreducible loss cannot exceed any measured loss.
     hi = np.array([COEF_BOUNDS[1]] * m + [np.log(min_loss)] + [EXP_BOUNDS[1]] * m)
@@ -89,7 +89,7 @@ def _lse_fit(
     m = len(inputs)
     X = np.column_stack([np.log(a) for a in inputs])
     problem = LSEProblem(X, np.log(L), delta=delta, reduction=reduction)
-    lo, hi = _bounds(m, float(L.min()))
+    lo, hi = lse_bounds(m, float(L.min()))
     starts = hoffmann_grid(m) if init_grid is None else np.atleast_2d(np.asarray(init_grid, dtype=float))
     out = multistart(problem, starts, lo, hi, n_polish=n_polish, screen_iter=screen_iter)
     res = out["res"]

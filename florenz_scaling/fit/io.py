@@ -173,7 +173,8 @@ def fit_sweep(
     A law that cannot be fitted on some subset (e.g. one Pareto point) is reported on stderr and skipped.
     """
 
-    from florenz_scaling.results import read_table, write_atomic
+    from florenz_scaling.files import write_atomic
+    from florenz_scaling.results import read_table
 
     root = Path(sweep_dir)
     table = read_table(root / RESULTS_FILE)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from florenz_scaling.spec import LAWS
+
 # Which keyword inputs each law's predict() takes, and its parameter names (the JSON keys).
 LAW_INPUTS: dict[str, tuple[str, ...]] = {
     "compute": ("C",),
@@ -23,7 +25,7 @@ LAW_PARAMS: dict[str, tuple[str, ...]] = {
     "chinchilla": ("E", "A", "B", "alpha", "beta"),
     "saturating-compute": ("E", "A", "alpha"),
 }
-LAWS = tuple(LAW_PARAMS)
+assert set(LAW_PARAMS) == set(LAW_INPUTS) == set(LAWS), "every law in spec.LAWS needs its inputs and params"
 
 
 def jsonable(x: Any) -> Any:

@@ -1,7 +1,8 @@
 """Forward MACs of one dummy sample, measured with torch's FLOP counter on meta tensors (no memory, no time).
 
 The paper measured F with fvcore; torch's counter counts the same matmuls and convolutions (plus attention
-products) and reports FLOPs = 2 × MACs. ``python -m florenz_scaling.flops`` refreshes ``fwd_gmacs.json``.
+products) and reports FLOPs = 2 × MACs. ``python -m florenz_scaling.model.flops`` refreshes
+``spec/fwd_gmacs.json``, the only place planning reads F from.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from unittest import mock
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from florenz_scaling.sizes import FLOPS_FILE, SIZES, SizeConfig
+from florenz_scaling.spec.sizes import FLOPS_FILE, SIZES, SizeConfig
 
 
 def measure_fwd_gmacs(size: SizeConfig) -> float:
     """GMACs of one forward pass of ``size`` on its dummy sample (image, prompt and decoder tokens)."""
-    from florenz_scaling.model import build_model, dummy_batch
+    from florenz_scaling.model.florenz import build_model, dummy_batch
 
     model = build_model(size, device="meta")
     batch = dummy_batch(size, 1, device="meta")

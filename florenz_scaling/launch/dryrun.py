@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from florenz_scaling.launch import executor_parameters, group_by_resources, resolve_executor
-from florenz_scaling.launch_jobs import DEFAULT_ENTRY
+from florenz_scaling.launch.jobs import DEFAULT_ENTRY
+from florenz_scaling.launch.submit import executor_parameters, group_by_resources, resolve_executor
 from florenz_scaling.plan import PlannedRun
 from florenz_scaling.spec import SweepSpec
 
@@ -76,8 +76,8 @@ def format_dry_run(spec: SweepSpec, plan: list[PlannedRun], executor: str | None
 
 
 def _meta_models(sizes: list[str]) -> list[str]:
-    from florenz_scaling.model import build_model, count_module_params  # torch only here
-    from florenz_scaling.sizes import get_size
+    from florenz_scaling.model.florenz import build_model, count_module_params  # torch only here
+    from florenz_scaling.spec.sizes import get_size
 
     lines = []
     for name in sizes:

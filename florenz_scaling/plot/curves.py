@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from florenz_scaling.plot_data import coerce_table, pair_order, size_order
-from florenz_scaling.plot_style import (
+from florenz_scaling.plot.data import coerce_table, pair_order, size_order
+from florenz_scaling.plot.style import (
     LOSS_LABEL,
     SAMPLES_LABEL,
     STEP_LABEL,

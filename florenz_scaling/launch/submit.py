@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from florenz_scaling.jobstate import slurm_available
-from florenz_scaling.launch_jobs import DEFAULT_ENTRY
-from florenz_scaling.ledger import Event, Ledger
-from florenz_scaling.paths import SweepDir
+from florenz_scaling.files import SweepDir
+from florenz_scaling.launch.jobs import DEFAULT_ENTRY
+from florenz_scaling.launch.ledger import Event, Ledger
+from florenz_scaling.launch.scheduler import slurm_available
 from florenz_scaling.plan import PlannedRun
-from florenz_scaling.spec import Resources, SpecError, SweepSpec, dump_yaml, load_run
-
-EXECUTORS = ("local", "slurm", "debug")
+from florenz_scaling.spec import EXECUTORS, Resources, SpecError, SweepSpec, dump_yaml, load_run
 
 
 class LaunchError(RuntimeError):
@@ -175,7 +173,7 @@ def select_runs(
     plan: list[PlannedRun], out: str | Path, only: tuple[str, ...] = (), retry_failed: bool = False
 ) -> tuple[list[PlannedRun], dict[str, str]]:
     """The runs to submit now, and the reason each other run is skipped."""
-    from florenz_scaling.status import sweep_status
+    from florenz_scaling.launch.status import sweep_status
 
     known = {r.run_id for r in plan}
     for rid in only:
@@ -238,7 +236,7 @@ def launch(
     ``plan`` is ``make_plan(spec)`` (already written with ``write_plan``); ``executor`` overrides
     ``spec.launch.executor``; ``entry`` is the ``module:function`` each job calls with its run directory.
     """
-    from florenz_scaling.launch_jobs import SlotJob, TrainJob
+    from florenz_scaling.launch.jobs import SlotJob, TrainJob
 
     kind = resolve_executor(executor or spec.launch.executor)
     validate_launch(spec, plan, kind, entry)
@@ -326,7 +324,7 @@ def cancel(out: str | Path, only: tuple[str, ...] = ()) -> list[tuple[str, str]]
     import os
     import signal
 
-    from florenz_scaling.status import sweep_status
+    from florenz_scaling.launch.status import sweep_status
 
     sd = SweepDir(out)
     live = [r for r in sweep_status(out) if r.state in ("queued", "running")]

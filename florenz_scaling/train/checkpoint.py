@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from florenz_scaling.distributed import DistEnv, barrier
-from florenz_scaling.results import write_atomic
+from florenz_scaling.files import write_atomic
+from florenz_scaling.train.process import DistEnv, barrier
 
 COMPLETE = "COMPLETE"
 _TAG = re.compile(r"^step(\d{8})$")

@@ -11,8 +11,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from florenz_scaling.plot_data import final_points, find_fit, paper_coefficients, paper_predict, size_order
-from florenz_scaling.plot_style import (
+from florenz_scaling.plot.data import final_points, find_fit, paper_coefficients, paper_predict, size_order
+from florenz_scaling.plot.style import (
     COMPUTE_LABEL,
     FIT_COLOR,
     FRONTIER_COLOR,

@@ -23,8 +23,8 @@ from typing import TextIO
 
 import yaml
 
-from florenz_scaling.launch_jobs import DEFAULT_ENTRY
-from florenz_scaling.paths import SweepDir
+from florenz_scaling.files import SweepDir
+from florenz_scaling.launch.jobs import DEFAULT_ENTRY
 from florenz_scaling.spec import SweepSpec, load_sweep, to_plain
 
 
@@ -70,7 +70,7 @@ def wait_for_runs(
     """Poll ``status`` until no run is queued or running, with a tqdm bar of done runs; returns the rows."""
     from tqdm import tqdm
 
-    from florenz_scaling.status import sweep_status
+    from florenz_scaling.launch.status import sweep_status
 
     wanted = set(run_ids)
     stream = file or sys.stderr
@@ -109,9 +109,9 @@ def run_pipeline(
     say: TextIO | None = None,
 ) -> Path:
     """Plan, launch, wait, collect, fit, plot and report; returns the path of ``report.html``."""
-    from florenz_scaling.launch import launch
+    from florenz_scaling.launch.status import format_status, sweep_status
+    from florenz_scaling.launch.submit import launch
     from florenz_scaling.plan import make_plan, write_plan
-    from florenz_scaling.status import format_status, sweep_status
 
     def log(msg: str) -> None:
         print(msg, file=say or sys.stdout, flush=True)
@@ -158,7 +158,7 @@ def run_pipeline(
 
 
 def _collect(sd: SweepDir, log: Callable[[str], None]) -> None:
-    from florenz_scaling.collect import collect
+    from florenz_scaling.results import collect
 
     inputs = [sd.plan_csv, *sd.runs.glob("*/losses.jsonl"), *sd.runs.glob("*/DONE")]
     if _current([sd.results_csv, sd.results_parquet], inputs):
@@ -198,7 +198,7 @@ def _plot(sd: SweepDir, log: Callable[[str], None]) -> None:
     if _current(plots, [sd.results_csv, *fits]):
         log(f"plot: current ({len(plots)} files)")
         return
-    plot_sweep = _stage_module("plot", "florenz_scaling.plot", "plot_sweep")
+    plot_sweep = _stage_module("plot", "florenz_scaling.plot.sweep", "plot_sweep")
     written = plot_sweep(sd.root)
     log(f"plot: wrote {len(written)} file(s) to {sd.plots}")
 

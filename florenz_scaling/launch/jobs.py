@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import os
 import signal
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import Any
 import submitit
 from submitit.core.utils import DelayedSubmission
 
-from florenz_scaling.ledger import Ledger
-from florenz_scaling.paths import RunDir
+from florenz_scaling.files import RunDir
+from florenz_scaling.launch.ledger import Ledger
 
 DEFAULT_ENTRY = "florenz_scaling.train:main"
 
@@ -176,7 +175,7 @@ def _run_child(entry: str, run_dir: str, executor: str) -> str:
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-u", "-m", "florenz_scaling.launch_jobs", entry, run_dir, executor]
+    cmd = [sys.executable, "-u", "-m", "florenz_scaling.launch.jobs", entry, run_dir, executor]
     child = subprocess.Popen(cmd)
     preempted: list[Any] = []
 
@@ -199,31 +198,6 @@ def _run_child(entry: str, run_dir: str, executor: str) -> str:
     if preempted and callable(original):
         original(*preempted[0])  # submitit: checkpoint() + requeue + exit
     return "interrupted" if code in (0, 75) else "failed"
-
-
-def sleep_run(run_dir: Path) -> int:
-    """A trivial run body for launcher tests and benchmarks: sleep ``$FLORENZ_SLEEP_S`` seconds, then write
-    ``DONE``. A file ``fail`` in the run directory makes it raise its text instead (a failing run). Like the
-    trainer, SIGTERM/SIGUSR1 make it stop early without ``DONE`` (returning 75, "requeue me")."""
-    rd = RunDir(run_dir)
-    fail = rd.root / "fail"
-    if fail.exists():
-        raise RuntimeError(fail.read_text().strip() or "asked to fail")
-    stop: list[int] = []
-    previous = {
-        sig: signal.signal(sig, lambda s, _f: stop.append(s)) for sig in (signal.SIGTERM, signal.SIGUSR1)
-    }
-    try:
-        deadline = time.time() + float(os.environ.get("FLORENZ_SLEEP_S", "0"))
-        while time.time() < deadline and not stop:
-            time.sleep(min(0.1, max(0.0, deadline - time.time())))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if stop:
-        return 75
-    rd.done.write_text("sleep_run\n")
-    return 0
 
 
 if __name__ == "__main__":  # one run of a local slot, in its own process (see SlotJob)

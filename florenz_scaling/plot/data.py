@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from florenz_scaling.paths import SweepDir
+from florenz_scaling.files import SweepDir
 from florenz_scaling.results import group_losses, read_records, read_table
 
 PAPER_FILE = "paper_coefficients.json"

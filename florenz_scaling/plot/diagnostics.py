@@ -11,8 +11,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from florenz_scaling.plot_data import coerce_table, final_points, size_order
-from florenz_scaling.plot_style import (
+from florenz_scaling.fit import LAWS
+from florenz_scaling.plot.data import coerce_table, final_points, size_order
+from florenz_scaling.plot.style import (
     COMPUTE_LABEL,
     FIT_COLOR,
     FRONTIER_COLOR,
@@ -27,7 +28,7 @@ from florenz_scaling.plot_style import (
     size_palette,
 )
 
-LAW_ORDER = ("compute", "size-data", "chinchilla", "saturating-compute")
+LAW_ORDER = LAWS  # report order
 # The points-table column (fit.sweep_points: N = params, D = seen samples, C = GMACs) behind each input.
 INPUT_COLUMNS = {"C": "C", "P": "N", "S": "D", "N": "N", "D": "D"}
 

@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from florenz_scaling.jobstate import LIVE, job_states
-from florenz_scaling.ledger import Event, Ledger, RunHistory, histories
-from florenz_scaling.paths import RunDir, SweepDir
+from florenz_scaling.files import RunDir, SweepDir
+from florenz_scaling.launch.ledger import Event, Ledger, RunHistory, histories
+from florenz_scaling.launch.scheduler import LIVE, job_states
 
 STATES = ("done", "running", "queued", "failed", "partial", "pending")
 _TAIL_BYTES = 64 * 1024

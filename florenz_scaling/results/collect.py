@@ -17,15 +17,15 @@ its records exactly once): ``DuplicateRecordsError`` names them and nothing is w
 from __future__ import annotations
 
 import csv
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from florenz_scaling.paths import SweepDir
-from florenz_scaling.plan import compute_gmacs
-from florenz_scaling.results import TABLE_COLUMNS, read_records
+from florenz_scaling.files import SweepDir, atomic_path
+from florenz_scaling.results.records import read_records
+from florenz_scaling.results.table import TABLE_COLUMNS
+from florenz_scaling.spec.sizes import compute_gmacs
 
 _KEY = ("run_id", "step", "task", "lang", "group")
 
@@ -70,8 +70,8 @@ def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
                     "global_batch": int(r["global_batch"]),
                 }
     else:
-        from florenz_scaling.sizes import get_size
         from florenz_scaling.spec import load_run
+        from florenz_scaling.spec.sizes import get_size
 
         for y in sorted(sd.runs.glob("*/run.yaml")):
             run = load_run(y)
@@ -195,9 +195,9 @@ def collect(sweep_dir: str | Path) -> Any:
 
 
 def _write_atomic_frame(table: Any, path: Path, fmt: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if fmt == "csv":
-        table.to_csv(tmp, index=False)
-    else:
-        table.to_parquet(tmp, index=False)
-    tmp.replace(path)  # readers (fit, plot, a watching notebook) see the old table or the new one
+    # Readers (fit, plot, a watching notebook) see the old table or the new one.
+    with atomic_path(path) as tmp:
+        if fmt == "csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)

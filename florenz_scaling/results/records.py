@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from florenz_scaling.files import write_atomic
+
 LOSSES_FILE = "losses.jsonl"
 DONE_FILE = "DONE"
 
@@ -121,79 +123,5 @@ def truncate_after_step(path: str | Path, step: int) -> int:
         except (ValueError, KeyError, TypeError):
             pass
         dropped += 1
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"".join(line + b"\n" for line in keep))
-    tmp.replace(path)
+    write_atomic(path, b"".join(line + b"\n" for line in keep))
     return dropped
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a small file so readers see either nothing or the whole content."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The collected long table (results.csv): one row per (run, step, task, language) of held-out loss.
-# Written by ``collect``; read by ``fit`` and ``plot``.
-
-TABLE_COLUMNS = (
-    "run_id",
-    "size",
-    "family",
-    "params",
-    "trainable_params",
-    "fwd_gmacs",
-    "total_steps",
-    "global_batch",
-    "step",
-    "seen_samples",
-    "compute_gmacs",
-    "task",
-    "lang",
-    "group",
-    "loss",
-    "samples",
-    "tokens",
-    "final",
-    "partial",
-)
-
-
-_STR_COLUMNS = ("run_id", "size", "family", "task", "lang", "group")
-
-
-def read_table(path: str | Path) -> Any:
-    """Read a collected results.csv: ids and names stay strings (an empty group is "", not NaN)."""
-    import pandas as pd
-
-    return pd.read_csv(path, dtype={c: str for c in _STR_COLUMNS}, keep_default_na=False,
-                       na_values={"loss": ["", "nan", "NaN"]})
-
-
-def group_losses(table: Any) -> Any:
-    """Per (run, step, group): the sample-weighted mean of the pair losses, as the paper averages groups.
-
-    Takes and returns a pandas DataFrame; the result keeps every per-run column of ``TABLE_COLUMNS`` except
-    task/lang, and sums samples and tokens.
-    """
-    import pandas as pd
-
-    run_cols = [c for c in TABLE_COLUMNS if c not in ("task", "lang", "loss", "samples", "tokens", "group")]
-    run_cols = [c for c in run_cols if c in table.columns]
-    t = table.assign(_wl=table["loss"] * table["samples"])
-    g = t.groupby([*run_cols, "group"], as_index=False, dropna=False)[["_wl", "samples", "tokens"]].sum()
-    g["loss"] = g["_wl"] / g["samples"]
-    return pd.DataFrame(g.drop(columns="_wl"))
-
-
-def collect(sweep_dir: str | Path) -> Any:
-    """Collect a sweep into ``DIR/results.csv`` and ``.parquet``; see ``florenz_scaling.collect.collect``."""
-    from florenz_scaling.collect import collect as _collect  # that module imports this one
-
-    return _collect(sweep_dir)

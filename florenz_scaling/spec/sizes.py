@@ -3,7 +3,7 @@
 Each size is a frozen config of its components. Total parameters P and trainable parameters P_t (under the
 paper's freezing policy) are computed analytically here, without torch; ``tests/test_sizes.py`` checks them
 against the real module built on the meta device. Forward MACs per sample F are measured with torch's FLOP
-counter (``florenz_scaling.flops``) and cached in ``fwd_gmacs.json`` so planning never imports torch.
+counter (``florenz_scaling.model.flops``) and cached in ``fwd_gmacs.json`` so planning never imports torch.
 """
 
 from __future__ import annotations
@@ -93,13 +93,8 @@ class SizeConfig:
 
     @property
     def fwd_gmacs(self) -> float:
-        """Forward MACs of one dummy sample, in GMACs (measured; see ``florenz_scaling.flops``)."""
-        table = _flops_table()
-        if self.name in table:
-            return table[self.name]
-        from florenz_scaling.flops import measure_fwd_gmacs  # torch only when the cache misses
-
-        return measure_fwd_gmacs(self)
+        """Forward MACs of one dummy sample, in GMACs (measured; see ``florenz_scaling.model.flops``)."""
+        return fwd_gmacs(self.name)
 
 
 # --- analytic parameter counts --------------------------------------------------------------------------
@@ -302,8 +297,28 @@ def get_size(name: str) -> SizeConfig:
 FLOPS_FILE = Path(__file__).with_name("fwd_gmacs.json")
 
 
+REFRESH_FLOPS = "python -m florenz_scaling.model.flops"
+
+
 @cache
-def _flops_table() -> dict[str, float]:
+def flops_table() -> dict[str, float]:
+    """Measured forward GMACs per size name, as cached in ``fwd_gmacs.json``."""
     if not FLOPS_FILE.exists():
         return {}
     return {k: float(v) for k, v in json.loads(FLOPS_FILE.read_text())["fwd_gmacs"].items()}
+
+
+def fwd_gmacs(name: str) -> float:
+    """F of size ``name`` from the cache; measuring it needs torch, so a miss is an error, never a build."""
+    table = flops_table()
+    if name not in table:
+        raise KeyError(
+            f"no measured forward GMACs for size {name!r} in {FLOPS_FILE.name}; run `{REFRESH_FLOPS}` "
+            "after changing the size registry"
+        )
+    return table[name]
+
+
+def compute_gmacs(seen_samples: float, fwd_gmacs: float, params: int, trainable_params: int) -> float:
+    """The paper's training compute C = S · F · (1 + P_t / P), in GMACs."""
+    return seen_samples * fwd_gmacs * (1 + trainable_params / params)

@@ -22,7 +22,7 @@ from torch import nn
 
 from florenz_scaling.spec import RunSpec, TrainSpec
 
-log = logging.getLogger("florenz_scaling.train")
+log = logging.getLogger("florenz_scaling.train.run")
 
 # A run told to stop (SIGTERM/SIGUSR1: SLURM's preemption and time-limit warnings) checkpoints and exits with
 # this code, so a launcher can tell "requeue me" from success (0) and failure (1); 75 = sysexits' EX_TEMPFAIL.
@@ -223,7 +223,7 @@ class Tracker:
 
 def eval_metrics(records: Iterable[Any]) -> dict[str, float]:
     """wandb keys for eval records: ``eval/<task>-<lang>`` per pair and ``eval/group/<G>`` per group."""
-    from florenz_scaling.evaluate import group_means
+    from florenz_scaling.train.evaluate import group_means
 
     records = list(records)
     out = {f"eval/{r.task}-{r.lang}": r.loss for r in records}

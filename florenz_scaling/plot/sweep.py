@@ -19,17 +19,11 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from florenz_scaling.paths import SweepDir
-from florenz_scaling.plot_curves import loss_vs_samples, training_curves
-from florenz_scaling.plot_data import load_fits, load_paper, load_table, load_train_losses
-from florenz_scaling.plot_diagnostics import compute_optimal_frontier, fit_residuals
-from florenz_scaling.plot_laws import ComputePlot, loss_vs_compute, loss_vs_params
-
-__all__ = [
-    "ComputePlot", "SweepFigure", "compute_optimal_frontier", "fit_residuals", "load_fits", "load_paper",
-    "load_table", "load_train_losses", "loss_vs_compute", "loss_vs_params", "loss_vs_samples", "plot_sweep",
-    "sweep_figures", "training_curves",
-]
+from florenz_scaling.files import SweepDir
+from florenz_scaling.plot.curves import loss_vs_samples, training_curves
+from florenz_scaling.plot.data import load_fits, load_paper, load_table, load_train_losses
+from florenz_scaling.plot.diagnostics import compute_optimal_frontier, fit_residuals
+from florenz_scaling.plot.laws import loss_vs_compute, loss_vs_params
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from typing import Any
 import torch
 
 from florenz_scaling.data import HeldOut
-from florenz_scaling.model import per_sample_loss
-from florenz_scaling.results import LossRecord
+from florenz_scaling.model.florenz import per_sample_loss
+from florenz_scaling.results.records import LossRecord
 from florenz_scaling.spec import Pair
 
-log = logging.getLogger("florenz_scaling.evaluate")
+log = logging.getLogger("florenz_scaling.train.evaluate")
 
 MODEL_INPUTS = ("pixel_values", "input_ids", "attention_mask", "decoder_input_ids")
 

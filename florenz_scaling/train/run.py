@@ -21,15 +21,13 @@ from typing import Any
 
 import torch
 
-from florenz_scaling import checkpoint
 from florenz_scaling.data import prepare
-from florenz_scaling.distributed import DistEnv, all_reduce_sum, init_distributed
-from florenz_scaling.evaluate import evaluate, group_means, model_inputs
-from florenz_scaling.model import build_model, token_loss
-from florenz_scaling.paths import RunDir
-from florenz_scaling.results import LossRecord, RecordWriter, read_records, truncate_after_step, write_atomic
+from florenz_scaling.files import RunDir, write_atomic
+from florenz_scaling.model.florenz import build_model, token_loss
+from florenz_scaling.results.records import LossRecord, RecordWriter, read_records, truncate_after_step
 from florenz_scaling.spec import RunSpec, load_run
-from florenz_scaling.train_utils import (
+from florenz_scaling.train import checkpoint
+from florenz_scaling.train.engine import (
     EXIT_PREEMPTED,
     StopFlag,
     Tracker,
@@ -41,8 +39,10 @@ from florenz_scaling.train_utils import (
     resolve_precision,
     setup_logging,
 )
+from florenz_scaling.train.evaluate import evaluate, group_means, model_inputs
+from florenz_scaling.train.process import DistEnv, all_reduce_sum, init_distributed
 
-log = logging.getLogger("florenz_scaling.train")
+log = logging.getLogger("florenz_scaling.train.run")
 LOG_EVERY = 10  # optimizer steps between train records (each fsynced line costs a few ms)
 
 
@@ -53,7 +53,7 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
     precision = resolve_precision(run.train, env.device.type == "cuda")
     model = build_model(run.size, device=env.device, seed=run.seed)
     if run.pretrained is not None:
-        from florenz_scaling.model import load_pretrained
+        from florenz_scaling.model.pretrained import load_pretrained
 
         log.info("pretrained %s: %s", run.pretrained, load_pretrained(model, run.pretrained.florence,
                                                                        run.pretrained.gemma))

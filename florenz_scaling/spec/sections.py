@@ -1,0 +1,318 @@
+"""The sections of a sweep spec (grid, budget, train, data, launch, cost, wandb, fit) and the names that
+the whole tool shares: tasks, languages, laws and executors, each defined here once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from florenz_scaling.spec.load import SpecError, check, from_dict
+
+TASKS = ("caption", "translate")
+LANGUAGES = ("en", "de", "fr", "es", "ru", "zh")
+# The laws the tool fits, in report order; fit/ maps each to its parameters and fitter.
+LAWS = ("compute", "size-data", "chinchilla", "saturating-compute")
+# Where runs execute; "auto" in a spec resolves to slurm when sbatch answers, else local.
+EXECUTORS = ("local", "slurm", "debug")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Sizes × training steps (or × seen samples) at one global batch."""
+
+    steps: tuple[int, ...] = ()
+    seen_samples: tuple[int, ...] = ()
+    global_batch: int = 1024
+
+    def validate(self, path: str) -> None:
+        check(
+            bool(self.steps) != bool(self.seen_samples),
+            f"{path}.steps",
+            "give exactly one of `steps` and `seen_samples`",
+            "list training steps (e.g. [500, 2000]) or seen samples, not both and not neither",
+        )
+        check(self.global_batch > 0, f"{path}.global_batch", "must be positive")
+        for i, s in enumerate(self.steps):
+            check(s > 0, f"{path}.steps[{i}]", f"must be a positive number of steps, got {s}")
+        for i, s in enumerate(self.seen_samples):
+            check(
+                s >= self.global_batch,
+                f"{path}.seen_samples[{i}]",
+                f"{s} is smaller than one global batch ({self.global_batch})",
+                "raise it or lower grid.global_batch",
+            )
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """Compute-budget mode: for each budget C (GMACs) and size, the seen samples that spend it."""
+
+    compute_gmacs: tuple[float, ...] = ()
+    global_batch: int = 1024
+    # Keep only the (size, budget) pairs whose decoder tokens per parameter fall inside [low, high].
+    tokens_per_param: tuple[float, float] | None = None
+
+    def validate(self, path: str) -> None:
+        check(
+            bool(self.compute_gmacs), f"{path}.compute_gmacs", "is empty", "list at least one budget in GMACs"
+        )
+        for i, c in enumerate(self.compute_gmacs):
+            check(c > 0, f"{path}.compute_gmacs[{i}]", f"must be positive, got {c}")
+        check(self.global_batch > 0, f"{path}.global_batch", "must be positive")
+        if self.tokens_per_param is not None:
+            lo, hi = self.tokens_per_param
+            check(
+                0 <= lo < hi,
+                f"{path}.tokens_per_param",
+                f"window [{lo}, {hi}] is empty",
+                "give [low, high] with 0 <= low < high",
+            )
+
+
+@dataclass(frozen=True)
+class ExtraRun:
+    size: str
+    steps: int
+    global_batch: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Optimisation hyper-parameters; defaults are the paper's pre-training values (§3)."""
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    micro_batch: int = 32
+    world_size: int = 1
+    zero_stage: int = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
+    activation_checkpointing: bool = False
+
+    def validate(self, path: str) -> None:
+        check(self.lr > 0, f"{path}.lr", f"must be positive, got {self.lr}")
+        for i, b in enumerate(self.betas):
+            check(0 <= b < 1, f"{path}.betas[{i}]", f"must be in [0, 1), got {b}")
+        check(self.weight_decay >= 0, f"{path}.weight_decay", "must be >= 0")
+        check(self.warmup_steps >= 0, f"{path}.warmup_steps", "must be >= 0")
+        check(0 <= self.min_lr_ratio <= 1, f"{path}.min_lr_ratio", "must be in [0, 1]")
+        check(self.grad_clip >= 0, f"{path}.grad_clip", "must be >= 0 (0 disables clipping)")
+        check(self.micro_batch > 0, f"{path}.micro_batch", "must be positive")
+        check(self.world_size > 0, f"{path}.world_size", "must be positive")
+        check(
+            self.zero_stage in (0, 1, 2, 3),
+            f"{path}.zero_stage",
+            f"got {self.zero_stage}",
+            "use a DeepSpeed ZeRO stage: 0, 1, 2 or 3",
+        )
+        check(self.eval_every > 0, f"{path}.eval_every", "must be positive")
+        check(self.checkpoint_every > 0, f"{path}.checkpoint_every", "must be positive")
+        check(self.keep_checkpoints >= 1, f"{path}.keep_checkpoints", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """Local checkpoints (Hugging Face ``save_pretrained`` layout) a size starts from; never downloaded."""
+
+    florence: str | None = None  # Florence-2: vision tower, projector, encoder (+ BART decoder in BART sizes)
+    gemma: str | None = None  # Gemma-2: the decoder of a Gemma size
+
+
+Pair = tuple[str, str]  # (task, language)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The synthetic multilingual world (or local WebDataset shards) and its task-language coverage."""
+
+    kind: Literal["synthetic", "webdataset"] = "synthetic"
+    languages: tuple[str, ...] = LANGUAGES
+    caption_languages: tuple[str, ...] = ("en", "de")
+    translation_languages: tuple[str, ...] = ("de", "fr", "es", "ru", "zh")  # en -> X
+    image_size: int = 64
+    # Long enough for the synthetic world's translation prompts (max 41 tokens) and targets (max 34).
+    prompt_len: int = 48
+    target_len: int = 40
+    vocab_size: int = 1024
+    heldout_per_pair: int = 64
+    # Evaluation groups as in the paper: SC seen captioning, UC unseen captioning, ST seen translation.
+    groups: dict[str, tuple[Pair, ...]] = field(
+        default_factory=lambda: {
+            "SC": (("caption", "en"), ("caption", "de")),
+            "UC": (("caption", "es"), ("caption", "zh")),
+            "ST": (("translate", "es"), ("translate", "zh")),
+        }
+    )
+    decoder_prefix: bool = False  # seed unseen-language captions with "The image shows"-style prefixes
+    path: str | None = None  # WebDataset shard pattern or directory, for kind=webdataset
+    tokenizer: str | None = None  # local tokenizer directory (e.g. Gemma-2's); None = train one on the corpus
+    seed: int = 44595
+
+    def pairs(self) -> tuple[Pair, ...]:
+        """Training pairs: captioning in the caption languages, translation en→X."""
+        return tuple(("caption", lang) for lang in self.caption_languages) + tuple(
+            ("translate", lang) for lang in self.translation_languages
+        )
+
+    def validate(self, path: str) -> None:
+        for i, lang in enumerate(self.languages):
+            check(
+                lang in LANGUAGES,
+                f"{path}.languages[{i}]",
+                f"unknown language {lang!r}",
+                f"choose from {', '.join(LANGUAGES)}",
+            )
+        for name in ("caption_languages", "translation_languages"):
+            for i, lang in enumerate(getattr(self, name)):
+                check(
+                    lang in self.languages,
+                    f"{path}.{name}[{i}]",
+                    f"language {lang!r} is not in data.languages {list(self.languages)}",
+                    f"add it to data.languages or remove it from data.{name}",
+                )
+        check(
+            "en" not in self.translation_languages,
+            f"{path}.translation_languages",
+            "translation is en→X, so 'en' cannot be a target",
+            "remove 'en'",
+        )
+        check(
+            bool(self.pairs()),
+            f"{path}.caption_languages",
+            "no training pairs at all",
+            "give at least one caption or translation language",
+        )
+        for g, pairs in self.groups.items():
+            check(bool(pairs), f"{path}.groups.{g}", "group is empty", "list at least one [task, language]")
+            for i, (task, lang) in enumerate(pairs):
+                check(
+                    task in TASKS,
+                    f"{path}.groups.{g}[{i}]",
+                    f"unknown task {task!r}",
+                    f"choose from {', '.join(TASKS)}",
+                )
+                check(
+                    lang in self.languages,
+                    f"{path}.groups.{g}[{i}]",
+                    f"held-out language {lang!r} is not in data.languages",
+                    f"add it to data.languages or drop [{task}, {lang}] from the group",
+                )
+                check(
+                    not (task == "translate" and lang == "en"),
+                    f"{path}.groups.{g}[{i}]",
+                    "there is no en→en translation",
+                    "remove it",
+                )
+        check(
+            self.image_size >= 32 and self.image_size % 32 == 0,
+            f"{path}.image_size",
+            f"{self.image_size} is not a positive multiple of 32 (the vision tower downsamples 32×)",
+            "use 32, 64, 224, ...",
+        )
+        check(self.prompt_len >= 8, f"{path}.prompt_len", "must be >= 8")
+        check(self.target_len >= 4, f"{path}.target_len", "must be >= 4")
+        check(self.vocab_size >= 256, f"{path}.vocab_size", "must be >= 256")
+        check(self.heldout_per_pair > 0, f"{path}.heldout_per_pair", "must be positive")
+        if self.kind == "webdataset":
+            check(
+                bool(self.path),
+                f"{path}.path",
+                "kind is webdataset but no shard path is given",
+                "set data.path to a directory or brace pattern of .tar shards",
+            )
+
+
+@dataclass(frozen=True)
+class Resources:
+    """SLURM resources for one run; every field may be overridden per size."""
+
+    nodes: int = 1
+    gpus_per_node: int = 0
+    tasks_per_node: int = 1
+    cpus_per_task: int = 1
+    mem_gb: float = 4.0
+    timeout_min: int = 60
+    partition: str | None = None
+    account: str | None = None
+    constraint: str | None = None
+    additional: dict[str, str] = field(default_factory=dict)  # extra sbatch options, e.g. {qos: high}
+
+    def validate(self, path: str) -> None:
+        for name in ("nodes", "tasks_per_node", "cpus_per_task", "timeout_min"):
+            check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
+        check(self.gpus_per_node >= 0, f"{path}.gpus_per_node", "must be >= 0")
+        check(self.mem_gb > 0, f"{path}.mem_gb", "must be positive")
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    executor: str = "auto"  # "auto" or one of EXECUTORS
+    array_parallelism: int = 4
+    resources: Resources = field(default_factory=Resources)
+    per_size: dict[str, dict[str, Any]] = field(default_factory=dict)  # size -> Resources field overrides
+    max_requeues: int = 3
+
+    def resources_for(self, size: str) -> Resources:
+        return dataclasses.replace(self.resources, **self.per_size.get(size, {}))
+
+    def validate(self, path: str) -> None:
+        check(
+            self.executor in ("auto", *EXECUTORS),
+            f"{path}.executor",
+            f"{self.executor!r} is not allowed",
+            f"use one of auto, {', '.join(EXECUTORS)}",
+        )
+        check(self.array_parallelism > 0, f"{path}.array_parallelism", "must be positive")
+        self.resources.validate(f"{path}.resources")
+        valid = {f.name for f in dataclasses.fields(Resources)}
+        for size, over in self.per_size.items():
+            for key in over:
+                check(
+                    key in valid,
+                    f"{path}.per_size.{size}.{key}",
+                    "unknown resource field",
+                    f"use one of {', '.join(sorted(valid))}",
+                )
+            try:
+                res = from_dict(
+                    Resources, {**dataclasses.asdict(self.resources), **over}, f"{path}.per_size.{size}"
+                )
+            except SpecError:
+                raise
+            res.validate(f"{path}.per_size.{size}")
+
+
+@dataclass(frozen=True)
+class CostSpec:
+    """How GPU-hours are estimated: training FLOPs / (peak × utilisation)."""
+
+    peak_tflops: float = 989.0  # H100 SXM dense bf16
+    utilisation: float = 0.35
+    gpu: str = "H100"
+
+    def validate(self, path: str) -> None:
+        check(self.peak_tflops > 0, f"{path}.peak_tflops", "must be positive")
+        check(0 < self.utilisation <= 1, f"{path}.utilisation", f"must be in (0, 1], got {self.utilisation}")
+
+
+@dataclass(frozen=True)
+class WandbSpec:
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "florenz-scaling"
+    entity: str | None = None
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    laws: tuple[str, ...] = LAWS
+    bootstrap: int = 1000  # resamples of runs, as fitting.md recommends
+    per_pair: bool = False

@@ -1,0 +1,260 @@
+"""Frozen, typed sweep specifications loaded from YAML with dotted command-line overrides.
+
+One config tree (``SweepSpec``) is merged once at the entry point: YAML file, then ``-o key=value`` overrides,
+then validation. Unknown keys, wrong types and inconsistent values raise ``SpecError`` naming the field and
+the fix, before anything is planned or submitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from florenz_scaling.spec.load import SpecError, apply_overrides, check, from_dict, read_yaml, to_plain
+from florenz_scaling.spec.sections import (
+    LAWS,
+    BudgetSpec,
+    CostSpec,
+    DataSpec,
+    ExtraRun,
+    FitSpec,
+    GridSpec,
+    LaunchSpec,
+    Pretrained,
+    TrainSpec,
+    WandbSpec,
+)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A whole scaling study: which runs, how each trains, where it runs, how it is fitted."""
+
+    name: str
+    sizes: tuple[str, ...] = ()
+    grid: GridSpec | None = None
+    budget: BudgetSpec | None = None
+    extra_runs: tuple[ExtraRun, ...] = ()
+    train: TrainSpec = field(default_factory=TrainSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    launch: LaunchSpec = field(default_factory=LaunchSpec)
+    cost: CostSpec = field(default_factory=CostSpec)
+    wandb: WandbSpec = field(default_factory=WandbSpec)
+    fit: FitSpec = field(default_factory=FitSpec)
+    pretrained: dict[str, Pretrained] = field(default_factory=dict)  # size -> checkpoints; else random init
+    seed: int = 44595
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Each section checks itself; these are the checks across sections, one named method each."""
+        for named_check in (
+            self._check_name,
+            self._check_sizes,
+            self._check_design,
+            self._check_sections,
+            self._check_batches,
+            self._check_vocab,
+            self._check_precision,
+        ):
+            named_check()
+
+    def _check_name(self) -> None:
+        check(
+            bool(self.name) and self.name.replace("-", "").replace("_", "").isalnum(),
+            "name",
+            f"{self.name!r} is not a plain name",
+            "use letters, digits, '-' and '_'",
+        )
+
+    def _check_sizes(self) -> None:
+        """Every size named anywhere (sizes, extra runs, per-size launch, pretrained) is registered."""
+        from florenz_scaling.spec.sizes import SIZES, GemmaConfigLite
+
+        choose = f"choose from {', '.join(SIZES)}"
+        for i, s in enumerate(self.sizes):
+            check(s in SIZES, f"sizes[{i}]", f"unknown size {s!r}", choose)
+        check(len(set(self.sizes)) == len(self.sizes), "sizes", "a size is listed twice", "list each once")
+        for i, r in enumerate(self.extra_runs):
+            check(r.size in SIZES, f"extra_runs[{i}].size", f"unknown size {r.size!r}", choose)
+            check(r.steps > 0, f"extra_runs[{i}].steps", "must be positive")
+        for size in self.launch.per_size:
+            check(size in SIZES, f"launch.per_size.{size}", "unknown size", choose)
+        for size, pre in self.pretrained.items():
+            check(size in SIZES, f"pretrained.{size}", "unknown size", choose)
+            if pre.gemma is not None:
+                check(
+                    isinstance(SIZES[size].decoder, GemmaConfigLite),
+                    f"pretrained.{size}.gemma",
+                    f"size {size} has a BART decoder, so a Gemma-2 checkpoint does not apply",
+                    "remove it, or give it to a Gemma size ("
+                    + ", ".join(n for n, c in SIZES.items() if isinstance(c.decoder, GemmaConfigLite))
+                    + ")",
+                )
+
+    def _check_design(self) -> None:
+        """A sweep is a grid, a compute-budget sweep, or only extra runs."""
+        check(
+            bool(self.sizes) or bool(self.extra_runs),
+            "sizes",
+            "no sizes and no extra runs",
+            "list model sizes, e.g. [T-1M, T-4M]",
+        )
+        check(
+            not (self.grid and self.budget),
+            "budget",
+            "both grid and budget are given",
+            "a sweep is either a grid or a compute-budget sweep; remove one",
+        )
+        check(
+            bool(self.grid or self.budget or self.extra_runs),
+            "grid",
+            "no grid, budget or extra runs",
+            "add `grid: {steps: [...], global_batch: N}` or `budget: {compute_gmacs: [...]}`",
+        )
+        if self.sizes:
+            check(
+                bool(self.grid or self.budget),
+                "grid",
+                "sizes are listed but there is no grid or budget",
+                "add a grid or a budget, or remove `sizes`",
+            )
+
+    def _check_sections(self) -> None:
+        if self.grid:
+            self.grid.validate("grid")
+        if self.budget:
+            self.budget.validate("budget")
+        self.train.validate("train")
+        self.data.validate("data")
+        self.launch.validate("launch")
+        self.cost.validate("cost")
+        for i, law in enumerate(self.fit.laws):
+            check(law in LAWS, f"fit.laws[{i}]", f"unknown law {law!r}", f"choose from {', '.join(LAWS)}")
+
+    def _check_batches(self) -> None:
+        for gb_path, gb in self._global_batches():
+            per_step = self.train.micro_batch * self.train.world_size
+            check(
+                gb % per_step == 0,
+                gb_path,
+                f"global batch {gb} is not divisible by micro_batch × world_size = "
+                f"{self.train.micro_batch} × {self.train.world_size} = {per_step}",
+                "change the global batch, train.micro_batch or train.world_size so it divides",
+            )
+
+    def _check_vocab(self) -> None:
+        """The synthetic tokenizer must fit every decoder's vocabulary."""
+        if self.data.kind != "synthetic" or self.data.tokenizer is not None:
+            return
+        from florenz_scaling.spec.sizes import get_size
+
+        for name in {*self.sizes, *(r.size for r in self.extra_runs)}:
+            vocab = get_size(name).decoder.vocab
+            check(
+                self.data.vocab_size <= vocab,
+                "data.vocab_size",
+                f"{self.data.vocab_size} exceeds the decoder vocabulary of size {name} ({vocab})",
+                f"set data.vocab_size <= {vocab}",
+            )
+
+    def _check_precision(self) -> None:
+        if self.train.precision == "fp16":
+            check(
+                self.launch.resources.gpus_per_node > 0,
+                "train.precision",
+                "fp16 needs a GPU but launch.resources.gpus_per_node is 0",
+                "use precision auto or fp32 on CPU",
+            )
+
+    def _global_batches(self) -> list[tuple[str, int]]:
+        out = []
+        if self.grid:
+            out.append(("grid.global_batch", self.grid.global_batch))
+        if self.budget:
+            out.append(("budget.global_batch", self.budget.global_batch))
+        for i, r in enumerate(self.extra_runs):
+            if r.global_batch is not None:
+                out.append((f"extra_runs[{i}].global_batch", r.global_batch))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one training run needs; written as ``runs/<run_id>/run.yaml``."""
+
+    sweep: str
+    size: str
+    steps: int
+    global_batch: int
+    train: TrainSpec
+    data: DataSpec
+    wandb: WandbSpec = field(default_factory=WandbSpec)
+    seed: int = 44595
+    pretrained: Pretrained | None = None
+
+    @property
+    def seen_samples(self) -> int:
+        return self.steps * self.global_batch
+
+    @property
+    def grad_accum(self) -> int:
+        return self.global_batch // (self.train.micro_batch * self.train.world_size)
+
+    @functools.cached_property
+    def run_id(self) -> str:
+        """Stable id: a hash of what determines the run's result (not the sweep's name or wandb settings).
+
+        The hashed text is ``json.dumps(ident, sort_keys=True)`` of the plain run spec without those
+        fields, assembled from per-field JSON so the train and data specs a sweep's runs share are
+        serialised once.
+        """
+        parts = []
+        for f in sorted(f.name for f in dataclasses.fields(self) if f.name not in ("sweep", "wandb")):
+            value = getattr(self, f)
+            if f == "pretrained" and value is None:
+                continue  # a from-scratch run keeps the id it had before checkpoints could be named
+            text = _spec_json(value) if dataclasses.is_dataclass(value) else json.dumps(value, sort_keys=True)
+            parts.append(f"{json.dumps(f)}: {text}")
+        digest = hashlib.sha1(("{" + ", ".join(parts) + "}").encode()).hexdigest()[:10]
+        return f"{self.size}-s{self.steps}-{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+
+_SPEC_JSON: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def _spec_json(spec: Any) -> str:
+    """JSON of a frozen sub-spec, cached per object (by identity: specs holding dicts are unhashable)."""
+    hit = _SPEC_JSON.get(id(spec))
+    if hit is not None and hit[0]() is spec:
+        return hit[1]
+    text = json.dumps(to_plain(spec), sort_keys=True)
+    if len(_SPEC_JSON) > 256:
+        _SPEC_JSON.clear()
+    _SPEC_JSON[id(spec)] = (weakref.ref(spec), text)
+    return text
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
+    """Read a sweep YAML, apply ``key=value`` overrides, validate. Raises ``SpecError`` on any problem."""
+    if not Path(path).exists():
+        raise SpecError(str(path), "sweep file does not exist", "check the path")
+    return from_dict(SweepSpec, apply_overrides(read_yaml(path), overrides or []))
+
+
+def load_run(path: str | Path) -> RunSpec:
+    """Read a run's ``run.yaml``."""
+    return from_dict(RunSpec, read_yaml(path))
