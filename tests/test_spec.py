@@ -58,6 +58,20 @@ BAD = [
      "pretrained.F-9B"),
     ("misspelt checkpoint kind", {"pretrained": {"T-0.2M": {"florance": "/models/florence-2"}}},
      "pretrained.T-0.2M.florance"),
+    ("infinite learning rate", {"train": {"lr": float("inf")}}, "train.lr"),
+    ("NaN learning rate", {"train": {"lr": float("nan")}}, "train.lr"),
+    ("newline in an sbatch option name", {"launch": {"resources": {"additional": {"qos\nsrun rm": "x"}}}},
+     "launch.resources.additional.qos\nsrun rm"),
+    ("upper-case sbatch option name", {"launch": {"resources": {"additional": {"QOS": "high"}}}},
+     "launch.resources.additional.QOS"),
+    ("newline in an sbatch option value", {"launch": {"resources": {"additional": {"qos": "high\ntouch x"}}}},
+     "launch.resources.additional.qos"),
+    ("newline in the partition", {"launch": {"resources": {"partition": "debug\n#SBATCH --time=0"}}},
+     "launch.resources.partition"),
+    ("tab in the account", {"launch": {"resources": {"account": "lab\tx"}}}, "launch.resources.account"),
+    ("newline in a per-size constraint", {"launch": {"per_size": {"T-0.2M": {"constraint": "a\nb"}}}},
+     "launch.per_size.T-0.2M.constraint"),
+    ("group name that is a path", {"data": {"groups": {"a/b": [["caption", "en"]]}}}, "data.groups.a/b"),
 ]
 
 
@@ -75,6 +89,30 @@ def test_bad_spec_names_the_field(tmp_path: Path, desc: str, change: dict, field
         load_sweep(path)
     assert err.value.field_path == field, str(err.value)
     assert field in str(err.value)
+
+
+def test_duplicate_keys_are_refused_with_their_line(tmp_path: Path) -> None:
+    text = DEMO.read_text()
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("lr:"))
+    twice = "\n".join(lines[: at + 1] + [lines[at].replace(lines[at].split(":")[1], " 0.5")] + lines[at + 1 :])
+    (tmp_path / "two_lr.yaml").write_text(twice)
+    with pytest.raises(SpecError, match=rf"duplicate key on line {at + 2}") as err:
+        load_sweep(tmp_path / "two_lr.yaml")
+    assert err.value.field_path == "lr"
+    grid = text[text.index("grid:") :].split("\n\n")[0].split("\n")
+    grid_block = "\n".join(line for line in grid if line.startswith(("grid:", " ")))
+    (tmp_path / "two_grids.yaml").write_text(text + "\n" + grid_block + "\n")
+    with pytest.raises(SpecError, match="duplicate key") as err:
+        load_sweep(tmp_path / "two_grids.yaml")
+    assert err.value.field_path == "grid"
+
+
+def test_non_finite_overrides_are_refused() -> None:
+    for value in ("1e400", ".inf", "-.inf", ".nan"):
+        with pytest.raises(SpecError, match="finite") as err:
+            load_sweep(DEMO, [f"train.lr={value}"])
+        assert err.value.field_path == "train.lr"
 
 
 def test_errors_suggest_a_fix(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -114,6 +115,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             f"expected a number, got {value!r}",
             "write e.g. 1e-4 or 0.01",
         )
+        # .inf, .nan and overflowing literals such as 1e400 would reach the trainer as non-finite numbers.
+        check(math.isfinite(value), path, f"must be a finite number, got {value!r}", "write e.g. 1e-4 or 0.01")
         return float(value)
     if tp is str:
         check(isinstance(value, str), path, f"expected a string, got {value!r}")
@@ -153,7 +156,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     keys = key.strip().split(".")
     if not all(keys):
         raise SpecError(key, "empty key in override", "write key.path=value")
-    return keys, yaml.safe_load(raw) if raw.strip() else ""
+    return keys, parse_yaml(raw, key) if raw.strip() else ""
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -173,15 +176,39 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise SpecError(
+                    f"{key}",
+                    f"duplicate key on line {line} (first given on line {seen[key]})",
+                    "give each key once; YAML would silently keep only the last value",
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    """Parse YAML safely (no Python objects), refusing duplicate keys; errors are ``SpecError``s."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise SpecError(source, f"is not valid YAML: {e}") from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path``; a missing file, invalid YAML or a non-mapping is a ``SpecError``."""
+    """A YAML mapping from ``path``; a missing file, invalid YAML, a duplicate key or a non-mapping is a
+    ``SpecError``."""
     path = Path(path)
     if not path.exists():
         raise SpecError(str(path), "file does not exist", "check the path")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise SpecError(str(path), f"is not valid YAML: {e}") from None
+    data = parse_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise SpecError(str(path), "top level must be a mapping")
     return data

@@ -4,6 +4,7 @@ the whole tool shares: tasks, languages, laws and executors, each defined here o
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -11,6 +12,23 @@ from florenz_scaling.spec.load import SpecError, check, from_dict
 
 TASKS = ("caption", "translate")
 LANGUAGES = ("en", "de", "fr", "es", "ru", "zh")
+# An sbatch long-option name (what submitit writes as `#SBATCH --<name>=<value>`).
+SBATCH_OPTION = re.compile(r"[a-z][a-z0-9-]*")
+# A group name is part of file names (fits/<law>-<group>.json) and of the report's anchors.
+GROUP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def check_plain_text(value: str, field_path: str) -> None:
+    """Refuse control characters (newlines, tabs, escapes): the value is written into scripts and files."""
+    bad = sorted({repr(c) for c in value if ord(c) < 32 or ord(c) == 127})
+    check(
+        not bad,
+        field_path,
+        f"contains control characters {', '.join(bad)}",
+        "remove newlines and other control characters from the value",
+    )
+
+
 # The laws the tool fits, in report order; fit/ maps each to its parameters and fitter.
 LAWS = ("compute", "size-data", "chinchilla", "saturating-compute")
 # Where runs execute; "auto" in a spec resolves to slurm when sbatch answers, else local.
@@ -192,6 +210,12 @@ class DataSpec:
             "give at least one caption or translation language",
         )
         for g, pairs in self.groups.items():
+            check(
+                GROUP_NAME.fullmatch(g) is not None,
+                f"{path}.groups.{g}",
+                "is not usable as a group name (it becomes part of file names, e.g. fits/<law>-<group>.json)",
+                "use letters, digits, '_' and '-', starting with a letter, e.g. SC or UC_zh",
+            )
             check(bool(pairs), f"{path}.groups.{g}", "group is empty", "list at least one [task, language]")
             for i, (task, lang) in enumerate(pairs):
                 check(
@@ -247,6 +271,19 @@ class Resources:
     additional: dict[str, str] = field(default_factory=dict)  # extra sbatch options, e.g. {qos: high}
 
     def validate(self, path: str) -> None:
+        # These strings end up in an sbatch script: a newline there would run as a shell line on the node.
+        for name in ("partition", "account", "constraint"):
+            value = getattr(self, name)
+            if value is not None:
+                check_plain_text(value, f"{path}.{name}")
+        for key, value in self.additional.items():
+            check(
+                SBATCH_OPTION.fullmatch(key) is not None,
+                f"{path}.additional.{key}",
+                "is not an sbatch option name",
+                "use the long option's name without dashes, e.g. qos or mail-type (lower case, digits, '-')",
+            )
+            check_plain_text(str(value), f"{path}.additional.{key}")
         for name in ("nodes", "tasks_per_node", "cpus_per_task", "timeout_min"):
             check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
         check(self.gpus_per_node >= 0, f"{path}.gpus_per_node", "must be >= 0")
