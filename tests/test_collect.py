@@ -173,3 +173,63 @@ def test_shuffled_records_go_to_conditioning_csv_not_the_results(sweep) -> None:
     gaps = conditioning_table(cond).set_index("group")["gap"]
     assert set(gaps.index) == {"SC", "UC", "ST"}  # the ungrouped pair is left out of the summary
     assert gaps["SC"] == pytest.approx(6.0 - final[("caption", "en")])
+
+
+def _set_losses(path: Path, value: str, where) -> None:
+    """Rewrite ``path`` with the loss of every record matching ``where(record)`` set to the bare token."""
+    lines = []
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        if where(d):
+            d["loss"] = 0.0
+            line = json.dumps(d).replace('"loss": 0.0', f'"loss": {value}')
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_loss_is_reported_and_kept_out(sweep, token: str) -> None:
+    out, plan = sweep
+    run = plan[-1]
+    path = out / "runs" / run.run_id / "losses.jsonl"
+    _set_losses(path, token, lambda d: d["kind"] == "eval" and d["lang"] == "en" and d["step"] == run.run.steps)
+    with pytest.warns(CollectWarning, match=rf"{path}: 1 record\(s\) with a non-finite loss.*line \d+"):
+        table = collect(out)
+    assert table["loss"].map(float).map(pd.notna).all() and (table["loss"].abs() < 1e300).all()
+    mine = table[table["run_id"] == run.run_id]
+    assert mine["diverged"].all() and not table.loc[table["run_id"] != run.run_id, "diverged"].any()
+    final = mine[mine["step"] == run.run.steps]
+    assert ("caption", "en") not in set(zip(final["task"], final["lang"], strict=True))
+    assert len(final) == len(PAIRS) - 1  # the other pairs of the file are still used
+    assert table.attrs["diverged"] == {run.run_id: run.run.steps}
+
+
+def test_group_means_skip_no_pair_silently(sweep) -> None:
+    from florenz_scaling.results import group_losses
+
+    out, plan = sweep
+    run = plan[-1]
+    path = out / "runs" / run.run_id / "losses.jsonl"
+    _set_losses(path, "NaN", lambda d: d["kind"] == "eval" and d["group"] == "SC" and d["step"] == run.run.steps)
+    with pytest.warns(CollectWarning):
+        table = collect(out)
+    groups = group_losses(table)
+    final = groups[(groups["run_id"] == run.run_id) & (groups["step"] == run.run.steps)]
+    assert "SC" not in set(final["group"]) and {"UC", "ST"} <= set(final["group"])
+    assert {"run_id": run.run_id, "step": run.run.steps, "group": "SC", "missing": ["caption/en"]} in (
+        groups.attrs["incomplete"]
+    )
+    assert len(groups.attrs["incomplete"]) == 1  # every other (run, step, group) has all its pairs
+    assert len(groups) == len(table.groupby(["run_id", "step", "group"]))
+
+
+def test_an_all_nan_run_has_no_final_rows_never_loss_zero(sweep) -> None:
+    out, plan = sweep
+    run = plan[-1]
+    path = out / "runs" / run.run_id / "losses.jsonl"
+    _set_losses(path, "NaN", lambda d: d["step"] == run.run.steps)
+    with pytest.warns(CollectWarning, match="non-finite"):
+        table = collect(out)
+    mine = table[table["run_id"] == run.run_id]
+    assert not (mine["step"] == run.run.steps).any()
+    assert (table["loss"] > 0).all()

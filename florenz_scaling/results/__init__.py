@@ -5,12 +5,14 @@ records into ``results.csv`` / ``.parquet`` and ``conditioning.csv``; ``read_tab
 """
 
 from florenz_scaling.results.collect import (
+    CONDITIONING_COLUMNS,
     CollectReport,
     CollectWarning,
     DuplicateRecordsError,
     collect,
     collect_table,
 )
+from florenz_scaling.results.groups import GROUP_ORDER, group_order
 from florenz_scaling.results.records import (
     LossRecord,
     ReadReport,
@@ -21,6 +23,8 @@ from florenz_scaling.results.records import (
 from florenz_scaling.results.table import TABLE_COLUMNS, group_losses, read_table
 
 __all__ = [
+    "CONDITIONING_COLUMNS",
+    "GROUP_ORDER",
     "TABLE_COLUMNS",
     "CollectReport",
     "CollectWarning",
@@ -30,6 +34,7 @@ __all__ = [
     "RecordWriter",
     "collect",
     "collect_table",
+    "group_order",
     "group_losses",
     "read_records",
     "read_table",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,15 @@ class LossRecord:
         rec = cls(**{k: v for k, v in d.items() if k in names})
         if rec.kind not in ("eval", "train", "shuffled"):
             raise ValueError(f"unknown kind {rec.kind!r}")
-        if not isinstance(rec.loss, (int, float)) or not isinstance(rec.step, int):
+        number = isinstance(rec.loss, (int, float)) and not isinstance(rec.loss, bool)
+        if not number or not isinstance(rec.step, int):
             raise ValueError("loss must be a number and step an integer")
         return rec
+
+    @property
+    def finite(self) -> bool:
+        """False for a NaN or infinite loss: a diverged evaluation, never a measurement to fit."""
+        return math.isfinite(self.loss)
 
 
 class RecordWriter:
@@ -81,25 +88,34 @@ class RecordWriter:
 
 @dataclass(frozen=True)
 class ReadReport:
-    records: list[LossRecord]
+    records: list[LossRecord]  # well-formed records with finite losses
     bad_lines: list[tuple[int, str]]  # (1-based line number, reason)
     truncated: bool  # last line had no newline: a writer was killed mid-line
+    # Well-formed records whose loss is NaN or ±Infinity (json reads those bare tokens): kept out of
+    # ``records`` so no mean or fit sees them, but reported, because they mean the run diverged.
+    nonfinite: list[tuple[int, LossRecord]] = dataclasses.field(default_factory=list)
 
 
 def read_records(path: str | Path) -> ReadReport:
     """Read a losses.jsonl file; malformed lines are reported, never silently used."""
     records: list[LossRecord] = []
     bad: list[tuple[int, str]] = []
+    nonfinite: list[tuple[int, LossRecord]] = []
     raw = Path(path).read_bytes()
     truncated = bool(raw) and not raw.endswith(b"\n")
     for i, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            records.append(LossRecord.from_dict(json.loads(line)))
+            rec = LossRecord.from_dict(json.loads(line))
         except (ValueError, TypeError, UnicodeDecodeError) as e:
             bad.append((i, f"{type(e).__name__}: {e}"))
-    return ReadReport(records, bad, truncated)
+            continue
+        if rec.finite:
+            records.append(rec)
+        else:
+            nonfinite.append((i, rec))
+    return ReadReport(records, bad, truncated, nonfinite)
 
 
 def truncate_after_step(path: str | Path, step: int) -> int:
