@@ -5,6 +5,7 @@ OUT/sweep.yaml, plan.csv, ledger.jsonl, runs/<run_id>/..., data/, results.csv, f
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -47,6 +48,30 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class Busy(RuntimeError):
+    """Another live process holds the lock (a concurrent launch, or a trainer already on this run)."""
+
+
+@contextmanager
+def exclusive_lock(path: str | Path, wait: bool = True, what: str = "") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for the ``with`` block.
+
+    The kernel drops the lock when the holder exits or dies, so a killed process never leaves it stuck.
+    With ``wait=False`` a lock held elsewhere raises ``Busy`` at once.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(f"{what or path} is in use by another live process (lock {path})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
@@ -119,6 +144,11 @@ class SweepDir:
     def report(self) -> Path:
         return self.root / "report.html"
 
+    @property
+    def launch_lock(self) -> Path:
+        """Held from choosing the runs to submit until the ledger records them (one launch at a time)."""
+        return self.root / ".launch.lock"
+
 
 @dataclass(frozen=True)
 class RunDir:
@@ -142,6 +172,11 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
+
+    @property
+    def trainer_lock(self) -> Path:
+        """Held by the live trainer of this run (its rank 0), so a second one refuses to start."""
+        return self.root / ".trainer.lock"
 
     @property
     def logs(self) -> Path:

@@ -14,6 +14,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Checkpoints are signed with a per-user key (train/manifest.py); the tests use their own.
+os.environ.setdefault(
+    "FLORENZ_CHECKPOINT_KEY", str(Path.home() / ".cache" / "florenz-scaling-test" / "checkpoint.key")
+)
 # Worker processes (local slots, SLURM jobs) import the test doubles (florenz_doubles) from here.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")) if p

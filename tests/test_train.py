@@ -136,7 +136,7 @@ def test_zero2_two_processes_with_torchrun(tmp_path: Path) -> None:
     check_complete_run(rd, steps=6, eval_every=3)
     ckpt = rd.checkpoints / "step00000006"
     assert (ckpt / COMPLETE).is_file()
-    assert {p.name for p in ckpt.glob("client_rank*.pt")} == {"client_rank0.pt", "client_rank1.pt"}
+    assert {p.name for p in ckpt.glob("client_rank*.json")} == {"client_rank0.json", "client_rank1.json"}
     assert len(list(ckpt.glob("zero_pp_rank_*_optim_states.pt"))) == 2  # each rank's optimizer shard
 
 
@@ -218,7 +218,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path: Path, reference: RunDir) -
 
 
 def test_done_makes_main_a_no_op(tmp_path: Path) -> None:
-    from florenz_scaling.results import write_atomic
+    from florenz_scaling.files import write_atomic
     from florenz_scaling.train.run import main
 
     rd = make_run(tmp_path)

@@ -3,12 +3,19 @@
 Layout under ``runs/<id>/checkpoints/``::
 
     step00000040/          DeepSpeed's files for the tag (model, optimizer and scheduler states, per rank)
-      client_rank0.pt      this rank's data-stream position and RNG states (ours; one file per rank, because
+      client_rank0.json    this rank's data-stream position and RNG states (ours; one file per rank, because
                            DeepSpeed stores ``client_state`` only in data-parallel rank 0's model file)
+      MANIFEST.json        size and SHA-256 of every file of the tag, with this user's HMAC (``manifest``)
       COMPLETE             JSON {step, ...}, written atomically by rank 0 after every rank has finished
     latest                 the newest complete tag (DeepSpeed's convention, for ``zero_to_fp32.py``)
 
 A save killed half-way leaves a tag directory without ``COMPLETE``: it is ignored on resume and removed.
+
+What is trusted: our own state is JSON (no pickle), and every ``torch.load`` of ours is ``weights_only``. But
+DeepSpeed reads its own files with ``torch.load(weights_only=False)``, which runs whatever code a crafted
+pickle holds. So before DeepSpeed may open a checkpoint, every file in it must match the manifest this user
+signed when saving it, with a key that lives outside the run directory (``manifest.key_path``): a
+checkpoint copied in from elsewhere, or altered, is refused, never loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import numpy as np
 import torch
 
 from florenz_scaling.files import write_atomic
+from florenz_scaling.train import manifest
 from florenz_scaling.train.process import DistEnv, barrier
 
 COMPLETE = "COMPLETE"
@@ -36,20 +44,32 @@ def tag_for(step: int) -> str:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG a training step may draw from: Python, NumPy's global, torch CPU (and CUDA)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG a training step may draw from (Python, NumPy's global, torch CPU and CUDA), as plain JSON."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(words), gauss],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state().tolist(),
+    }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what ``rng_state`` captured."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(words), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def _client_file(root: Path, tag: str, rank: int) -> Path:
+    return root / tag / f"client_rank{rank}.json"
 
 
 def complete_steps(root: Path) -> list[int]:
@@ -74,10 +94,11 @@ def save(engine: Any, root: Path, step: int, client: dict[str, Any], info: dict[
     tag = tag_for(step)
     (root / tag).mkdir(parents=True, exist_ok=True)
     (root / tag / COMPLETE).unlink(missing_ok=True)  # re-saving a step (after a resume) starts incomplete
-    torch.save(client, root / tag / f"client_rank{env.rank}.pt")
+    write_atomic(_client_file(root, tag, env.rank), json.dumps(client))
     # DeepSpeed's save ends with a barrier, so every rank's files (ours included) exist once it returns.
     engine.save_checkpoint(str(root), tag=tag, client_state={"step": step}, save_latest=False)
     if env.is_main:
+        manifest.sign(root / tag, exclude=(COMPLETE,))
         write_atomic(root / tag / COMPLETE, json.dumps({"step": step, "world_size": env.world_size, **info}))
         write_atomic(root / "latest", tag)
         for old in complete_steps(root)[:-keep]:
@@ -100,14 +121,15 @@ def load_latest(engine: Any, root: Path, env: DistEnv) -> tuple[int, dict[str, A
     if not steps:
         return 0, None
     tag = tag_for(steps[-1])
+    # Before DeepSpeed unpickles anything: every file of the tag must be one this user signed at save time.
+    manifest.verify(root / tag, exclude=(COMPLETE,))
     path, _ = engine.load_checkpoint(str(root), tag=tag, load_optimizer_states=True,
                                      load_lr_scheduler_states=True)
     if path is None:
         raise RuntimeError(f"DeepSpeed could not load the complete checkpoint {root / tag}")
-    client_file = root / tag / f"client_rank{env.rank}.pt"
+    client_file = _client_file(root, tag, env.rank)
     if not client_file.is_file():
         marker = json.loads((root / tag / COMPLETE).read_text())
         raise RuntimeError(f"checkpoint {tag} was saved by {marker.get('world_size')} ranks and has no state "
                            f"for rank {env.rank}; resume with the same world size")
-    client = torch.load(client_file, weights_only=False)  # our own file: RNG states are numpy/python objects
-    return steps[-1], client
+    return steps[-1], json.loads(client_file.read_text())

@@ -12,17 +12,18 @@ or N (torchrun or srun tasks); each rank trains on its own share of the stream, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from florenz_scaling.data import prepare
-from florenz_scaling.files import RunDir, write_atomic
+from florenz_scaling.files import Busy, RunDir, exclusive_lock, write_atomic
 from florenz_scaling.model.florenz import build_model, token_loss
 from florenz_scaling.results.records import LossRecord, RecordWriter, read_records, truncate_after_step
 from florenz_scaling.spec import RunSpec, load_run
@@ -107,12 +108,31 @@ def main(run_dir: str | Path) -> int:
         torch.set_num_threads(run.train.threads)
     stop = StopFlag().install()  # from here on a SIGTERM means "checkpoint and requeue", not death
     try:
-        return _train(run, rd, env, stop)
+        with _sole_trainer(rd, env):
+            return _train(run, rd, env, stop)
     finally:
         stop.restore()
         close_logging()
         if torch.distributed.is_initialized():  # lets a later main() in this process start afresh
             torch.distributed.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _sole_trainer(rd: RunDir, env: DistEnv) -> Iterator[None]:
+    """Rank 0 holds the run's trainer lock; if another live trainer has it, every rank of this one stops.
+
+    Two trainers on one directory would interleave their records and checkpoints.
+    """
+    with contextlib.ExitStack() as stack:
+        busy = ""
+        if env.is_main:
+            try:
+                stack.enter_context(exclusive_lock(rd.trainer_lock, wait=False, what=f"run {rd.root.name}"))
+            except Busy as e:
+                busy = str(e)
+        if all_reduce_sum([1.0 if busy else 0.0], env)[0] > 0:
+            raise Busy(busy or f"run {rd.root.name} is held by another live trainer")
+        yield
 
 
 def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
