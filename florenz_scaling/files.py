@@ -5,6 +5,7 @@ OUT/sweep.yaml, plan.csv, ledger.jsonl, runs/<run_id>/..., data/, results.csv, f
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -12,6 +13,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+# Errors that say something about the storage rather than the program: reported with the path and cause.
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+}
+
+
+class StorageError(OSError):
+    """A write failed because of the storage (full, over quota, read-only); the message names the path."""
+
+
+def storage_error(e: OSError, path: str | Path) -> OSError:
+    """``e`` as a ``StorageError`` naming ``path`` and the cause, or ``e`` itself for other errors."""
+    if isinstance(e, StorageError) or e.errno not in STORAGE_ERRNOS:
+        return e
+    err = StorageError(e.errno, f"{STORAGE_ERRNOS[e.errno]}: {path}")
+    err.filename = str(path)
+    return err
 
 
 @contextmanager
@@ -22,7 +44,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise storage_error(e, path) from e
     os.close(fd)
     tmp = Path(name)
     try:
@@ -30,6 +55,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(e, path) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from florenz_scaling.files import StorageError, storage_error
 from florenz_scaling.spec import SpecError
 
 # Sub-command name -> module under florenz_scaling.cli; listed in pipeline order.
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"error: invalid spec: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        e = storage_error(e, e.filename or "?")
+        if not isinstance(e, StorageError):
+            raise
+        print(f"error: {e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from florenz_scaling.files import write_atomic
+from florenz_scaling.files import storage_error, write_atomic
 
 LOSSES_FILE = "losses.jsonl"
 DONE_FILE = "DONE"
@@ -78,9 +78,12 @@ class RecordWriter:
     def write(self, records: list[LossRecord]) -> None:
         if not records:
             return
-        self._fh.write("".join(r.to_json() + "\n" for r in records))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.write("".join(r.to_json() + "\n" for r in records))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as e:
+            raise storage_error(e, self.path) from e
 
     def close(self) -> None:
         self._fh.close()

@@ -116,7 +116,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             "write e.g. 1e-4 or 0.01",
         )
         # .inf, .nan and overflowing literals such as 1e400 would reach the trainer as non-finite numbers.
-        check(math.isfinite(value), path, f"must be a finite number, got {value!r}", "write e.g. 1e-4 or 0.01")
+        check(math.isfinite(value), path, f"must be a finite number, got {value!r}", "write e.g. 1e-4")
         return float(value)
     if tp is str:
         check(isinstance(value, str), path, f"expected a string, got {value!r}")
@@ -177,7 +177,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+    """A ``yaml.SafeLoader`` refusing a key given twice in one mapping (YAML would keep the last silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}

@@ -20,6 +20,7 @@ checkpoint copied in from elsewhere, or altered, is refused, never loaded.
 
 from __future__ import annotations
 
+import errno
 import json
 import random
 import re
@@ -30,11 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from florenz_scaling.files import write_atomic
+from florenz_scaling.files import StorageError, storage_error, write_atomic
 from florenz_scaling.train import manifest
 from florenz_scaling.train.process import DistEnv, barrier
 
 COMPLETE = "COMPLETE"
+_LOW_SPACE = 64 * 2**20  # below this, a failed save is taken to be a full disk
 _TAG = re.compile(r"^step(\d{8})$")
 
 
@@ -96,7 +98,16 @@ def save(engine: Any, root: Path, step: int, client: dict[str, Any], info: dict[
     (root / tag / COMPLETE).unlink(missing_ok=True)  # re-saving a step (after a resume) starts incomplete
     write_atomic(_client_file(root, tag, env.rank), json.dumps(client))
     # DeepSpeed's save ends with a barrier, so every rank's files (ours included) exist once it returns.
-    engine.save_checkpoint(str(root), tag=tag, client_state={"step": step}, save_latest=False)
+    try:
+        engine.save_checkpoint(str(root), tag=tag, client_state={"step": step}, save_latest=False)
+    except OSError as e:
+        raise storage_error(e, root / tag) from e
+    except RuntimeError as e:
+        # torch reports a full disk as "enforce fail at inline_container.cc"; say what actually happened.
+        if shutil.disk_usage(root).free < _LOW_SPACE:
+            raise StorageError(errno.ENOSPC, f"no space left on device: {root / tag} (saving the checkpoint "
+                               f"of step {step}; {shutil.disk_usage(root).free / 2**20:.1f} MiB free)") from e
+        raise
     if env.is_main:
         manifest.sign(root / tag, exclude=(COMPLETE,))
         write_atomic(root / tag / COMPLETE, json.dumps({"step": step, "world_size": env.world_size, **info}))
