@@ -36,8 +36,13 @@ def finished(tmp_path_factory: pytest.TempPathFactory):
 
 def _resume(rd, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     rd.done.unlink(missing_ok=True)
-    return subprocess.run([CLI, "train", str(rd.root)], env=child_env(**(env_extra or {})), capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [CLI, "train", str(rd.root)],
+        env=child_env(**(env_extra or {})),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _copy(rd, dest: Path):
@@ -104,8 +109,9 @@ def test_a_second_trainer_on_a_live_run_refuses_to_start(tmp_path: Path) -> None
 
     rd = make_run(tmp_path, steps=3)
     with exclusive_lock(rd.trainer_lock):  # what a live trainer holds
-        proc = subprocess.run([CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True,
-                              timeout=240)
+        proc = subprocess.run(
+            [CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True, timeout=240
+        )
     assert proc.returncode != 0
     assert "in use by another live process" in proc.stderr + proc.stdout
     assert not rd.losses.exists() and not rd.done.exists()

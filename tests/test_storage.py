@@ -83,13 +83,16 @@ def test_the_trainer_on_a_full_disk_names_the_cause(tmp_path: Path, size_kb: int
 
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)], capture_output=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)], capture_output=True
+    )
     if proc.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here")
     try:
         rd = make_run(mnt, steps=6, checkpoint_every=3)
-        proc = subprocess.run([CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True,
-                              timeout=240)
+        proc = subprocess.run(
+            [CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True, timeout=240
+        )
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0, out[-2000:]
         assert "no space left on device: " + str(mnt) in out, out[-3000:]

@@ -65,8 +65,9 @@ def _digest(path: Path) -> str:
 
 def _files(directory: Path, exclude: Iterable[str]) -> list[Path]:
     skip = {MANIFEST, *exclude}
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in skip
-                  and not p.name.startswith("."))
+    return sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.name not in skip and not p.name.startswith(".")
+    )
 
 
 def _mac(key: bytes, entries: dict[str, list]) -> str:
