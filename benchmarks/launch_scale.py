@@ -26,7 +26,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(REPO / "tests"), os.environ.get("PYTHONPATH", "")) if p
 )
 
-from florenz_scaling.launch import format_status, launch, sweep_status  # noqa: E402
+from florenz_scaling.launch import format_status, launch, submissions, sweep_status  # noqa: E402
 from florenz_scaling.plan import make_plan, write_plan  # noqa: E402
 from florenz_scaling.spec import load_sweep  # noqa: E402
 
@@ -66,6 +66,9 @@ def main() -> int:
     res, t_launch = timed(launch, spec, out, plan, executor="slurm", entry=entry)
     arrays = {j.split("_")[0] for _, j in res.submitted}
     print(f"launch: {len(res.submitted)} runs in {len(arrays)} array(s) in {t_launch:.2f} s ({out})")
+    # What the dry run would have printed: one submission per array, the same as just submitted.
+    planned = submissions(spec, plan, out, "slurm", entry)
+    assert len(planned) == len(arrays), (len(planned), len(arrays))
 
     _, t_squeue = timed(subprocess.run, ["squeue", "-h", "-r", "-t", "all"], capture_output=True)
     rows, t_status_live = timed(sweep_status, out)

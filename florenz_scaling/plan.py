@@ -2,6 +2,9 @@
 
 Each run gets a stable id (hash of its resolved spec), seen samples S, compute C = S·F·(1 + P_t/P) in GMACs
 (the paper's convention, §4) and an estimated cost in GPU-hours. No torch: F comes from the size registry.
+
+This module owns ``plan.csv``: ``write_plan`` writes it and ``read_plan`` is the one way every later stage
+(launch status, collect, report) reads it back, so its columns are defined in one place (``PLAN_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from florenz_scaling.spec import RunSpec, SweepSpec
+from florenz_scaling.files import SweepDir, write_atomic
+from florenz_scaling.spec import RunSpec, SweepSpec, dump_yaml
 from florenz_scaling.spec.sizes import SizeConfig, compute_gmacs, get_size
 
 
 @dataclass(frozen=True)
 class PlannedRun:
+    """One run of the plan: its resolved spec and the size facts its compute and cost are derived from."""
+
     run: RunSpec
     size: SizeConfig
     params: int
@@ -26,14 +32,17 @@ class PlannedRun:
 
     @property
     def run_id(self) -> str:
+        """The run's stable id (a hash of what it computes)."""
         return self.run.run_id
 
     @property
     def seen_samples(self) -> int:
+        """S: training samples the run sees (steps × global batch)."""
         return self.run.seen_samples
 
     @property
     def compute_gmacs(self) -> float:
+        """C = S·F·(1 + P_t/P) in GMACs."""
         return compute_gmacs(self.seen_samples, self.fwd_gmacs, self.params, self.trainable_params)
 
 
@@ -113,6 +122,7 @@ PLAN_COLUMNS = (
 
 
 def plan_rows(spec: SweepSpec, plan: list[PlannedRun]) -> list[dict[str, object]]:
+    """One dict per run with the ``PLAN_COLUMNS`` values (numbers as numbers): the rows of ``plan.csv``."""
     rows = []
     for r in plan:
         c = r.compute_gmacs
@@ -136,6 +146,7 @@ def plan_rows(spec: SweepSpec, plan: list[PlannedRun]) -> list[dict[str, object]
 
 
 def plan_csv(spec: SweepSpec, plan: list[PlannedRun]) -> str:
+    """The text of ``plan.csv``; floats are written with ``repr`` so they read back exactly."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=PLAN_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -176,12 +187,20 @@ def _si(x: object) -> str:
     return f"{v:g}"
 
 
-def write_plan(spec: SweepSpec, plan: list[PlannedRun], out: Path) -> None:
+def write_plan(spec: SweepSpec, plan: list[PlannedRun], out: str | Path) -> None:
     """Write ``plan.csv`` and the resolved ``sweep.yaml`` into a sweep directory."""
-    from florenz_scaling.files import SweepDir, write_atomic
-    from florenz_scaling.spec import dump_yaml
-
     sd = SweepDir(out)
     sd.root.mkdir(parents=True, exist_ok=True)
     dump_yaml(spec, sd.sweep_yaml)
     write_atomic(sd.plan_csv, plan_csv(spec, plan))
+
+
+def read_plan(sweep_dir: str | Path) -> list[dict[str, str]]:
+    """The rows of ``sweep_dir/plan.csv`` in file order, every value as the text written.
+
+    Values stay text (the CSV's own type) so that each reader converts only the columns it uses, and a plan
+    written by an older version (fewer or other columns) still reads. Raises ``FileNotFoundError`` when the
+    sweep has no plan; callers that have a fallback check ``SweepDir(...).plan_csv.exists()`` first.
+    """
+    with open(SweepDir(sweep_dir).plan_csv, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

@@ -16,7 +16,7 @@ import pytest
 import florenz_scaling.fit
 import florenz_scaling.plot.sweep
 import florenz_scaling.report
-from florenz_scaling.cli.pipeline import PipelineError, run_pipeline
+from florenz_scaling.cli.run import PipelineError, run_pipeline
 
 TRIVIAL = "florenz_doubles:sleep_run"
 OVER = ["grid.steps=[4,8]", "sizes=[T-0.2M]", "launch.array_parallelism=2"]

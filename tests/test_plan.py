@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
 from florenz_scaling.cli import main
-from florenz_scaling.plan import make_plan
+from florenz_scaling.plan import PLAN_COLUMNS, make_plan, read_plan, write_plan
 from florenz_scaling.spec import load_sweep
 from florenz_scaling.spec.sizes import compute_gmacs
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
-
-
-def read_plan(out: Path) -> list[dict[str, str]]:
-    with open(out / "plan.csv") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_paper_sweep_plan_files(tmp_path: Path) -> None:
@@ -35,11 +29,35 @@ def test_paper_sweep_plan_files(tmp_path: Path) -> None:
         assert float(r["compute_gmacs"]) == pytest.approx(c, rel=1e-12)
         assert float(r["est_gpu_hours"]) > 0
     assert {(r["size"], int(r["steps"])) for r in rows} >= {("F-0.4B", 100_000), ("F-11.2B", 30_000)}
-    for col in ("run_id", "size", "params", "trainable_params", "fwd_gmacs", "steps", "global_batch",
-                "seen_samples", "compute_gmacs", "est_gpu_hours"):
+    for col in (
+        "run_id",
+        "size",
+        "params",
+        "trainable_params",
+        "fwd_gmacs",
+        "steps",
+        "global_batch",
+        "seen_samples",
+        "compute_gmacs",
+        "est_gpu_hours",
+    ):
         assert col in rows[0]
     resolved = load_sweep(tmp_path / "sweep.yaml")
     assert resolved == load_sweep(SWEEPS / "florenz_paper.yaml")
+
+
+def test_read_plan_returns_what_write_plan_wrote(tmp_path: Path) -> None:
+    spec = load_sweep(SWEEPS / "demo.yaml")
+    plan = make_plan(spec)
+    write_plan(spec, plan, tmp_path)
+    rows = read_plan(tmp_path)
+    assert [r["run_id"] for r in rows] == [r.run_id for r in plan]
+    assert list(rows[0]) == list(PLAN_COLUMNS)
+    for row, r in zip(rows, plan, strict=True):
+        assert float(row["compute_gmacs"]) == r.compute_gmacs  # floats are written to read back exactly
+        assert int(row["steps"]) == r.run.steps and row["budget_gmacs"] == ""
+    with pytest.raises(FileNotFoundError):
+        read_plan(tmp_path / "nothing-planned")
 
 
 def test_run_ids_are_stable_and_depend_on_the_spec() -> None:
@@ -71,7 +89,8 @@ def test_budget_mode_spends_each_budget() -> None:
         # rounded to whole steps: within half a step of the budget
         assert abs(r.compute_gmacs - r.budget_gmacs) <= per_step / 2 + 1e-9
         assert r.compute_gmacs == pytest.approx(
-            compute_gmacs(r.seen_samples, r.fwd_gmacs, r.params, r.trainable_params))
+            compute_gmacs(r.seen_samples, r.fwd_gmacs, r.params, r.trainable_params)
+        )
 
 
 def test_budget_window_drops_sizes_outside_it() -> None:

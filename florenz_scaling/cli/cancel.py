@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``cancel``."""
     p = sub.add_parser(
         "cancel", help="cancel queued and running jobs (scancel / SIGTERM); runs keep checkpoints"
     )
@@ -16,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from florenz_scaling.launch.submit import cancel
+    """Cancel the live jobs and say which runs were stopped (their checkpoints stay)."""
+    from florenz_scaling.launch import cancel
 
     done = cancel(args.out, tuple(args.only))
     for run_id, job_id in done:

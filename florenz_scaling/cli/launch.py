@@ -20,6 +20,7 @@ def add_executor_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``launch``."""
     p = sub.add_parser("launch", help="submit the sweep's runs that are not done, queued or running")
     add_spec_args(p)
     p.add_argument("--out", type=Path, help="sweep directory (required unless --dry-run)")
@@ -35,13 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the dry run, or write the plan and submit; 1 when something outside the spec prevents it."""
     from florenz_scaling.launch.submit import LaunchError, launch
     from florenz_scaling.plan import make_plan, write_plan
     from florenz_scaling.spec import load_sweep
 
     spec = load_sweep(args.sweep, args.override)
     plan = make_plan(spec)
-    if args.dry_run:
+    if args.dry_run:  # the same submissions() list launch() would submit, printed instead
         from florenz_scaling.launch.dryrun import format_dry_run
 
         print(format_dry_run(spec, plan, args.executor))

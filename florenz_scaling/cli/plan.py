@@ -20,6 +20,7 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``plan``."""
     p = sub.add_parser("plan", help="expand a sweep into runs with P, P_t, F, S, C and estimated cost")
     add_spec_args(p)
     p.add_argument("--out", type=Path, help="sweep directory to write plan.csv and sweep.yaml into")
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the plan table; with ``--out``, also write plan.csv and sweep.yaml there."""
     from florenz_scaling.plan import format_plan, make_plan, write_plan
     from florenz_scaling.spec import load_sweep
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``status``."""
     p = sub.add_parser("status", help="state, job id, steps done and latest losses of every run")
     p.add_argument("out", type=Path, help="sweep directory")
     p.add_argument("--json", action="store_true", help="print one JSON object per run instead of a table")
@@ -16,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print every run's state; exit 1 when a run failed (so scripts and CI notice), 2 without a sweep."""
     from florenz_scaling.launch.status import format_status, sweep_status
 
     if not args.out.is_dir():

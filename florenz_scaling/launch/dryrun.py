@@ -1,38 +1,49 @@
-"""``launch --dry-run``: the job parameters of every array and run, and every size built on the meta device.
+"""``launch --dry-run``: every submission a launch would make, and every size built on the meta device.
+
+What is printed is ``submit.submissions`` itself, the list ``launch`` submits: per submission its executor
+parameters (exactly as handed to submitit, timeouts included), the sbatch script submitit renders from them
+for SLURM, and its runs. Nothing else computes job parameters, so the dry run cannot drift from the launch.
 
 The text is deterministic (no timestamps, no machine paths: ``$OUT`` stands for the sweep directory,
-``python`` for the interpreter) so it can be checked against a recorded file, as submitit checks its
-sbatch strings.
+``<launch>`` for the launch's folder stamp, ``python`` for the interpreter) so it can be checked against a
+recorded file, as submitit checks its sbatch strings (``tests/test_dryrun.py``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
 
 from florenz_scaling.launch.jobs import DEFAULT_ENTRY
-from florenz_scaling.launch.submit import executor_parameters, group_by_resources, resolve_executor
+from florenz_scaling.launch.submit import Submission, submissions
 from florenz_scaling.plan import PlannedRun
 from florenz_scaling.spec import SweepSpec
 
 OUT = "$OUT"
-JOB_FOLDER = f"{OUT}/jobs/<launch>/%j"
+STAMP = "<launch>"
 # submitit makes the folder absolute (against the working directory); an absolute stand-in avoids that.
 _ABS_OUT = "/__OUT__"
 
 
-def sbatch_text(spec: SweepSpec, params: dict[str, Any], count: int) -> str:
-    """The sbatch script submitit would submit for an array of ``count`` runs with these parameters."""
+def sbatch_text(sub: Submission) -> str:
+    """The sbatch script submitit would submit for this (SLURM) submission's array."""
+    from unittest import mock
+
     import submitit
-    from submitit.slurm.slurm import _make_sbatch_string
+    from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
     # The executor converts generic keys (mem_gb, timeout_min, ...) to sbatch ones; its folder is not used.
-    ex = submitit.AutoExecutor(folder="/nonexistent-dry-run", cluster="slurm")
-    ex.update_parameters(**params)
+    # It refuses to exist without `srun` on PATH, which a dry run (say, on a laptop) must not need.
+    with mock.patch.object(SlurmExecutor, "affinity", classmethod(lambda cls: 2)):
+        ex = submitit.AutoExecutor(folder="/nonexistent-dry-run", cluster="slurm")
+    ex.update_parameters(**sub.parameters)
     sbatch = dict(ex._executor.parameters)  # the converted SLURM parameters, exactly as submission uses them
-    command = f"python -u -m submitit.core._submit {JOB_FOLDER}"
-    folder = JOB_FOLDER.replace(OUT, _ABS_OUT)
-    text = _make_sbatch_string(command=command, folder=folder, map_count=count, **sbatch)
+    folder = str(sub.folder)
+    command = f"python -u -m submitit.core._submit {folder}"
+    abs_folder = folder.replace(OUT, _ABS_OUT)
+    # submitit submits a batch of one as a plain job, without --array.
+    count = len(sub.runs) if len(sub.runs) > 1 else None
+    text = _make_sbatch_string(command=command, folder=abs_folder, map_count=count, **sbatch)
     return text.replace(_ABS_OUT, OUT)
 
 
@@ -43,32 +54,63 @@ def _si(x: float) -> str:
     return f"{x:g}"
 
 
-def format_dry_run(spec: SweepSpec, plan: list[PlannedRun], executor: str | None = None) -> str:
-    """Everything a launch would submit, and the parameter count of each size's real model on meta."""
-    kind = executor or spec.launch.executor
-    if kind == "auto":
-        kind = resolve_executor(kind)
-    groups = group_by_resources(spec, plan)
+def _sizes(sub: Submission) -> str:
+    return ", ".join(sorted({r.run.size for r in sub.runs}))
+
+
+def _run_line(j: int, r: PlannedRun, call: str) -> str:
+    return (
+        f"  [{j}] {r.run_id} {r.run.size} steps={r.run.steps} S={_si(r.seen_samples)} "
+        f"C={r.compute_gmacs:.4g} GMACs -> {call}"
+    )
+
+
+def _array(i: int, sub: Submission) -> list[str]:
+    """A SLURM or debug job array: one ``TrainJob`` per run."""
+    lines = ["", f"== array {i}: {len(sub.runs)} runs of {_sizes(sub)}"]
+    lines.append("executor parameters: " + json.dumps(sub.parameters, sort_keys=True))
+    if sub.executor == "slurm":
+        lines += ["sbatch script:", *("  " + ln for ln in sbatch_text(sub).splitlines())]
+    lines.append("runs (array index, run id, size, steps, seen samples, compute):")
+    pairs = enumerate(zip(sub.runs, sub.run_dirs, strict=True))
+    lines += [_run_line(j, r, f"TrainJob({sub.entry})({d})") for j, (r, d) in pairs]
+    return lines
+
+
+def _slot(i: int, sub: Submission) -> list[str]:
+    """A local slot: one ``SlotJob`` running its runs in turn, so its timeout is their sum."""
+    n, per_run = len(sub.runs), sub.resources.timeout_min
     lines = [
-        f"dry run of sweep {spec.name}: {len(plan)} runs in {len(groups)} "
-        f"{'array' if len(groups) == 1 else 'arrays'} on executor {kind}; nothing is submitted",
+        "",
+        f"== slot {i} (resource group {sub.group}): {n} runs of {_sizes(sub)}, one after another",
+        "executor parameters: " + json.dumps(sub.parameters, sort_keys=True),
+        f"timeout: {sub.timeout_min} min = {n} runs x {per_run} min (launch.resources.timeout_min per run)",
+        f"job: SlotJob({sub.entry}) over these run directories, each run in a fresh process:",
+        "runs (order in the slot, run id, size, steps, seen samples, compute):",
     ]
-    for i, (res, runs) in enumerate(groups):
-        timeout = res.timeout_min * (1 if kind != "local" else len(runs))
-        params = executor_parameters(spec, res, kind, timeout)
-        lines += ["", f"== array {i}: {len(runs)} runs of {', '.join(sorted({r.run.size for r in runs}))}"]
-        lines.append("executor parameters: " + json.dumps(params, sort_keys=True))
-        if kind == "slurm":
-            lines += [
-                "sbatch script:",
-                *("  " + ln for ln in sbatch_text(spec, params, len(runs)).splitlines()),
-            ]
-        lines.append("runs (array index, run id, size, steps, seen samples, compute):")
-        for j, r in enumerate(runs):
-            lines.append(
-                f"  [{j}] {r.run_id} {r.run.size} steps={r.run.steps} S={_si(r.seen_samples)} "
-                f"C={r.compute_gmacs:.4g} GMACs -> TrainJob({DEFAULT_ENTRY})({OUT}/runs/{r.run_id})"
-            )
+    lines += [_run_line(j, r, str(d)) for j, (r, d) in enumerate(zip(sub.runs, sub.run_dirs, strict=True))]
+    return lines
+
+
+def format_dry_run(
+    spec: SweepSpec, plan: list[PlannedRun], executor: str | None = None, entry: str = DEFAULT_ENTRY
+) -> str:
+    """Everything a launch of ``plan`` would submit, and each size's parameter count built on meta.
+
+    ``executor`` overrides ``spec.launch.executor`` (``auto`` resolves as ``launch`` resolves it).
+    """
+    subs = submissions(spec, plan, Path(OUT), executor or spec.launch.executor, entry, stamp=STAMP)
+    kind = subs[0].executor if subs else executor or spec.launch.executor
+    if kind == "local":
+        unit = "local slot" if len(subs) == 1 else "local slots"
+    else:
+        unit = "array" if len(subs) == 1 else "arrays"
+    lines = [
+        f"dry run of sweep {spec.name}: {len(plan)} runs in {len(subs)} {unit} on executor {kind}; "
+        "nothing is submitted",
+    ]
+    for i, sub in enumerate(subs):
+        lines += _slot(i, sub) if sub.one_job else _array(i, sub)
     lines += ["", "models on the meta device (P, P_t counted on the built module; analytic in brackets):"]
     params_of = {r.run.size: r.params for r in plan}
     lines += _meta_models(sorted(params_of, key=lambda s: (params_of[s], s)))
@@ -76,6 +118,7 @@ def format_dry_run(spec: SweepSpec, plan: list[PlannedRun], executor: str | None
 
 
 def _meta_models(sizes: list[str]) -> list[str]:
+    """Each size built on the meta device (no memory, no weights), its counts checked against the registry."""
     from florenz_scaling.model.florenz import build_model, count_module_params  # torch only here
     from florenz_scaling.spec.sizes import get_size
 

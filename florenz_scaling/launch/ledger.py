@@ -6,6 +6,9 @@ One JSON object per line: ``{time, event, run_id, job_id, executor, log, error, 
 and ``status`` writes ``failed`` for a job that died without saying so (killed, out of memory). Many jobs
 append at once, so each event is one ``write`` of one line on a file opened with ``O_APPEND`` under an
 exclusive lock.
+
+This is the one reader of the ledger: ``status`` (and through it ``run`` and ``report``) folds it with
+``histories``; nothing else parses ``ledger.jsonl``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Event:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """The event as one JSON line (without the newline); ``extra`` keys follow the fixed ones."""
         d = {
             "time": round(self.time, 3),
             "event": self.event,
@@ -52,6 +56,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
+        """An event from a parsed ledger line; keys other than the fixed ones go into ``extra``."""
         known = {"time", "event", "run_id", "job_id", "executor", "log", "error"}
         return cls(
             time=float(d.get("time", 0.0)),
@@ -122,9 +127,13 @@ class RunHistory:
     run_id: str
     submitted: Event | None = None  # the latest submission
     events: list[Event] = field(default_factory=list)  # events of the latest submission's job, in order
+    # Over the run's whole history, whichever job wrote them: the report shows how often a run was tried.
+    latest: Event | None = None  # the run's last event in file order
+    attempts: int = 0  # submissions plus requeues
 
     @property
     def last(self) -> Event | None:
+        """The latest event of the current job (its submission when nothing followed it)."""
         return self.events[-1] if self.events else self.submitted
 
     @property
@@ -139,14 +148,17 @@ class RunHistory:
 
     @property
     def started(self) -> bool:
+        """Whether the current job began running the run (``started`` or, after a requeue, ``requeued``)."""
         return any(e.event in ("started", "requeued") for e in self.events)
 
 
 def histories(events: list[Event]) -> dict[str, RunHistory]:
-    """Fold the ledger into one ``RunHistory`` per run (only events of each run's latest submission count)."""
+    """Fold the ledger into one ``RunHistory`` per run: its current job is its latest submission's."""
     out: dict[str, RunHistory] = {}
     for e in events:
         h = out.setdefault(e.run_id, RunHistory(e.run_id))
+        h.latest = e
+        h.attempts += int(e.event in ("submitted", "requeued"))
         if e.event == "submitted":
             h.submitted, h.events = e, []
         elif h.submitted is None or e.job_id in ("", h.submitted.job_id):

@@ -5,7 +5,10 @@ executor.
   (an array has one set of sbatch options), so the runs are grouped by identical resources, one array per
   group.
 - The ``local`` executor has no queue: it starts ``array_parallelism`` slots per resource group, each working
-  through its share of the runs in turn.
+  through its share of the runs in turn (so a slot's timeout is the sum of its runs' timeouts).
+- ``submissions`` is the one place that turns a plan into what is submitted (resource groups, local slots,
+  executor parameters, timeouts, job folder): ``launch`` submits exactly that list and ``--dry-run`` prints
+  it, so the two cannot drift apart.
 - Idempotent: a run with ``DONE`` is skipped, and so is a run whose latest job is queued or running.
   Everything that can fail before submission is checked first; on any error nothing is submitted.
 - ``runs/<id>/run.yaml`` is written once: the run id is a hash of the run's spec, so an existing file already
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from florenz_scaling.files import SweepDir
+from florenz_scaling.files import SweepDir, exclusive_lock
 from florenz_scaling.launch.jobs import DEFAULT_ENTRY
 from florenz_scaling.launch.ledger import Event, Ledger
 from florenz_scaling.launch.scheduler import slurm_available
@@ -36,6 +39,34 @@ from florenz_scaling.spec import EXECUTORS, Resources, SpecError, SweepSpec, dum
 
 class LaunchError(RuntimeError):
     """Something outside the spec prevents submission (no SLURM controller, a missing module, ...)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One ``submitit`` submission: an executor configured once, and the runs it is handed.
+
+    On ``slurm`` and ``debug`` it is one job array (one ``executor.batch()``, a ``TrainJob`` per run, in
+    order); on ``local`` it is one slot: a single ``SlotJob`` that runs ``run_dirs`` one after another.
+    """
+
+    executor: str  # slurm, local or debug (resolved, never auto)
+    group: int  # index of the resource group (runs with identical resources) in plan order
+    resources: Resources
+    runs: tuple[PlannedRun, ...]
+    run_dirs: tuple[Path, ...]  # what the job callable is called with, one per run
+    parameters: dict[str, Any]  # ``AutoExecutor.update_parameters(**parameters)``, exactly
+    folder: Path  # submitit's job folder: ``OUT/jobs/<stamp>/%j``
+    entry: str  # ``module:function`` each run calls with its run directory
+
+    @property
+    def timeout_min(self) -> int:
+        """The job's time limit in minutes (on ``local`` the slot's: every run's limit, one after another)."""
+        return int(self.parameters["timeout_min"])
+
+    @property
+    def one_job(self) -> bool:
+        """Whether the runs share one job (a local slot) rather than getting one array task each."""
+        return self.executor == "local"
 
 
 @dataclass
@@ -158,6 +189,48 @@ def group_by_resources(spec: SweepSpec, runs: list[PlannedRun]) -> list[tuple[Re
     return list(groups.values())
 
 
+def local_slots(spec: SweepSpec, runs: list[PlannedRun]) -> list[list[PlannedRun]]:
+    """A resource group's runs dealt to at most ``array_parallelism`` local slots."""
+    n = min(spec.launch.array_parallelism, len(runs))
+    return [runs[i::n] for i in range(n)]  # round robin: each slot gets a mix of sizes
+
+
+def submissions(
+    spec: SweepSpec,
+    plan: list[PlannedRun],
+    out: str | Path,
+    executor: str,
+    entry: str = DEFAULT_ENTRY,
+    stamp: str | None = None,
+) -> list[Submission]:
+    """What launching ``plan`` into ``out`` submits, in submission order; nothing is checked or written.
+
+    ``executor`` may be ``auto``; ``stamp`` names the launch's job folder (default: now, to the microsecond;
+    the dry run passes a placeholder so that its text is the same on every machine).
+    """
+    kind = resolve_executor(executor)
+    folder = SweepDir(out).jobs / (stamp or _stamp()) / "%j"
+    subs = []
+    for group, (res, runs) in enumerate(group_by_resources(spec, plan)):
+        # A local slot works through its runs in turn; an array task runs one run.
+        chunks = local_slots(spec, runs) if kind == "local" else [runs]
+        for chunk in chunks:
+            timeout = res.timeout_min * (len(chunk) if kind == "local" else 1)
+            subs.append(
+                Submission(
+                    executor=kind,
+                    group=group,
+                    resources=res,
+                    runs=tuple(chunk),
+                    run_dirs=tuple(SweepDir(out).run(r.run_id).root for r in chunk),
+                    parameters=executor_parameters(spec, res, kind, timeout),
+                    folder=folder,
+                    entry=entry,
+                )
+            )
+    return subs
+
+
 def prepare_runs(spec: SweepSpec, plan: list[PlannedRun], out: str | Path) -> None:
     """Write ``runs/<id>/run.yaml`` for every run that lacks one; ``DONE`` runs are never touched."""
     sd = SweepDir(out)
@@ -185,7 +258,7 @@ def select_runs(
     chosen, skipped = [], {}
     for r in plan:
         state = states.get(r.run_id, "pending")
-        if state in ("done", "queued", "running"):
+        if state in ("done", "diverged", "queued", "running"):  # a diverged run would diverge again
             skipped[r.run_id] = state
         elif only and r.run_id not in only:
             skipped[r.run_id] = "not selected"
@@ -236,46 +309,14 @@ def launch(
     ``plan`` is ``make_plan(spec)`` (already written with ``write_plan``); ``executor`` overrides
     ``spec.launch.executor``; ``entry`` is the ``module:function`` each job calls with its run directory.
     """
-    from florenz_scaling.launch.jobs import SlotJob, TrainJob
-
     kind = resolve_executor(executor or spec.launch.executor)
     validate_launch(spec, plan, kind, entry)
     sd = SweepDir(out)
-    prepare_runs(spec, plan, out)
-    chosen, skipped = select_runs(plan, out, only, retry_failed)
-    for r in chosen:  # a hand-edited or damaged run.yaml fails here, before anything is submitted
-        load_run(sd.run(r.run_id).run_yaml)
-    result = LaunchResult(kind, None, skipped=skipped)
-    if not chosen:
-        return result
-    folder = sd.jobs / _stamp() / "%j"
-    result.folder = folder.parent
-    ledger = Ledger(sd.ledger)
-    for res, runs in group_by_resources(spec, chosen):
-        if kind == "local":
-            events = _submit_local(spec, res, runs, sd, folder, entry, result, SlotJob)
-        else:
-            params = executor_parameters(spec, res, kind, res.timeout_min)
-            ex = _make_executor(kind, folder, params)
-            with ex.batch():  # one sbatch --array for the whole group
-                jobs = [ex.submit(TrainJob(entry, kind), str(sd.run(r.run_id).root)) for r in runs]
-            if kind == "slurm":
-                _release(jobs)
-            events = [
-                Event(
-                    time.time(),
-                    "submitted",
-                    r.run_id,
-                    j.job_id,
-                    kind,
-                    _log(j),
-                    extra={"launch": folder.parent.name},
-                )
-                for r, j in zip(runs, jobs, strict=True)
-            ]
-            result.jobs += jobs
-            result.submitted += [(r.run_id, j.job_id) for r, j in zip(runs, jobs, strict=True)]
-        ledger.append(events)
+    sd.root.mkdir(parents=True, exist_ok=True)
+    # From choosing the runs to recording them in the ledger, one launch at a time: a concurrent launch
+    # waits here, then finds this one's runs queued and submits only what is still unfinished.
+    with exclusive_lock(sd.launch_lock, what=f"sweep {sd.root}"):
+        result = _launch_locked(spec, sd, plan, kind, only, retry_failed, entry)
     if kind == "debug":
         for job in result.jobs:  # debug jobs run here, now, one after another
             try:
@@ -285,63 +326,47 @@ def launch(
     return result
 
 
-def _submit_local(
+def _launch_locked(
     spec: SweepSpec,
-    res: Resources,
-    runs: list[PlannedRun],
     sd: SweepDir,
-    folder: Path,
+    plan: list[PlannedRun],
+    kind: str,
+    only: tuple[str, ...],
+    retry_failed: bool,
     entry: str,
-    result: LaunchResult,
-    slot_job: type,
-) -> list[Event]:
-    n = min(spec.launch.array_parallelism, len(runs))
-    slots = [runs[i::n] for i in range(n)]  # round robin: each slot gets a mix of sizes
-    events = []
-    for slot in slots:
-        timeout = res.timeout_min * len(slot)  # a slot runs its runs in turn
-        ex = _make_executor("local", folder, executor_parameters(spec, res, "local", timeout))
-        job = ex.submit(slot_job(entry, "local"), [str(sd.run(r.run_id).root) for r in slot])
-        result.jobs.append(job)
-        for r in slot:
-            result.submitted.append((r.run_id, job.job_id))
-            events.append(
-                Event(
-                    time.time(),
-                    "submitted",
-                    r.run_id,
-                    job.job_id,
-                    "local",
-                    _log(job),
-                    extra={"launch": folder.parent.name},
-                )
-            )
-    return events
+) -> LaunchResult:
+    prepare_runs(spec, plan, sd.root)
+    chosen, skipped = select_runs(plan, sd.root, only, retry_failed)
+    for r in chosen:  # a hand-edited or damaged run.yaml fails here, before anything is submitted
+        load_run(sd.run(r.run_id).run_yaml)
+    result = LaunchResult(kind, None, skipped=skipped)
+    if not chosen:
+        return result
+    subs = submissions(spec, chosen, sd.root, kind, entry)
+    result.folder = subs[0].folder.parent
+    ledger = Ledger(sd.ledger)
+    for sub in subs:
+        jobs = _submit(sub)
+        # A local slot is one job for all its runs; an array has one task per run.
+        pairs = [(r, jobs[0]) for r in sub.runs] if sub.one_job else list(zip(sub.runs, jobs, strict=True))
+        result.jobs += jobs
+        result.submitted += [(r.run_id, j.job_id) for r, j in pairs]
+        extra = {"launch": sub.folder.parent.name}
+        ledger.append(
+            Event(time.time(), "submitted", r.run_id, j.job_id, kind, _log(j), extra=extra) for r, j in pairs
+        )
+    return result
 
 
-def cancel(out: str | Path, only: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """Cancel the live jobs of a sweep (``scancel`` / SIGTERM); returns ``(run_id, job_id)`` cancelled."""
-    import os
-    import signal
+def _submit(sub: Submission) -> list[Any]:
+    """Hand one submission to submitit; returns its jobs (one for a local slot, else one per run)."""
+    from florenz_scaling.launch.jobs import SlotJob, TrainJob
 
-    from florenz_scaling.launch.status import sweep_status
-
-    sd = SweepDir(out)
-    live = [r for r in sweep_status(out) if r.state in ("queued", "running")]
-    rows = [r for r in live if not only or r.run_id in only]
-    # A local slot is one process for several runs: stopping it stops all of them, so record all of them.
-    pids = {r.job_id for r in rows if r.executor == "local"}
-    rows += [r for r in live if r.executor == "local" and r.job_id in pids and r not in rows]
-    slurm_ids = sorted({r.job_id for r in rows if r.executor == "slurm"})
-    if slurm_ids:
-        subprocess.run(["scancel", *slurm_ids], check=False)
-    for pid in sorted({r.job_id for r in rows if r.executor == "local"}):
-        try:
-            # The controller forwards SIGTERM to its tasks; the trainer checkpoints and the slot stops.
-            os.kill(int(pid), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
-    Ledger(sd.ledger).append(
-        Event(time.time(), "cancelled", r.run_id, r.job_id, r.executor, r.log) for r in rows
-    )
-    return [(r.run_id, r.job_id) for r in rows]
+    ex = _make_executor(sub.executor, sub.folder, sub.parameters)
+    if sub.one_job:
+        return [ex.submit(SlotJob(sub.entry, sub.executor), [str(d) for d in sub.run_dirs])]
+    with ex.batch():  # one sbatch --array for the whole group
+        jobs = [ex.submit(TrainJob(sub.entry, sub.executor), str(d)) for d in sub.run_dirs]
+    if sub.executor == "slurm":
+        _release(jobs)
+    return jobs
