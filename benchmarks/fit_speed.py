@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     b = bootstrap("chinchilla", pts, n=args.resamples, seed=0, budgets=[5.76e23], point=fast)
     t_boot = time.perf_counter() - t0
-    bs = b.extras["bootstrap"]
-    print(f"bootstrap: {args.resamples} resamples in {t_boot:.1f} s ({bs['n_failed']} failed)"
+    print(f"bootstrap: {args.resamples} resamples in {t_boot:.1f} s ({b.bootstrap.n_failed} failed)"
           "  (target < 120 s)")
     print("  95% CI " + ", ".join(f"{k} [{lo_:.4g}, {hi_:.4g}]" for k, (lo_, hi_) in b.ci.items()))
     ok = (rel <= 1e-9) and ratio >= 10 and t_fast < 3 and t_boot < 120 * args.resamples / 1000

@@ -3,6 +3,10 @@
 Plan, run states, fitted coefficients with intervals next to the paper's, and every figure, embedded as
 base64 PNG. Nothing is fetched from the network (no external CSS, JS, fonts or images), so the file can be
 mailed, archived or opened on an offline cluster node.
+
+Built from files only: plan.csv, the ledger and run directories, results.csv, fits/*.json and the figures
+``florenz-scaling plot`` wrote with their list, plots/index.json. The report never draws: a sweep that was not
+plotted gets a note saying so.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import io
 import json
 import math
 from pathlib import Path
@@ -19,7 +22,12 @@ from typing import Any
 import pandas as pd
 
 from florenz_scaling.files import SweepDir, write_atomic
-from florenz_scaling.results import read_table
+from florenz_scaling.fit import load_fits, load_paper, paper_coefficients
+from florenz_scaling.results import group_order, read_table
+from florenz_scaling.spec import LAWS
+
+# Written by florenz_scaling.plot.plot_sweep: {"figures": [{"name", "title", "caption", "files": [...]}]}.
+PLOTS_INDEX = "index.json"
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -32,7 +40,8 @@ th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 .scroll { overflow-x: auto; } .muted { color: #777; } .caption { color: #555; max-width: 70rem; }
 figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-.state-done { color: #1e8449; font-weight: 600; } .state-failed { color: #c0392b; font-weight: 600; }
+.state-done { color: #1e8449; font-weight: 600; }
+.state-failed, .state-diverged { color: #c0392b; font-weight: 600; }
 .state-running, .state-submitted, .state-requeued, .state-partial { color: #b9770e; font-weight: 600; }
 .state-pending { color: #777; }
 nav a { margin-right: 1rem; }
@@ -54,35 +63,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def html_table(df: pd.DataFrame, left: tuple[str, ...] = ()) -> str:
-    """A DataFrame as an escaped HTML table; ``left`` columns are left-aligned (text)."""
+def html_table(df: pd.DataFrame, left: tuple[str, ...] = (), raw: tuple[str, ...] = ()) -> str:
+    """A DataFrame as an escaped HTML table; ``left`` columns are left-aligned (text).
+
+    Every header and cell is escaped except the cells of ``raw`` columns, which the report builds itself
+    (never a column name taken from a file: a received plan.csv may name its columns anything).
+    """
     head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in df.columns)
     rows = []
     for rec in df.itertuples(index=False):
         cells = []
         for c, v in zip(df.columns, rec, strict=True):
             v = v.item() if hasattr(v, "item") else v
-            raw = c.startswith("_html_")
-            cells.append(f'<td class="{"l" if c in left else ""}">{v if raw else _e(_fmt(v))}</td>')
+            cells.append(f'<td class="{"l" if c in left else ""}">{v if c in raw else _e(_fmt(v))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = head.replace("_html_", "")
     body = "".join(rows)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _read_ledger(path: Path) -> list[dict[str, Any]]:
-    """Ledger events in file order; a half-written last line (a killed writer) is skipped."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and rec.get("run_id"):
-            out.append(rec)
-    return out
 
 
 def _when(t: Any) -> str:
@@ -93,63 +89,40 @@ def _when(t: Any) -> str:
 
 
 def _plan(sd: SweepDir) -> pd.DataFrame | None:
-    return pd.read_csv(sd.plan_csv, keep_default_na=False) if sd.plan_csv.is_file() else None
+    """plan.csv (read by its owner, ``plan.read_plan``) with numeric columns as numbers; None without one."""
+    from florenz_scaling.plan import read_plan
 
+    if not sd.plan_csv.is_file():
+        return None
 
-def _id_column(plan: pd.DataFrame) -> str | None:
-    return next((c for c in ("run_id", "id") if c in plan.columns), None)
+    def numeric(col: pd.Series) -> pd.Series:
+        try:
+            return pd.to_numeric(col)
+        except (ValueError, TypeError):
+            return col  # text columns (run ids, sizes, an empty budget column) stay text, left-aligned
 
-
-def _state(done: bool, event: str, has_losses: bool) -> str:
-    """A run's state from files alone, in ``florenz-scaling status``'s words where files can tell.
-
-    The report never asks the scheduler (it may run far from the cluster), so a submitted job is "submitted"
-    rather than queued or running, and a "started" one is "running".
-    """
-    if done:
-        return "done"  # the run writes DONE last, whatever the ledger says
-    if event in ("submitted", "requeued", "failed"):
-        return event
-    if event == "started":
-        return "running"
-    if event == "finished":
-        return "failed"  # ended without DONE
-    return "partial" if has_losses else "pending"
+    return pd.DataFrame(read_plan(sd.root)).apply(numeric)
 
 
 def run_states(sweep_dir: str | Path, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run: state, last ledger event, job id, attempts, and progress from the results table.
 
-    Runs come from plan.csv, the ledger and runs/; the state from the DONE marker and the last ledger event
-    (see ``_state``).
+    Runs and states are ``launch.status.sweep_status``'s, the ones ``status`` prints, but from files alone:
+    the report never asks the scheduler (it may be written far from the cluster), so a job that has not
+    started is "submitted" rather than queued, and nothing is written to the ledger.
     """
-    sd = SweepDir(sweep_dir)
-    plan = _plan(sd)
-    events = _read_ledger(sd.ledger)
-    ids: list[str] = []
-    if plan is not None and _id_column(plan):
-        ids += [str(x) for x in plan[_id_column(plan)]]
-    ids += [str(e["run_id"]) for e in events]
-    if sd.runs.is_dir():
-        ids += sorted(p.name for p in sd.runs.iterdir() if p.is_dir())
-    ids = list(dict.fromkeys(ids))
+    from florenz_scaling.launch.status import sweep_status
+
     rows = []
-    for rid in ids:
-        ev = [e for e in events if str(e["run_id"]) == rid]
-        last = ev[-1] if ev else {}
-        rd = sd.run(rid)
-        done = rd.done.is_file()
-        state = _state(done, str(last.get("event", "")), rd.losses.is_file())
+    for s in sweep_status(sweep_dir, reconcile=False, scheduler=False):
         progress = ""
         if table is not None and len(table):
-            t = table[table["run_id"] == rid]
+            t = table[table["run_id"] == s.run_id]
             if len(t):
                 progress = f"{int(t['step'].max()):,} / {int(t['total_steps'].max()):,}"
-        rows.append({"run": rid, "state": state, "DONE marker": "yes" if done else "no",
-                     "last event": str(last.get("event", "")), "job id": str(last.get("job_id", "") or ""),
-                     "time (UTC)": _when(last.get("time")),
-                     "attempts": sum(e.get("event") in ("submitted", "requeued") for e in ev),
-                     "steps evaluated": progress})
+        rows.append({"run": s.run_id, "state": s.state, "DONE marker": "yes" if s.state == "done" else "no",
+                     "last event": s.last_event, "job id": s.last_job_id, "time (UTC)": _when(s.last_time),
+                     "attempts": s.attempts, "steps evaluated": progress})
     return pd.DataFrame(rows, columns=["run", "state", "DONE marker", "last event", "job id", "time (UTC)",
                                        "attempts", "steps evaluated"])
 
@@ -160,33 +133,33 @@ def _ci(v: Any) -> str:
     return f"[{v[0]:.4g}, {v[1]:.4g}]"
 
 
-FIT_COLUMNS = ["law", "set", "parameter", "value", "95% interval", "interval", "p-value", "paper",
+FIT_COLUMNS = ["law", "set", "method", "parameter", "value", "95% interval", "interval", "p-value", "paper",
                "paper 95% CI", "points used", "status"]
+
+
+def _where(f: Any) -> str:
+    """Which subset a fit is of: the group, or the group and the (task, language) pair."""
+    return (f.group or "") + (f" {f.task}·{f.lang}" if f.task else "")
 
 
 def fits_table(fits: list[Any], paper: dict | None) -> pd.DataFrame:
     """One row per fitted coefficient: value and 95% interval, and the paper's value and interval."""
-    from florenz_scaling.plot.data import paper_coefficients
-    from florenz_scaling.plot.diagnostics import LAW_ORDER
-    from florenz_scaling.plot.style import group_order
-
     rank = {g: i for i, g in enumerate(group_order(f.group for f in fits))}
-    fits = sorted(fits, key=lambda f: (LAW_ORDER.index(f.law) if f.law in LAW_ORDER else 9,
+    fits = sorted(fits, key=lambda f: (LAWS.index(f.law) if f.law in LAWS else 9,
                                        rank.get(f.group, 99), f.task or "", f.lang or ""))
     rows = []
     for f in fits:
         ref = paper_coefficients(paper, f.law, f.group) if not f.task else None
-        where = f.group + (f" {f.task}·{f.lang}" if f.task else "")
-        boot = f.extras.get("bootstrap")
-        kind = f"bootstrap ×{boot.get('n_ok', '?')}" if isinstance(boot, dict) else ("OLS t" if f.ci else "")
-        pvals = f.extras.get("pvalues") or {}
-        at_bound = f.extras.get("at_bound") or {}
+        kind = {"bootstrap": f"bootstrap ×{f.bootstrap.n_ok}" if f.bootstrap else "", "t": "OLS t"}.get(
+            f.interval_kind, "")
         for name, value in f.params.items():
             p = (ref or {}).get(name)
-            notes = [f.status] + ([f"at {at_bound[name]} bound"] if at_bound.get(name) else [])
-            rows.append({"law": f.law, "set": where, "parameter": name, "value": value,
+            bound = f.at_bound.get(name)
+            notes = [f.status] + ([f"at {bound} bound"] if bound else [])
+            rows.append({"law": f.law, "set": _where(f), "method": f.method, "parameter": name,
+                         "value": value,
                          "95% interval": _ci(f.ci.get(name)), "interval": kind if f.ci.get(name) else "",
-                         "p-value": _p(pvals.get(name)),
+                         "p-value": _p(f.pvalues.get(name)),
                          "paper": "" if p is None else f"{p[0]:.4g}" + (f" ({p[3]})" if p[3] else ""),
                          "paper 95% CI": "" if p is None else _ci([p[1], p[2]]),
                          "points used": f"{sum(f.used)} / {len(f.used)}" if f.used else f.n_points,
@@ -200,16 +173,53 @@ def _p(v: Any) -> str:
     return "<0.001" if v < 1e-3 else f"{v:.3f}"
 
 
-def _as_list(x: Any) -> list[str]:
-    if not x:
-        return []
-    return [str(v) for v in x] if isinstance(x, list) else [str(x)]
+def _png_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _png_data_uri(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def _read_plots_index(sd: SweepDir) -> list[dict[str, Any]] | None:
+    """The figures ``florenz-scaling plot`` listed in plots/index.json; None without a readable index."""
+    path = sd.plots / PLOTS_INDEX
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8")).get("figures")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(figures, list):
+        return None
+    return [f for f in figures if isinstance(f, dict) and f.get("name")]
+
+
+def _figure_html(sd: SweepDir, fig: dict[str, Any]) -> str:
+    """One figure of the index: heading, caption and its PNG inlined (or a note when the PNG is missing)."""
+    name, title = str(fig["name"]), str(fig.get("title") or fig["name"])
+    png = next((sd.plots / str(f) for f in fig.get("files") or () if str(f).endswith(".png")), None)
+    if png is not None and png.is_file():
+        body = f'<img alt="{_e(title)}" src="{_png_data_uri(png)}">'
+    else:
+        body = ('<p class="muted">No PNG of this figure in plots/: run <code>florenz-scaling plot DIR</code>'
+                " (with PNG among its formats).</p>")
+    return (f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3>'
+            f'<p class="caption">{_e(fig.get("caption", ""))}</p>{body}</figure>')
+
+
+def figures_section(sd: SweepDir, has_results: bool) -> list[str]:
+    """Every figure listed in plots/index.json, in its order; or why there are none."""
+    parts = ['<h2 id="figures">Figures</h2>']
+    index = _read_plots_index(sd)
+    if index is None:
+        if not has_results:
+            return parts + ['<p class="muted">No results collected yet: run '
+                            "<code>florenz-scaling collect DIR</code>, then "
+                            "<code>florenz-scaling plot DIR</code>.</p>"]
+        what = "No plots/ directory" if not sd.plots.is_dir() else "No plots/index.json"
+        return parts + [f'<p class="muted">{what} in this sweep: run <code>florenz-scaling plot DIR</code>'
+                        " to draw the figures, then the report again.</p>"]
+    inputs = [sd.results_csv, *(sd.fits.glob("*.json") if sd.fits.is_dir() else ())]
+    newest = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0.0)
+    if newest > (sd.plots / PLOTS_INDEX).stat().st_mtime:
+        parts.append('<p class="muted">The figures are older than results.csv or the fits: run '
+                     "<code>florenz-scaling plot DIR</code> to redraw them.</p>")
+    return parts + [_figure_html(sd, f) for f in index]
 
 
 def _sweep_name(sd: SweepDir) -> str:
@@ -251,20 +261,19 @@ def conditioning_section(sd: SweepDir) -> list[str]:
 
 
 def write_report(sweep_dir: str | Path) -> Path:
-    """Write DIR/report.html (self-contained) and return its path; works on a sweep still in progress."""
-    from florenz_scaling.plot.data import load_fits, load_paper, load_table
-    from florenz_scaling.plot.sweep import sweep_figures
+    """Write DIR/report.html (self-contained) and return its path; works on a sweep still in progress.
 
+    Reads files only; the figures are the PNGs that ``florenz-scaling plot`` listed in plots/index.json.
+    """
     sd = SweepDir(sweep_dir)
     name = _sweep_name(sd)
-    table = load_table(sd.root) if sd.results_csv.is_file() else None
-    fits = load_fits(sd.root) if sd.fits.is_dir() else []
+    table = read_table(sd.results_csv) if sd.results_csv.is_file() else None
+    fits = load_fits(sd.root)
     paper = load_paper(sd.root)
     plan = _plan(sd)
     states = run_states(sd.root, table)
-    # The state as a coloured badge (html_table passes "_html_" columns through unescaped).
+    # The state as a coloured badge, built here from escaped text, so passed through as HTML.
     badges = states.assign(state=[f'<span class="state-{_e(s)}">{_e(s)}</span>' for s in states["state"]])
-    badges = badges.rename(columns={"state": "_html_state"})
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     n_done = int(states["DONE marker"].eq("yes").sum()) if len(states) else 0
     parts = [f"<h1>Scaling sweep report: {_e(name)}</h1>",
@@ -276,7 +285,7 @@ def write_report(sweep_dir: str | Path) -> Path:
              html_table(plan, left=tuple(c for c in plan.columns if plan[c].dtype == object))
              if plan is not None else '<p class="muted">No plan.csv in this sweep.</p>',
              '<h2 id="runs">Run states</h2>',
-             html_table(badges, left=("run", "_html_state", "last event", "job id", "time (UTC)"))
+             html_table(badges, left=("run", "state", "last event", "job id", "time (UTC)"), raw=("state",))
              if len(states) else '<p class="muted">No runs found.</p>',
              '<h2 id="fits">Fits</h2>']
     if fits:
@@ -287,23 +296,15 @@ def write_report(sweep_dir: str | Path) -> Path:
         for law, sub in table_of_fits.groupby("law", sort=False):
             parts.append(f"<h3>{_e(law)}</h3>")
             parts.append(html_table(sub.drop(columns="law"), left=("set", "parameter", "interval", "status")))
-        warnings = [(f, w) for f in fits for w in _as_list(f.extras.get("warnings"))]
+        warnings = [(f, w) for f in fits for w in f.warnings]
         if warnings:
-            items = "".join(f"<li>{_e(f.law)} · {_e(f.group)}: {_e(w)}</li>" for f, w in warnings)
+            items = "".join(f"<li>{_e(f.law)} · {_e(_where(f))}: {_e(w)}</li>" for f, w in warnings)
             parts.append(f"<details><summary>Fit warnings ({len(warnings)})</summary><ul>{items}</ul>"
                          "</details>")
     else:
         parts.append('<p class="muted">No fits yet: run <code>florenz-scaling fit DIR</code>.</p>')
     parts += conditioning_section(sd)
-    parts.append('<h2 id="figures">Figures</h2>')
-    if table is None or table.empty:
-        parts.append('<p class="muted">No results collected yet: run '
-                     "<code>florenz-scaling collect DIR</code>.</p>")
-    else:
-        for f in sweep_figures(sd.root):
-            parts.append(f'<figure id="fig-{_e(f.name)}"><h3>{_e(f.title)}</h3>'
-                         f'<p class="caption">{_e(f.caption)}</p>'
-                         f'<img alt="{_e(f.title)}" src="{_png_data_uri(f.figure)}"></figure>')
+    parts += figures_section(sd, table is not None and not table.empty)
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>{_e(name)} — florenz-scaling report</title><style>{_CSS}</style></head>"
            f"<body>{''.join(parts)}</body></html>\n")

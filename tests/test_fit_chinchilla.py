@@ -44,8 +44,8 @@ def test_reproduces_published_replication(fit):
     assert fit.objective == pytest.approx(1.01827e-3, rel=1e-5)
     assert fit.status == "converged"
     assert fit.n_points == 240 and all(fit.used)
-    assert fit.extras["n_starts"] == 4500
-    assert not any(fit.extras["at_bound"].values())
+    assert fit.method == "lbfgs" and fit.solver["n_starts"] == 4500 and fit.nit > 0
+    assert set(fit.at_bound) == set(fit.params) and not any(fit.at_bound.values())
 
 
 def test_averaged_objective_answer_not_returned(points, fit):
@@ -85,9 +85,12 @@ def test_bootstrap_alpha_interval_overlaps_published(points, fit):
     lo, hi = res.ci["alpha"]
     assert lo < 0.373 and hi > 0.317
     assert lo < fit.params["alpha"] < hi
-    b = res.extras["bootstrap"]
-    assert b["n_ok"] == 150 and b["unit"] == "run_id" and b["n_runs"] == 240  # each row is its own run
-    assert "N_opt@5.76e+23" in b["derived"] and "beta_over_alpha_plus_beta" in b["derived"]
+    b = res.bootstrap
+    assert b.n_ok == 150 and b.unit == "run_id" and b.n_runs == 240  # each row is its own run
+    assert "N_opt@5.76e+23" in b.derived and "beta_over_alpha_plus_beta" in b.derived
+    lo_n, hi_n = b.derived_interval("N_opt@5.76e+23")
+    assert lo_n < b.derived["N_opt@5.76e+23"]["median"] < hi_n and res.interval_kind == "bootstrap"
+    assert FitResult.from_json(res.to_json()) == res
     assert res.params == fit.params  # the point estimate is the full-data fit
 
 
@@ -118,7 +121,7 @@ def test_simulated_chinchilla_recovered():
     assert r.params["beta"] == pytest.approx(true["beta"], abs=0.04)
     np.testing.assert_allclose(r.predict(N=N, D=D), L, rtol=0.02)
     v = fit_chinchilla(N, D, L, method="varpro")
-    assert v.extras["method"] == "varpro"
+    assert v.method == "varpro"
     assert v.params["alpha"] == pytest.approx(true["alpha"], abs=0.05)
     assert v.params["beta"] == pytest.approx(true["beta"], abs=0.05)
 
@@ -129,9 +132,9 @@ def test_few_runs_use_varpro_and_flag_bounds():
     D = np.tile([5e8, 2e9, 5e9], 3)
     L = 200.0 / N**0.2 + 50.0 / D**0.15
     r = fit_chinchilla(N, D, L, method="auto")
-    assert r.extras["method"] == "varpro" and "auto" in r.extras["method_reason"]
-    assert r.extras["at_bound"]["E"] == "lower"
-    assert any("E at its lower bound" in w for w in r.extras["warnings"])
+    assert r.method == "varpro" and "auto" in r.solver["method_reason"]
+    assert r.at_bound["E"] == "lower"
+    assert any("E at its lower bound" in w for w in r.warnings)
     np.testing.assert_allclose(r.predict(N=N, D=D), L, rtol=1e-3)
 
 

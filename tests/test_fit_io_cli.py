@@ -73,13 +73,16 @@ def test_fit_sweep_writes_every_law_and_group_and_flags(sweep):
         assert f"{law}-caption_en.json" in names
     ch = FitResult.from_json((sweep / "fits" / "chinchilla-SC.json").read_text())
     assert ch.group == "SC" and ch.n_points == 9
-    assert ch.extras["method"] == "varpro" and "auto" in ch.extras["method_reason"]  # few runs
-    assert ch.extras["at_bound"]["E"] == "lower"  # pure power-law data drive E to 0: flagged, not hidden
+    assert ch.method == "varpro" and "auto" in ch.solver["method_reason"]  # few runs
+    assert ch.at_bound["E"] == "lower"  # pure power-law data drive E to 0: flagged, not hidden
+    assert "E at its lower bound" in ch.warnings and ch.rollout["n_test"] == 3
     pair = FitResult.from_json((sweep / "fits" / "size-data-caption_en.json").read_text())
     assert (pair.task, pair.lang, pair.group) == ("caption", "en", "SC")
     sd = json.loads((sweep / "fits" / "size-data-UC.json").read_text())
     assert set(sd["params"]) == {"beta0", "beta1", "beta2"} and set(sd["ci"]) == {"beta0", "beta1", "beta2"}
-    assert sd["extras"]["bootstrap"]["n_resamples"] == 10 and "rollout" in sd["extras"]
+    assert sd["bootstrap"]["n_resamples"] == 10 and sd["rollout"]["law"] == "size-data"
+    assert sd["method"] == "ols" and sd["dof"] == 6 and len(sd["covariance"]) == 3
+    assert not {"bootstrap", "rollout", "cov", "df", "method", "warnings"} & set(sd["extras"])
 
 
 def test_pairs_in_no_group_are_fitted_per_pair_only(tmp_path):
@@ -139,3 +142,36 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["fit", str(bad), "--law", "compute"]) == 1
     assert main(["fit", str(DATA), "--law", "compute", "--group", "SC"]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_a_nan_pair_leaves_its_run_out_of_the_group_fit_and_says_so(tmp_path):
+    table = demo_table()
+    bad = (table["run_id"] == "s1.03b-2000") & table["final"] & (table["lang"] == "en")
+    table.loc[bad, "loss"] = np.nan  # a received results.csv with a NaN pair (collect would keep it out)
+    table.to_csv(tmp_path / "results.csv", index=False)
+    pts = sweep_points(pd.read_csv(tmp_path / "results.csv"))
+    assert "s1.03b-2000" not in set(pts.loc[pts["group"] == "SC", "run_id"])  # never a half-group mean
+    assert "group SC lacks caption/en" in pts.attrs["left_out"]["s1.03b-2000"]
+    fit_sweep(tmp_path, laws=("compute",), bootstrap=0)
+    with_nan = FitResult.from_json((tmp_path / "fits" / "compute-SC.json").read_text())
+    assert any("s1.03b-2000" in w for w in with_nan.warnings)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    demo_table()[lambda t: t["run_id"] != "s1.03b-2000"].to_csv(clean / "results.csv", index=False)
+    fit_sweep(clean, laws=("compute",), bootstrap=0)
+    without = FitResult.from_json((clean / "fits" / "compute-SC.json").read_text())
+    for k, v in without.params.items():
+        assert with_nan.params[k] == pytest.approx(v)
+
+
+def test_a_table_that_lost_points_keeps_earlier_fits(sweep, capsys):
+    fit_sweep(sweep, laws=("size-data",), bootstrap=0)
+    before = (sweep / "fits" / "size-data-UC.json").read_text()
+    table = pd.read_csv(sweep / "results.csv")
+    keep = sorted(set(table["run_id"]))[:2]
+    table["diverged"] = ~table["run_id"].isin(keep)  # all but two runs diverged: nothing is fittable now
+    table.to_csv(sweep / "results.csv", index=False)
+    assert fit_sweep(sweep, laws=("size-data",), bootstrap=0) == []
+    err = capsys.readouterr().err
+    assert "kept earlier size-data-UC.json" in err and "diverged" in err
+    assert (sweep / "fits" / "size-data-UC.json").read_text() == before

@@ -70,8 +70,9 @@ def test_compute_intervals_and_bands():
     rng = np.random.default_rng(2)
     L = 10 ** (2.02 - 0.18 * np.log10(C) + rng.normal(0, 0.01, len(C)))
     r = fit_compute(C, L)
-    assert set(r.ci) == {"alpha0", "alpha1"} and set(r.extras["pvalues"]) == {"alpha0", "alpha1"}
-    assert r.extras["pvalues"]["alpha1"] < 1e-3 and 0.9 < r.extras["r2"] <= 1.0
+    assert set(r.ci) == {"alpha0", "alpha1"} and set(r.pvalues) == {"alpha0", "alpha1"}
+    assert r.pvalues["alpha1"] < 1e-3 and 0.9 < r.r2 <= 1.0 and r.method == "ols" and r.interval_kind == "t"
+    assert r.dof == r.n_points - 2 and np.shape(r.covariance) == (2, 2) and r.residual_variance > 0
     x = np.geomspace(1e8, 1e11, 5)
     m, clo, chi = r.predict(C=x, interval="confidence")
     m2, plo, phi = r.predict(C=x, interval="prediction")
@@ -109,10 +110,10 @@ def test_bootstrap_and_rollout_on_ols_laws():
     L = 10 ** (2.20 - 0.13 * np.log10(PP) - 0.15 * np.log10(SS) + rng.normal(0, 0.01, len(PP)))
     t = pd.DataFrame({"N": PP, "D": SS, "C": C, "loss": L, "run_id": [f"r{i}" for i in range(len(L))]})
     b = bootstrap("size-data", t, n=200, budgets=None)
-    assert set(b.ci) == {"beta0", "beta1", "beta2"} and "ols_ci" in b.extras
+    assert set(b.ci) == {"beta0", "beta1", "beta2"} and "ols_ci" in b.extras and b.bootstrap.n_ok == 200
     assert b.ci["beta1"][0] < -0.13 < b.ci["beta1"][1]
     bc = bootstrap("compute", t, n=100, budgets=[1e10])
-    assert "L@1e+10" in bc.extras["bootstrap"]["derived"]
+    assert "L@1e+10" in bc.bootstrap.derived
     ro = rollout(t, "size-data", by="N", holdout=1)
     assert ro["n_test"] == 4 and ro["n_train"] == 12
     assert ro["mean_abs_rel_error"] < 0.05 and abs(ro["signed_bias"]) < 0.05

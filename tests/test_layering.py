@@ -27,6 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"spec", "files"},
     "results": {"spec", "plan", "files"},
     "train": {"spec", "model", "data", "results.records", "files"},
+    # Pretraining the tiny components the sweep starts from is training too (the design: next to train/).
+    "pretrain": {"spec", "model", "data", "results.records", "files", "train"},
+    "pretrain": {"spec", "model", "data", "results.records", "files"},  # training, beside train/
     "fit": {"spec", "results", "files"},
     "plot": {"results", "fit", "files", "spec"},
     "report": {"plan", "launch.status", "results", "fit", "files", "spec"},

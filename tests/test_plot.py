@@ -14,14 +14,12 @@ from PIL import Image
 from test_plot_fixtures import PAIRS, PARTIAL_RUN, SIZES, STEPS, make_table, shared_sweep
 
 from florenz_scaling.cli import main
-from florenz_scaling.fit import compute_optimal
-from florenz_scaling.plot.data import load_train_losses, paper_coefficients
-from florenz_scaling.plot.sweep import (
+from florenz_scaling.fit import compute_optimal, load_fits, load_paper, paper_coefficients
+from florenz_scaling.plot import (
     compute_optimal_frontier,
     fit_residuals,
-    load_fits,
-    load_paper,
     load_table,
+    load_train_losses,
     loss_vs_compute,
     loss_vs_params,
     loss_vs_samples,
@@ -30,12 +28,12 @@ from florenz_scaling.plot.sweep import (
 )
 from florenz_scaling.results import group_losses
 
-# The paper's Tables 2-3 in the layout plot_data.paper_coefficients reads.
 REPO = Path(__file__).resolve().parents[1]
 # The paper's Tables 2-3 as the repository ships them (fits/paper_coefficients.json).
 PAPER = json.loads((REPO / "fits" / "paper_coefficients.json").read_text())
-FIGURES = {"loss_vs_compute", "loss_vs_params", "loss_vs_samples", "training_curves", "fit_residuals",
-           "compute_optimal"}
+# In reading order, as plots/index.json lists them.
+FIGURES = ("loss_vs_compute", "loss_vs_params", "loss_vs_samples", "training_curves", "fit_residuals",
+           "compute_optimal")
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +174,11 @@ def test_plot_sweep_writes_png_and_svg(tmp_path: Path) -> None:
         assert p.parent == root / "plots" and p.stat().st_size > 10_000
     with Image.open(root / "plots" / "loss_vs_compute.png") as im:
         assert im.width > 1000 and len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 50
+    index = json.loads((root / "plots" / "index.json").read_text())["figures"]
+    assert tuple(f["name"] for f in index) == FIGURES
+    assert all(f["files"] == [f"{f['name']}.png", f"{f['name']}.svg"] for f in index)
+    assert index[0]["title"] == "Held-out loss vs training compute"
+    assert "Pareto frontier" in index[0]["caption"]
 
 
 def test_plot_sweep_without_fits(tmp_path: Path) -> None:
@@ -183,6 +186,8 @@ def test_plot_sweep_without_fits(tmp_path: Path) -> None:
     shutil.rmtree(root / "fits")
     names = {p.stem for p in plot_sweep(root, formats=("png",))}
     assert names == {"loss_vs_compute", "loss_vs_params", "loss_vs_samples", "training_curves"}
+    index = json.loads((root / "plots" / "index.json").read_text())["figures"]
+    assert [f["name"] for f in index] == list(FIGURES[:4]) and index[0]["files"] == ["loss_vs_compute.png"]
 
 
 def test_cli_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,15 +1,25 @@
-"""The HTML sweep report: self-contained, with the plan, run states, fits next to the paper, every figure."""
+"""The HTML sweep report: self-contained, with the plan, run states, fits next to the paper, every figure.
+
+The report is built from files only: its figures are the PNGs ``florenz-scaling plot`` wrote and listed in
+plots/index.json, never redrawn.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from test_plot_fixtures import PARTIAL_RUN, SIZES, STEPS, make_sweep, shared_sweep
 
 from florenz_scaling.cli import main
+from florenz_scaling.plot import plot_sweep
 from florenz_scaling.report import run_states, write_report
 
 FIGURE_HEADINGS = (
@@ -19,9 +29,21 @@ FIGURE_HEADINGS = (
 )
 
 
+def plotted_sweep(where: Path) -> Path:
+    """A copy of the shared sweep with its figures drawn (``florenz-scaling plot``), as ``run`` leaves it."""
+    root = shutil.copytree(shared_sweep(), where / "sweep")
+    plot_sweep(root, formats=("png",))
+    return root
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = shutil.copytree(shared_sweep(), tmp_path_factory.mktemp("report") / "sweep")
+def plotted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return plotted_sweep(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def report(plotted: Path) -> str:
+    root = plotted
     path = write_report(root)
     assert path == root / "report.html"
     return path.read_text(encoding="utf-8")
@@ -36,6 +58,44 @@ def test_report_has_every_section_and_figure(report: str) -> None:
     imgs = re.findall(r"<img [^>]*src=\"([^\"]*)\"", report)
     assert len(imgs) == len(FIGURE_HEADINGS)
     assert all(src.startswith("data:image/png;base64,iVBOR") for src in imgs)  # PNG signature, base64
+
+
+def test_report_embeds_the_files_plot_wrote_in_index_order(plotted: Path, report: str) -> None:
+    index = json.loads((plotted / "plots" / "index.json").read_text())["figures"]
+    imgs = re.findall(r"<img [^>]*src=\"data:image/png;base64,([^\"]*)\"", report)
+    files = [(plotted / "plots" / f["files"][0]).read_bytes() for f in index]
+    assert [base64.b64decode(s) for s in imgs] == files
+    assert re.findall(r"<h3>([^<]*)</h3></?p", report)[-len(index):] == [f["title"] for f in index]
+    assert "older than" not in report
+
+
+def test_report_reads_files_only_and_never_imports_plot(plotted: Path, tmp_path: Path) -> None:
+    root = shutil.copytree(plotted, tmp_path / "sweep")
+    code = ("import sys; from florenz_scaling.report import write_report; write_report(sys.argv[1]); "
+            "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'florenz_scaling.plot'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert (root / "report.html").read_text().count("<img ") == len(FIGURE_HEADINGS)
+
+
+def test_report_says_when_the_sweep_was_not_plotted(plotted: Path, tmp_path: Path) -> None:
+    root = shutil.copytree(plotted, tmp_path / "sweep")
+    (root / "plots" / "index.json").unlink()  # plotted by a version that wrote no index
+    html = write_report(root).read_text()
+    assert "No plots/index.json" in html and "florenz-scaling plot DIR" in html and "<img" not in html
+    shutil.rmtree(root / "plots")
+    html = write_report(root).read_text()
+    assert "No plots/ directory" in html and "florenz-scaling plot DIR" in html and "<img" not in html
+
+
+def test_report_flags_figures_older_than_the_fits(plotted: Path, tmp_path: Path) -> None:
+    root = shutil.copytree(plotted, tmp_path / "sweep")
+    index = root / "plots" / "index.json"
+    os.utime(index, (1e9, 1e9))
+    (root / "plots" / "fit_residuals.png").unlink()
+    html = write_report(root).read_text()
+    assert "The figures are older than results.csv or the fits" in html
+    assert html.count("<img ") == len(FIGURE_HEADINGS) - 1 and "No PNG of this figure" in html
 
 
 def test_report_is_self_contained(report: str) -> None:
@@ -80,8 +140,28 @@ def test_report_of_a_sweep_without_results(tmp_path: Path) -> None:
     assert states.loc["t-0.5m-s100", "state"] == "done"  # DONE wins over a stale failure
 
 
+def test_cli_report_alone_on_a_plotted_sweep(plotted: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    root = shutil.copytree(plotted, tmp_path / "sweep")
+    (root / "report.html").unlink(missing_ok=True)
+    assert main(["report", str(root)]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {(root / 'report.html').resolve()}"
+    assert (root / "report.html").read_text().count("<img ") == len(FIGURE_HEADINGS)
+
+
 def test_cli_report_prints_where_the_report_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = make_sweep(tmp_path / "sweep", fits=False)
     (root / "results.csv").unlink()
     assert main(["report", str(root)]) == 0
     assert capsys.readouterr().out.strip() == f"report: {(root / 'report.html').resolve()}"
+
+
+def test_every_cell_from_a_received_file_is_escaped(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path / "sweep", fits=False)
+    plan = (root / "plan.csv").read_text().splitlines()
+    evil = "<script>alert(1)</script>"
+    plan = [plan[0] + ",_html_note,<b>x</b>"] + [line + f",{evil},{evil}" for line in plan[1:]]
+    (root / "plan.csv").write_text("\n".join(plan) + "\n")
+    html = write_report(root).read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>x</b>" not in html and "_html_note" in html

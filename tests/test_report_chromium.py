@@ -6,15 +6,13 @@ Needs /usr/bin/chromium (``scripts/install-chromium`` installs it; the test setu
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_plot_fixtures import shared_sweep
-from test_report import FIGURE_HEADINGS
+from test_report import FIGURE_HEADINGS, plotted_sweep
 
 from florenz_scaling.report import write_report
 
@@ -45,8 +43,7 @@ def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = shutil.copytree(shared_sweep(), tmp_path_factory.mktemp("chromium") / "sweep")
-    return write_report(root)
+    return write_report(plotted_sweep(tmp_path_factory.mktemp("chromium")))
 
 
 def test_screenshot_shows_the_report(report: Path, tmp_path: Path) -> None:

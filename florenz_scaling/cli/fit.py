@@ -56,8 +56,7 @@ def summary_lines(results: list[Any]) -> list[str]:
             f"{k}={_fmt(v)}" + (f" [{_fmt(r.ci[k][0])}, {_fmt(r.ci[k][1])}]" if k in r.ci else "")
             for k, v in r.params.items()
         )
-        method = r.extras.get("method", "")
-        rows.append((r.law, where, str(r.n_points), method, params, r.status))
+        rows.append((r.law, where, str(r.n_points), r.method, params, r.status))
     head = ("law", "subset", "n", "method", "parameters [95% interval]", "status")
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(head[:4])]
     out = ["  ".join(h.ljust(w) for h, w in zip(head[:4], widths, strict=True)) + "  " + head[4]]
@@ -65,7 +64,7 @@ def summary_lines(results: list[Any]) -> list[str]:
         line = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
         out.append(line + ("" if row[5] == "converged" else f"  ({row[5]})"))
     for r in results:
-        for w in r.extras.get("warnings", []) or []:
+        for w in r.warnings:
             out.append(f"  warning [{r.law} {r.group or ''}{'/' + r.task if r.task else ''}]: {w}")
     return out
 

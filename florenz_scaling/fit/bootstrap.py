@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from florenz_scaling.fit.result import LAW_PARAMS, FitResult
+from florenz_scaling.fit.result import LAW_PARAMS, BootstrapSummary, FitResult
 
 FitFn = Callable[[Any], FitResult]
 
@@ -47,9 +47,9 @@ def resample_fitter(point: FitResult, *, n_warm: int = 4, **kwargs: Any) -> FitF
     data has. Checked in the tests against a full-grid fit on resamples (same objective).
     """
     law = point.law
-    method = point.extras.get("method")
+    method = point.method
     if law in ("chinchilla", "saturating-compute") and method == "lbfgs":
-        optima = point.extras.get("local_optima") or [{"theta": list(point.extras["theta"].values())}]
+        optima = point.solver.get("local_optima") or [{"theta": list(point.solver["theta"].values())}]
         grid = np.array([o["theta"] for o in optima[:n_warm]], dtype=float)
         kw = {"init_grid": grid, "screen": False, **kwargs}
         return fitter(law, method="lbfgs", **kw)
@@ -95,8 +95,9 @@ def bootstrap(
     """Refit ``n`` resamples of runs; return the full-data fit with percentile CIs in ``ci``.
 
     ``fit_fn`` is a function ``table -> FitResult`` or a law name (then ``resample_fitter`` is used per
-    resample, see there). ``extras["bootstrap"]`` holds the settings, the number of failed resamples, and
-    the percentile intervals and medians of the derived quantities (``derived``) at ``budgets``.
+    resample, see there). The result's ``bootstrap`` (a ``BootstrapSummary``) holds the settings, the number
+    of failed resamples, and the percentile intervals and medians of the derived quantities (``derived``) at
+    ``budgets``; for the OLS laws the analytic t intervals stay in ``extras["ols_ci"]``.
     """
     import pandas as pd
 
@@ -138,23 +139,23 @@ def bootstrap(
         a = np.asarray(v, dtype=float)
         if np.isfinite(a).any():
             dsum[k] = {"ci": np.nanpercentile(a, [lo_q, hi_q]).tolist(), "median": float(np.nanmedian(a))}
-    summary = {
-        "n_resamples": n,
-        "n_ok": len(samples[names[0]]),
-        "n_failed": len(failures),
-        "failures": failures[:5],
-        "seed": seed,
-        "level": level,
-        "unit": groups_col if groups_col in table.columns else "row",
-        "n_runs": len(ids),
-        "interval": "percentile",
-        "per_resample_fit": ("polished from the full fit's best local optima (see resample_fitter)"
-                             if isinstance(fit_fn, str) else getattr(fit_fn, "__name__", "custom")),
-        "param_median": {k: float(np.median(v)) for k, v in samples.items() if v},
-        "derived_point": derived(point, budgets),
-        "derived": dsum,
-    }
-    extras = {**point.extras, "bootstrap": summary}
+    summary = BootstrapSummary(
+        n_resamples=n,
+        n_ok=len(samples[names[0]]),
+        n_failed=len(failures),
+        failures=failures[:5],
+        seed=seed,
+        level=level,
+        unit=groups_col if groups_col in table.columns else "row",
+        n_runs=len(ids),
+        interval="percentile",
+        per_resample_fit=("polished from the full fit's best local optima (see resample_fitter)"
+                          if isinstance(fit_fn, str) else getattr(fit_fn, "__name__", "custom")),
+        param_median={k: float(np.median(v)) for k, v in samples.items() if v},
+        derived_point=derived(point, budgets),
+        derived=dsum,
+    )
+    extras = dict(point.extras)
     if point.law in ("compute", "size-data"):
         extras["ols_ci"] = point.ci  # the analytic t intervals stay available next to the bootstrap ones
-    return point.replace(ci=ci, extras=extras)
+    return point.replace(ci=ci, bootstrap=summary, extras=extras)

@@ -85,7 +85,10 @@ def _lse_fit(
     meta: dict[str, Any],
     screen_iter: tuple[int, int] | None = (10, 200),
 ) -> FitResult:
-    """Shared LSE/Huber fit; ``names`` are the public names of (coefs…, E, exponents…)."""
+    """Shared LSE/Huber fit; ``names`` are the public names of (coefs…, E, exponents…).
+
+    ``meta`` = {"extras": law-specific notes, "solver": more diagnostics (e.g. why this method)}.
+    """
     m = len(inputs)
     X = np.column_stack([np.log(a) for a in inputs])
     problem = LSEProblem(X, np.log(L), delta=delta, reduction=reduction)
@@ -114,28 +117,25 @@ def _lse_fit(
     n_par = 2 * m + 1
     if len(L) < 4 * n_par:
         warnings.append(f"only {len(L)} points for {n_par} parameters: consider method='varpro'")
-    extras: dict[str, Any] = {
-        "method": "lbfgs",
+    solver = {
         "objective_kind": f"Huber(delta={delta}) of log residuals, {reduction} over points",
         "optimizer": "batched float32 L-BFGS screen, then scipy L-BFGS-B (ftol 1e-12, gtol 1e-10)",
         "optimizer_message": str(res.message),
         "optimizer_status": int(res.status),
-        "nit": out["nit"],
         "n_starts": out["n_starts"],
         "n_polished": out["n_polished"],
         "local_optima": out["local_optima"],
         "theta": {(names[i] if i > m else "log_" + names[i]): float(theta[i]) for i in range(len(theta))},
         "grad_inf_norm": float(np.abs(res.jac).max()),
-        "at_bound": at_bound,
         "hessian_cond": cond,
-        "warnings": warnings,
-        **meta,
+        **meta.get("solver", {}),
     }
     # L-BFGS-B ending on an "ABNORMAL" line search at a tiny gradient has converged to machine precision.
     ok = res.status == 0 or (np.abs(res.jac).max() < 1e-6 * max(1.0, abs(res.fun)))
     status = "converged" if ok else f"not converged: {res.message}"
     return FitResult(law=law, params=params, objective=float(res.fun), status=status, n_points=len(L),
-                     used=[True] * len(L), extras=extras)
+                     used=[True] * len(L), method="lbfgs", nit=out["nit"], at_bound=at_bound,
+                     warnings=warnings, solver=solver, extras=dict(meta.get("extras", {})))
 
 
 def _hessian_condition(problem: LSEProblem, theta: np.ndarray) -> float | None:
@@ -197,20 +197,17 @@ def _varpro(
         side = "lower" if a <= grid1[0] else "upper" if a >= EXP_BOUNDS[1] - 1e-9 else None
         at_bound[names[m + 1 + j]] = side
     warnings = [f"{k} at its {v} bound" for k, v in at_bound.items() if v]
-    extras = {
-        "method": "varpro",
+    solver = {
         "objective_kind": "relative SSE sum((L_hat - L)/L)^2 of the NNLS fit of the linear coefficients "
         "at the best exponents",
         "huber_objective": huber,
         "optimizer_message": str(res.message),
-        "nit": int(res.nit),
-        "at_bound": at_bound,
-        "warnings": warnings,
-        **meta,
+        **meta.get("solver", {}),
     }
     status = "converged" if res.success else f"not converged: {res.message}"
     return FitResult(law=law, params=params, objective=sse, status=status, n_points=len(L),
-                     used=[True] * len(L), extras=extras)
+                     used=[True] * len(L), method="varpro", nit=int(res.nit), at_bound=at_bound,
+                     warnings=warnings, solver=solver, extras=dict(meta.get("extras", {})))
 
 
 def fit_chinchilla(
@@ -239,10 +236,11 @@ def fit_chinchilla(
     N, D, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, L))
     names = ("A", "B", "E", "alpha", "beta")
     _check_inputs((N, D), L, len(names))
-    meta: dict[str, Any] = {"flop_convention": FLOP_NOTE}
+    meta: dict[str, Any] = {"extras": {"flop_convention": FLOP_NOTE}, "solver": {}}
     if method == "auto":
         method = "varpro" if len(L) < FEW_POINTS else "lbfgs"
-        meta["method_reason"] = f"auto: {len(L)} points ({'<' if method == 'varpro' else '>='} {FEW_POINTS})"
+        meta["solver"]["method_reason"] = (f"auto: {len(L)} points "
+                                           f"({'<' if method == 'varpro' else '>='} {FEW_POINTS})")
     if method == "varpro":
         with single_threaded_blas():
             return _varpro("chinchilla", names, (N, D), L, delta, meta, varpro_grid, varpro_init)
@@ -270,10 +268,10 @@ def fit_saturating_compute(
     C, L = (np.asarray(v, dtype=float).ravel() for v in (C, L))
     names = ("A", "E", "alpha")
     _check_inputs((C,), L, len(names))
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = {"extras": {}, "solver": {}}
     if method == "auto":
         method = "varpro" if len(L) < 4 * 3 else "lbfgs"
-        meta["method_reason"] = f"auto: {len(L)} points"
+        meta["solver"]["method_reason"] = f"auto: {len(L)} points"
     if method == "varpro":
         with single_threaded_blas():
             return _varpro("saturating-compute", names, (C,), L, delta, meta, varpro_grid, varpro_init)

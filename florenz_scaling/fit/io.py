@@ -1,4 +1,5 @@
-"""Reading points (a sweep's results.csv or any N, D, C, loss CSV) and writing fits/<law>-<group>.json."""
+"""Reading points (a sweep's results.csv or any N, D, C, loss CSV), writing fits/<law>-<group>.json and
+reading them back (``load_fits``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from florenz_scaling.fit.reference import PAPER_FILE
 from florenz_scaling.fit.result import LAWS, FitResult
 
 RESULTS_FILE = "results.csv"
@@ -29,24 +31,37 @@ def _truthy(s: Any) -> Any:
 def sweep_points(table: Any, level: str = "group") -> Any:
     """Points from a collected sweep table (``results.TABLE_COLUMNS``): final checkpoint of each run only.
 
-    Partially evaluated rows (``partial`` true) are dropped. ``level="group"`` averages the pairs of each
-    group with ``results.group_losses`` (sample-weighted, as the paper does); ``level="pair"`` keeps one row
-    per (run, task, language). Maps N = params, D = seen_samples, C = compute_gmacs (GMACs, paper Eq. 2).
+    Partially evaluated rows (``partial`` true) and diverged runs (a non-finite loss) are dropped.
+    ``level="group"`` averages the pairs of each group with ``results.group_losses`` (sample-weighted, as the
+    paper does; a group missing a pair gets no point); ``level="pair"`` keeps one row per (run, task,
+    language). Maps N = params, D = seen_samples, C = compute_gmacs (GMACs, paper Eq. 2).
+    ``result.attrs["left_out"]`` maps each run of the table that gave no point (or not every point) to why.
     """
     import pandas as pd
 
     from florenz_scaling.results import group_losses
 
+    if level not in ("group", "pair"):
+        raise ValueError("level must be 'group' or 'pair'")
     t = pd.DataFrame(table)
+    left_out: dict[str, str] = {}
+    all_runs = set(t["run_id"].astype(str))
+    if "diverged" in t.columns:
+        bad = _truthy(t["diverged"])
+        why = "diverged (a non-finite held-out loss)"
+        left_out.update({r: why for r in t.loc[bad, "run_id"].astype(str)})
+        t = t[~bad]
     t = t[_truthy(t["final"])]
     if "partial" in t.columns:
         t = t[~_truthy(t["partial"])]
+    for r in sorted(all_runs - set(t["run_id"].astype(str)) - set(left_out)):
+        left_out[r] = "no complete final evaluation yet"
     if t.empty:
         raise ValueError("no final, fully evaluated checkpoints in the sweep table")
     if level == "group":
         t = group_losses(t)
-    elif level != "pair":
-        raise ValueError("level must be 'group' or 'pair'")
+        for gap in t.attrs.get("incomplete", []):
+            left_out.setdefault(str(gap["run_id"]), f"group {gap['group']} lacks {', '.join(gap['missing'])}")
     out = pd.DataFrame({
         "N": t["params"].astype(float).to_numpy(),
         "D": t["seen_samples"].astype(float).to_numpy(),
@@ -62,6 +77,7 @@ def sweep_points(table: Any, level: str = "group") -> Any:
         if col in t.columns:
             out[col] = t[col].to_numpy()
     out.attrs["source"] = "sweep"
+    out.attrs["left_out"] = left_out
     out.attrs["flop_convention"] = "C = compute_gmacs: S·F·(1 + P_t/P) GMACs (paper Eq. 2)"
     return out
 
@@ -140,21 +156,26 @@ def fit_points(
     fn = fitter(law, **kwargs)
     res = fn(points)
     n_runs = points["run_id"].nunique() if "run_id" in points.columns else len(points)
+    warnings = list(res.warnings)
     if bootstrap and n_runs >= 3:
         res = run_bootstrap(law, points, n=bootstrap, seed=seed, budgets=budgets, point=res)
     elif bootstrap:
-        res = res.replace(extras={**res.extras, "bootstrap": f"skipped: only {n_runs} runs"})
-    extras = dict(res.extras)
+        warnings.append(f"bootstrap skipped: only {n_runs} runs")
+    checked = None
     if validate and "N" in points.columns and points["N"].nunique() >= 3:
         try:
             nonlinear = law in ("chinchilla", "saturating-compute")
-            method_used = {"method": res.extras["method"]} if nonlinear else {}
-            extras["rollout"] = rollout(points, law, by="N", holdout=1, **method_used)
+            checked = rollout(points, law, by="N", holdout=1, **({"method": res.method} if nonlinear else {}))
         except (ValueError, np.linalg.LinAlgError) as e:
-            extras["rollout"] = f"failed: {e}"
+            warnings.append(f"rollout failed: {e}")
+    left_out = getattr(points, "attrs", {}).get("left_out") or {}
+    if left_out:
+        why = "; ".join(f"{r}: {w}" for r, w in left_out.items())
+        warnings.append(f"{len(left_out)} run(s) left out: {why}")
+    extras = dict(res.extras)
     if "flop_convention" in getattr(points, "attrs", {}):
         extras["data_flop_convention"] = points.attrs["flop_convention"]
-    return res.replace(extras=extras, group=group, task=task, lang=lang)
+    return res.replace(warnings=warnings, rollout=checked, extras=extras, group=group, task=task, lang=lang)
 
 
 def fit_sweep(
@@ -202,11 +223,33 @@ def fit_sweep(
             write_atomic(path, res.to_json() + "\n")
             written.append(path)
     # A fit from an earlier, different table would be plotted next to the new ones as if current.
-    # Per-pair fits (named task_lang) are only replaced by a per-pair run.
+    # Per-pair fits (named task_lang) are only replaced by a per-pair run. But a table that lost points (a
+    # diverged or incomplete run) is no reason to throw an earlier fit away: it is kept, and said so.
+    left_out = {**groups.attrs.get("left_out", {})}
     for law in laws:
         for stale in out_dir.glob(f"{law}-*.json"):
             is_pair = "_" in stale.stem[len(law) + 1:]
-            if stale not in written and (per_pair or not is_pair):
-                print(f"fit: removed stale {stale.name} (no longer fittable on this table)", file=sys.stderr)
-                stale.unlink()
+            if stale in written or not (per_pair or not is_pair):
+                continue
+            if left_out:
+                print(f"fit: kept earlier {stale.name}: not fittable now, but this table left out "
+                      f"{len(left_out)} run(s): " + ", ".join(sorted(left_out)), file=sys.stderr)
+                continue
+            print(f"fit: removed stale {stale.name} (no longer fittable on this table)", file=sys.stderr)
+            stale.unlink()
+    if left_out:
+        print("fit: runs left out: " + "; ".join(f"{r}: {w}" for r, w in sorted(left_out.items())),
+              file=sys.stderr)
     return written
+
+
+def load_fits(sweep_dir: str | Path) -> list[FitResult]:
+    """Every fit in DIR/fits/*.json, in file-name order (the paper's coefficients file is not a fit).
+
+    Files written before the statistics became ``FitResult`` fields are read too (``FitResult.from_json``).
+    """
+    fits = Path(sweep_dir) / FITS_DIR
+    if not fits.is_dir():
+        return []
+    return [FitResult.from_json(p.read_text(encoding="utf-8")) for p in sorted(fits.glob("*.json"))
+            if p.name != PAPER_FILE]

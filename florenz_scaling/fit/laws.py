@@ -84,15 +84,22 @@ def ols(y: np.ndarray, design: np.ndarray, names: tuple[str, ...], level: float 
     return out
 
 
-def _result(law: str, fit: dict[str, Any], used: np.ndarray, extras: dict[str, Any]) -> FitResult:
-    ci = fit.pop("ci", {})
-    params = fit.pop("coef")
-    status = "converged" if fit["df"] > 0 else "exact fit: no residual degrees of freedom, so no intervals"
-    if fit["df"] > 0 and fit["df"] < 3:
-        extras.setdefault("warnings", []).append(f"only {fit['df']} residual degrees of freedom: wide CIs")
-    return FitResult(law=law, params=params, ci=ci, objective=fit["rss"], status=status,
-                     n_points=int(used.sum()), used=used.tolist(),
-                     extras={**fit, "space": "log10", "method": "ols", **extras})
+def _result(law: str, fit: dict[str, Any], used: np.ndarray, extras: dict[str, Any],
+            warnings: list[str] | None = None) -> FitResult:
+    """The typed result of an ``ols`` fit; the remaining OLS diagnostics go to ``solver``."""
+    fit = dict(fit)
+    df = fit.pop("df")
+    status = "converged" if df > 0 else "exact fit: no residual degrees of freedom, so no intervals"
+    warnings = list(warnings or [])
+    if 0 < df < 3:
+        warnings.append(f"only {df} residual degrees of freedom: wide CIs")
+    stats = {k: fit.pop(k, None) for k in ("coef", "ci", "cov", "sigma2", "stderr", "pvalues", "r2")}
+    solver = {**fit, "objective_kind": "residual sum of squares of log10 L"}
+    return FitResult(law=law, params=stats["coef"], ci=stats["ci"] or {}, objective=fit["rss"], status=status,
+                     n_points=int(used.sum()), used=used.tolist(), method="ols", covariance=stats["cov"],
+                     dof=df, residual_variance=stats["sigma2"], stderr=stats["stderr"] or {},
+                     pvalues=stats["pvalues"] or {}, r2=stats["r2"], warnings=warnings, solver=solver,
+                     extras={"space": "log10", **extras})
 
 
 def fit_compute(C: Any, L: Any, *, frontier_only: bool = True, level: float = 0.95) -> FitResult:
@@ -112,7 +119,6 @@ def fit_compute(C: Any, L: Any, *, frontier_only: bool = True, level: float = 0.
         "points": "pareto-frontier" if frontier_only else "all",
         "frontier_indices": np.flatnonzero(used).tolist(),
         "n_input": len(C),
-        "objective_kind": "residual sum of squares of log10 L",
         "compute_units": "as given (Florenz: GMACs, C = S·F·(1 + P_t/P))",
     }
     return _result("compute", fit, used, extras)
@@ -127,9 +133,9 @@ def fit_size_data(P: Any, S: Any, L: Any, *, level: float = 0.95) -> FitResult:
     fit = ols(np.log10(L), design, ("beta0", "beta1", "beta2"), level)
     extras = {
         "points": "all",
-        "objective_kind": "residual sum of squares of log10 L",
         "units": "P raw parameters, S raw seen samples",
     }
+    warnings = []
     if fit["condition_number"] > 1e6 or np.unique(np.log10(P)).size < 2 or np.unique(np.log10(S)).size < 2:
-        extras["warnings"] = ["ill-conditioned: P and S barely vary independently"]
-    return _result("size-data", fit, np.ones(len(L), dtype=bool), extras)
+        warnings.append("ill-conditioned: P and S barely vary independently")
+    return _result("size-data", fit, np.ones(len(L), dtype=bool), extras, warnings)

@@ -1,4 +1,11 @@
-"""The result of one scaling-law fit: parameters, intervals, diagnostics; JSON round trip and prediction."""
+"""The result of one scaling-law fit: parameters, intervals, statistics; JSON round trip and prediction.
+
+The statistics are typed fields (covariance, degrees of freedom, residual variance, p-values, at-bound flags,
+warnings, the bootstrap's summary, the rollout check). ``solver`` holds the estimator's own diagnostics
+(iterations, starts, local optima, condition numbers) and ``extras`` only what belongs to one law (which
+points Eq. 1 used, the Chinchilla derived ratios, unit notes). ``from_json`` also reads fits/*.json written
+before these fields existed, when everything lived under ``"extras"``.
+"""
 
 from __future__ import annotations
 
@@ -50,8 +57,86 @@ def jsonable(x: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class BootstrapSummary:
+    """What ``fit.bootstrap`` did and found: its settings, failed resamples, and percentile summaries.
+
+    A dataclass rather than a dict because one function writes it with a fixed set of keys and several
+    readers (report, plots, the command, benchmarks) use them: a misspelt name then fails loudly. Only
+    ``derived`` stays a mapping, since its keys name budgets chosen at fit time:
+    ``{"N_opt@1e+12": {"ci": [low, high], "median": m}, "L@1e+10": {...}, ...}``.
+    """
+
+    n_resamples: int
+    n_ok: int
+    n_failed: int = 0
+    failures: list[str] = field(default_factory=list)  # the first few error messages
+    seed: int = 0
+    level: float = 0.95
+    unit: str = "run_id"  # what was resampled: the runs (groups_col) or, without that column, "row"
+    n_runs: int = 0
+    interval: str = "percentile"
+    per_resample_fit: str = ""
+    param_median: dict[str, float] = field(default_factory=dict)
+    derived_point: dict[str, float | None] = field(default_factory=dict)  # of the full-data fit
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("failures", "param_median", "derived_point", "derived"):
+            object.__setattr__(self, name, jsonable(getattr(self, name)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BootstrapSummary:
+        """From its JSON object; keys this version does not know are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def derived_interval(self, name: str) -> tuple[float, float] | None:
+        """The percentile interval of one derived quantity (e.g. ``"N_opt@1e+12"``), or None."""
+        v = self.derived.get(name)
+        ci = v.get("ci") if isinstance(v, dict) else None
+        if not ci or len(ci) != 2 or None in ci:
+            return None
+        return float(ci[0]), float(ci[1])
+
+
+# Where the statistics lived in fits/*.json before they were fields: extras[key] -> field.
+_OLD_FIELDS = {"method": "method", "df": "dof", "cov": "covariance", "sigma2": "residual_variance",
+               "stderr": "stderr", "pvalues": "pvalues", "r2": "r2", "nit": "nit", "at_bound": "at_bound",
+               "warnings": "warnings", "bootstrap": "bootstrap", "rollout": "rollout"}
+# Estimator diagnostics that lived in extras and now live in ``solver``.
+_OLD_SOLVER = ("adj_r2", "tvalues", "condition_number", "rss", "objective_kind", "method_reason", "optimizer",
+               "optimizer_message", "optimizer_status", "n_starts", "n_polished", "local_optima", "theta",
+               "grad_inf_norm", "hessian_cond", "huber_objective")
+
+
+def _upgrade(d: dict[str, Any]) -> dict[str, Any]:
+    """A fit's JSON object in the old layout (statistics under "extras") in this one; new ones pass as is."""
+    if any(new in d for new in _OLD_FIELDS.values()) or not isinstance(d.get("extras"), dict):
+        return d
+    d, extras = dict(d), dict(d["extras"])
+    warnings = list(extras.get("warnings") or [])
+    for old, new in _OLD_FIELDS.items():
+        if old in extras:
+            d[new] = extras.pop(old)
+    d["solver"] = {k: extras.pop(k) for k in _OLD_SOLVER if k in extras}
+    # A skipped bootstrap or a failed rollout was a string in place of its summary: now a warning.
+    for name in ("bootstrap", "rollout"):
+        if isinstance(d.get(name), str):
+            warnings.append(f"{name} {d.pop(name)}")
+    d["warnings"], d["extras"] = warnings, extras
+    return d
+
+
+@dataclass(frozen=True)
 class FitResult:
-    """One fitted law. ``params`` hold full-precision floats (never round before predicting)."""
+    """One fitted law. ``params`` hold full-precision floats (never round before predicting).
+
+    ``method`` is the estimator that produced ``params``: "ols" (Eq. 1 and 3, log10 space), "lbfgs" (Huber
+    on log residuals, LSE parameters, multistart L-BFGS-B) or "varpro" (variable projection); how ``ci`` was
+    obtained is ``interval_kind``. ``covariance``, ``dof``, ``residual_variance``, ``stderr``, ``pvalues``
+    and ``r2`` come from OLS (None / empty otherwise); ``at_bound`` maps each parameter to "lower", "upper" or
+    None (the nonlinear laws); ``rollout`` is ``fit.rollout``'s result.
+    """
 
     law: str
     params: dict[str, float]
@@ -60,6 +145,19 @@ class FitResult:
     status: str = ""
     n_points: int = 0
     used: list[bool] = field(default_factory=list)
+    method: str = ""
+    covariance: list[list[float]] | None = None
+    dof: int | None = None
+    residual_variance: float | None = None
+    stderr: dict[str, float] = field(default_factory=dict)
+    pvalues: dict[str, float] = field(default_factory=dict)
+    r2: float | None = None
+    nit: int | None = None
+    at_bound: dict[str, str | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    bootstrap: BootstrapSummary | None = None
+    rollout: dict[str, Any] | None = None
+    solver: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     group: str | None = None
     task: str | None = None
@@ -68,13 +166,27 @@ class FitResult:
     def __post_init__(self) -> None:
         if self.law not in LAW_PARAMS:
             raise ValueError(f"unknown law {self.law!r}; expected one of {', '.join(LAWS)}")
-        object.__setattr__(self, "params", {k: float(v) for k, v in self.params.items()})
-        object.__setattr__(self, "ci", {k: [float(v[0]), float(v[1])] for k, v in self.ci.items()})
-        obj = float(self.objective) if self.objective is not None else float("nan")
-        object.__setattr__(self, "objective", obj)
-        object.__setattr__(self, "n_points", int(self.n_points))
-        object.__setattr__(self, "used", [bool(u) for u in self.used])
-        object.__setattr__(self, "extras", jsonable(self.extras))
+        put = object.__setattr__
+        put(self, "params", {k: float(v) for k, v in self.params.items()})
+        put(self, "ci", {k: [float(v[0]), float(v[1])] for k, v in self.ci.items()})
+        put(self, "objective", float(self.objective) if self.objective is not None else float("nan"))
+        put(self, "n_points", int(self.n_points))
+        put(self, "used", [bool(u) for u in self.used])
+        put(self, "dof", None if self.dof is None else int(self.dof))
+        put(self, "nit", None if self.nit is None else int(self.nit))
+        put(self, "warnings", [str(w) for w in self.warnings])
+        if isinstance(self.bootstrap, dict):
+            put(self, "bootstrap", BootstrapSummary.from_dict(self.bootstrap))
+        for name in ("covariance", "residual_variance", "stderr", "pvalues", "r2", "at_bound", "rollout",
+                     "solver", "extras"):
+            put(self, name, jsonable(getattr(self, name)))
+
+    @property
+    def interval_kind(self) -> str:
+        """How ``ci`` was obtained: "bootstrap" (percentile), "t" (OLS Student-t) or "" (no intervals)."""
+        if not self.ci:
+            return ""
+        return "bootstrap" if self.bootstrap is not None else "t"
 
     # ---- serialisation ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -90,8 +202,8 @@ class FitResult:
 
     @classmethod
     def from_json(cls, text: str) -> FitResult:
-        """Inverse of ``to_json``."""
-        d = json.loads(text)
+        """Inverse of ``to_json``; also reads the older layout with every statistic under "extras"."""
+        d = _upgrade(json.loads(text))
         names = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in names}
         if d.get("objective") is None:
@@ -109,8 +221,8 @@ class FitResult:
         """Predicted loss at the inputs (compute, saturating-compute: C; size-data: P, S; chinchilla: N, D).
 
         ``interval="confidence"`` (band of the mean) or ``"prediction"`` (a new observation) returns
-        ``(mean, low, high)`` for the OLS laws, from the stored covariance and residual variance with
-        Student-t quantiles, computed in log10 space and transformed back.
+        ``(mean, low, high)`` for the OLS laws, from ``covariance`` and ``residual_variance`` with Student-t
+        quantiles on ``dof`` degrees of freedom, computed in log10 space and transformed back.
         """
         need = LAW_INPUTS[self.law]
         missing = [k for k in need if k not in inputs]
@@ -128,20 +240,18 @@ class FitResult:
                 return 10.0**mean_log
             if interval not in ("confidence", "prediction"):
                 raise ValueError("interval must be None, 'confidence' or 'prediction'")
-            cov = self.extras.get("cov")
-            df = self.extras.get("df", 0)
-            if cov is None or not df or df <= 0:
+            if self.covariance is None or not self.dof or self.dof <= 0:
                 raise ValueError("no residual degrees of freedom: intervals are undefined for this fit")
             from scipy import stats
 
-            cov = np.asarray(cov, dtype=float)
+            cov = np.asarray(self.covariance, dtype=float)
             var = np.einsum("...i,ij,...j->...", design, cov, design)
             if interval == "prediction":
-                var = var + float(self.extras["sigma2"])
-            half = stats.t.ppf(0.5 + level / 2.0, df) * np.sqrt(var)
+                var = var + float(self.residual_variance or 0.0)
+            half = stats.t.ppf(0.5 + level / 2.0, self.dof) * np.sqrt(var)
             return 10.0**mean_log, 10.0 ** (mean_log - half), 10.0 ** (mean_log + half)
         if interval is not None:
-            raise ValueError(f"{self.law}: intervals come from the bootstrap (see ci/extras), not predict()")
+            raise ValueError(f"{self.law}: intervals come from the bootstrap (see ci), not predict()")
         if self.law == "chinchilla":
             return p["E"] + p["A"] / x[0] ** p["alpha"] + p["B"] / x[1] ** p["beta"]
         return p["E"] + p["A"] * x[0] ** (-p["alpha"])

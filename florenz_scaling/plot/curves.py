@@ -17,7 +17,6 @@ from florenz_scaling.plot.style import (
     STEP_LABEL,
     TRAIN_LOSS_LABEL,
     empty_panel,
-    group_order,
     human,
     legend_outside,
     loss_log_axis,
@@ -26,6 +25,7 @@ from florenz_scaling.plot.style import (
     set_scale,
     size_palette,
 )
+from florenz_scaling.results import group_order
 
 
 def _size_curve(d: pd.DataFrame) -> pd.DataFrame:

@@ -1,21 +1,19 @@
 """Tables and fit results as the figures need them: final points per group, sizes in order, fits by key,
-the paper's coefficients, and the sweep directory's files read into those shapes.
+and the sweep directory's results and training losses read into those shapes. Fits and the paper's
+coefficients are read by ``florenz_scaling.fit`` (``load_fits``, ``load_paper``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.results import group_losses, read_records, read_table
 
-PAPER_FILE = "paper_coefficients.json"
 _BOOL_COLUMNS = ("final", "partial")
 _STR_COLUMNS = ("run_id", "size", "family", "task", "lang", "group")
 
@@ -63,63 +61,10 @@ def find_fit(fits: Iterable[Any], law: str, group: str, task: str | None = None,
     return None
 
 
-def paper_coefficients(paper: dict[str, Any] | None, law: str, group: str) -> dict[str, tuple] | None:
-    """The paper's coefficients of ``law`` for ``group`` as {name: (value, lo, hi, p-value note)}, or None.
-
-    ``paper`` is fits/paper_coefficients.json: ``{"laws": {law: {"groups": {group: {"params": {...},
-    "ci": {name: [lo, hi]}, "pvalues": {name: "p<0.001"}}}}}}`` (the keys a FitResult uses).
-    """
-    if not paper:
-        return None
-    entry = (((paper.get("laws") or {}).get(law) or {}).get("groups") or {}).get(group)
-    if not isinstance(entry, dict) or not entry.get("params"):
-        return None
-    ci, pv = entry.get("ci") or {}, entry.get("pvalues") or {}
-    return {name: (float(v), *(float(x) for x in ci.get(name, (np.nan, np.nan))), str(pv.get(name, "")))
-            for name, v in entry["params"].items()}
-
-
-def paper_predict(coef: dict[str, tuple], law: str, **inputs: Any) -> np.ndarray:
-    """The paper's law (Eq. 1 or Eq. 3, log10 space) evaluated at the inputs, as a loss."""
-    if law == "compute":
-        return 10.0 ** (coef["alpha0"][0] + coef["alpha1"][0] * np.log10(inputs["C"]))
-    if law == "size-data":
-        b0, b1, b2 = (coef[k][0] for k in ("beta0", "beta1", "beta2"))
-        return 10.0 ** (b0 + b1 * np.log10(inputs["P"]) + b2 * np.log10(inputs["S"]))
-    raise ValueError(f"the paper has no coefficients for law {law!r}")
-
-
-def paper_candidates(sweep_dir: str | Path | None = None) -> list[Path]:
-    """Where the paper's Tables 2–3 may be: the sweep's fits/, the repository's fits/, the package."""
-    pkg = Path(__file__).resolve().parent
-    found = [SweepDir(sweep_dir).fits / PAPER_FILE] if sweep_dir is not None else []
-    return [*found, pkg.parent / "fits" / PAPER_FILE, pkg / PAPER_FILE, pkg / "fit" / PAPER_FILE]
-
-
-def load_paper(sweep_dir: str | Path | None = None, path: str | Path | None = None) -> dict[str, Any] | None:
-    """The paper's coefficients (JSON), or None when no copy is found: figures then skip the paper's line."""
-    for p in [Path(path)] if path is not None else paper_candidates(sweep_dir):
-        if p.is_file():
-            return json.loads(p.read_text(encoding="utf-8"))
-    return None
-
-
 def load_table(sweep_dir: str | Path) -> pd.DataFrame:
     """The collected results table (results.csv) of a sweep."""
     sd = SweepDir(sweep_dir)
     return coerce_table(read_table(sd.results_csv))
-
-
-def load_fits(sweep_dir: str | Path) -> list[Any]:
-    """Every fit result in DIR/fits/*.json (the paper's coefficients file excluded)."""
-    from florenz_scaling.fit import FitResult
-
-    out = []
-    for p in sorted(SweepDir(sweep_dir).fits.glob("*.json")):
-        if p.name == PAPER_FILE:
-            continue
-        out.append(FitResult.from_json(p.read_text(encoding="utf-8")))
-    return out
 
 
 def load_train_losses(sweep_dir: str | Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:

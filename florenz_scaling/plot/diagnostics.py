@@ -19,7 +19,6 @@ from florenz_scaling.plot.style import (
     FRONTIER_COLOR,
     count_axis,
     empty_panel,
-    group_order,
     group_title,
     legend_outside,
     log_grid,
@@ -27,8 +26,8 @@ from florenz_scaling.plot.style import (
     note,
     size_palette,
 )
+from florenz_scaling.results import group_order
 
-LAW_ORDER = LAWS  # report order
 # The points-table column (fit.sweep_points: N = params, D = seen samples, C = GMACs) behind each input.
 INPUT_COLUMNS = {"C": "C", "P": "N", "S": "D", "N": "N", "D": "D"}
 
@@ -76,7 +75,7 @@ def fit_residuals(table: pd.DataFrame, fits: Sequence[Any]) -> Figure:
     """
     pts = final_points(table)
     fits = [f for f in fits if f.group and not f.task]
-    laws = [law for law in LAW_ORDER if any(f.law == law for f in fits)]
+    laws = [law for law in LAWS if any(f.law == law for f in fits)]
     groups = group_order(f.group for f in fits)
     if not laws:
         fig = new_figure(5, 3)
@@ -120,15 +119,15 @@ def fit_residuals(table: pd.DataFrame, fits: Sequence[Any]) -> Figure:
 def optimum_interval(fit: Any) -> pd.DataFrame:
     """Bootstrap percentile intervals of N*(C) stored with a Chinchilla fit, one row per budget C.
 
-    ``fit_sweep(..., budgets=[...])`` records them as ``extras["bootstrap"]["derived"]["N_opt@<C>"]``; a fit
-    made without budgets (or without a bootstrap) has none and gives an empty table.
+    ``fit_sweep(..., budgets=[...])`` records them as ``fit.bootstrap.derived["N_opt@<C>"]``; a fit made
+    without budgets (or without a bootstrap) has none and gives an empty table.
     """
-    derived = ((fit.extras.get("bootstrap") or {}) if isinstance(fit.extras.get("bootstrap"), dict)
-               else {}).get("derived") or {}
+    boot = fit.bootstrap
     rows = []
-    for key, v in derived.items():
-        if key.startswith("N_opt@") and isinstance(v, dict) and v.get("ci") and None not in v["ci"]:
-            rows.append((float(key.split("@", 1)[1]), float(v["ci"][0]), float(v["ci"][1])))
+    for key in boot.derived if boot is not None else ():
+        ci = boot.derived_interval(key) if key.startswith("N_opt@") else None
+        if ci is not None:
+            rows.append((float(key.split("@", 1)[1]), *ci))
     return pd.DataFrame(sorted(rows), columns=["C", "lo", "hi"])
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from florenz_scaling.plot.data import final_points, find_fit, paper_coefficients, paper_predict, size_order
+from florenz_scaling.fit import paper_coefficients, paper_predict
+from florenz_scaling.plot.data import final_points, find_fit, size_order
 from florenz_scaling.plot.style import (
     COMPUTE_LABEL,
     FIT_COLOR,
@@ -22,7 +23,6 @@ from florenz_scaling.plot.style import (
     count_axis,
     draw_bands,
     empty_panel,
-    group_order,
     group_title,
     human,
     legend_outside,
@@ -33,6 +33,7 @@ from florenz_scaling.plot.style import (
     note,
     size_palette,
 )
+from florenz_scaling.results import group_order
 
 
 class ComputePlot(NamedTuple):

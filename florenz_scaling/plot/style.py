@@ -16,8 +16,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
-# The paper's panel order (Fig. 3): generalisation first.
-GROUP_ORDER = ("UC", "ST", "SC")
 GROUP_NAMES = {"UC": "unseen captioning", "ST": "seen translation", "SC": "seen captioning"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
 
@@ -39,12 +37,6 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained", dpi=110)
     FigureCanvasAgg(fig)
     return fig
-
-
-def group_order(groups: Iterable[str]) -> list[str]:
-    """Groups in the paper's order, unknown ones after, alphabetically."""
-    present = {g for g in groups if isinstance(g, str) and g}
-    return [g for g in GROUP_ORDER if g in present] + sorted(present - set(GROUP_ORDER))
 
 
 def group_title(group: str) -> str:

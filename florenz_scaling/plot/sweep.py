@@ -1,7 +1,13 @@
 """Figures of a sweep, from its results table and fit results (matplotlib, Agg canvas).
 
 Pure functions return a ``matplotlib.figure.Figure``; ``loss_vs_compute`` also returns the Pareto points it
-drew. ``sweep_figures`` builds them all for a sweep directory and ``plot_sweep`` writes them to DIR/plots/.
+drew. ``sweep_figures`` builds them all for a sweep directory and ``plot_sweep`` writes them to DIR/plots/
+with ``plots/index.json``, the list the report reads (it never draws):
+
+    {"figures": [{"name": "loss_vs_compute", "title": "...", "caption": "...",
+                  "files": ["loss_vs_compute.png", "loss_vs_compute.svg"]}, ...]}
+
+in reading order, file names relative to plots/.
 
 - ``loss_vs_compute``        held-out loss vs compute per group, frontier, Eq. 1 fit and the paper's (Fig. 3)
 - ``loss_vs_params``         size-data law at a fixed budget with bands and extrapolation (Fig. 4)
@@ -13,15 +19,17 @@ drew. ``sweep_figures`` builds them all for a sweep directory and ``plot_sweep``
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-from florenz_scaling.files import SweepDir
+from florenz_scaling.files import SweepDir, write_atomic
+from florenz_scaling.fit import load_fits, load_paper
 from florenz_scaling.plot.curves import loss_vs_samples, training_curves
-from florenz_scaling.plot.data import load_fits, load_paper, load_table, load_train_losses
+from florenz_scaling.plot.data import load_table, load_train_losses
 from florenz_scaling.plot.diagnostics import compute_optimal_frontier, fit_residuals
 from florenz_scaling.plot.laws import loss_vs_compute, loss_vs_params
 
@@ -40,7 +48,7 @@ def sweep_figures(sweep_dir: str | Path) -> list[SweepFigure]:
     """Every figure of a sweep, in reading order; a missing fit leaves its line (or diagnostic) out."""
     sd = SweepDir(sweep_dir)
     table = load_table(sd.root)
-    fits: list[Any] = load_fits(sd.root) if sd.fits.is_dir() else []
+    fits: list[Any] = load_fits(sd.root)
     paper = load_paper(sd.root)
     train = load_train_losses(sd.root, sorted(set(table["run_id"])) if len(table) else None)
     compute = loss_vs_compute(table, fits, paper)
@@ -70,14 +78,24 @@ def sweep_figures(sweep_dir: str | Path) -> list[SweepFigure]:
     return out
 
 
+INDEX_FILE = "index.json"
+
+
 def plot_sweep(sweep_dir: str | Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    """Write every figure of the sweep as DIR/plots/<name>.<fmt>; returns the files written."""
+    """Write every figure of the sweep as DIR/plots/<name>.<fmt>, then DIR/plots/index.json (name, title,
+    caption and files of each figure, in reading order); returns the figure files written."""
     sd = SweepDir(sweep_dir)
     sd.plots.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
+    index = []
     for f in sweep_figures(sd.root):
+        files = []
         for fmt in formats:
             path = sd.plots / f"{f.name}.{fmt}"
             f.figure.savefig(path, format=fmt, dpi=110 if fmt == "png" else None)
+            files.append(path.name)
             written.append(path)
+        index.append({"name": f.name, "title": f.title, "caption": f.caption, "files": files})
+    # Written last: an index never lists a figure file that is not there yet.
+    write_atomic(sd.plots / INDEX_FILE, json.dumps({"figures": index}, indent=2, ensure_ascii=False) + "\n")
     return written

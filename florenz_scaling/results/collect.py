@@ -9,20 +9,22 @@ Damaged record files never crash the collection, and bad data is never used sile
 - a truncated last line (a writer killed mid-write, which training recovers from on resume) is dropped and
   the file's complete lines are used, with a warning;
 - any other bad line (not JSON, missing fields, another run's id, a step past the run's end) means the file
-  cannot be trusted: the whole file is skipped, with a warning listing the file and its bad lines.
+  cannot be trusted: the whole file is skipped, with a warning listing the file and its bad lines;
+- a well-formed record with a NaN or infinite loss means the run diverged: such records are kept out of the
+  table (no mean or fit sees them), reported with file and line, and the run's rows are marked ``diverged``.
 Duplicated (run, step, task, lang, group) records are a bug in whatever wrote them (a resumed run rewrites
 its records exactly once): ``DuplicateRecordsError`` names them and nothing is written.
 """
 
 from __future__ import annotations
 
-import csv
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from florenz_scaling.files import SweepDir, atomic_path
+from florenz_scaling.plan import read_plan
 from florenz_scaling.results.records import read_records
 from florenz_scaling.results.table import TABLE_COLUMNS
 from florenz_scaling.spec.sizes import compute_gmacs
@@ -45,6 +47,7 @@ class CollectReport:
     problems: list[str] = field(default_factory=list)
     skipped_files: list[Path] = field(default_factory=list)
     runs_without_records: list[str] = field(default_factory=list)
+    diverged: dict[str, int] = field(default_factory=dict)  # run_id -> first step with a non-finite loss
     conditioning: list[dict[str, Any]] = field(default_factory=list)  # rows of ``CONDITIONING_COLUMNS``
 
 
@@ -58,17 +61,16 @@ def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
     """run_id -> per-run columns, from plan.csv (without one: from each run.yaml and the size registry)."""
     info: dict[str, dict[str, Any]] = {}
     if sd.plan_csv.exists():
-        with open(sd.plan_csv, newline="") as fh:
-            for r in csv.DictReader(fh):
-                info[r["run_id"]] = {
-                    "size": r["size"],
-                    "family": r["family"],
-                    "params": int(r["params"]),
-                    "trainable_params": int(r["trainable_params"]),
-                    "fwd_gmacs": float(r["fwd_gmacs"]),
-                    "total_steps": int(r["steps"]),
-                    "global_batch": int(r["global_batch"]),
-                }
+        for r in read_plan(sd.root):
+            info[r["run_id"]] = {
+                "size": r["size"],
+                "family": r["family"],
+                "params": int(r["params"]),
+                "trainable_params": int(r["trainable_params"]),
+                "fwd_gmacs": float(r["fwd_gmacs"]),
+                "total_steps": int(r["steps"]),
+                "global_batch": int(r["global_batch"]),
+            }
     else:
         from florenz_scaling.spec import load_run
         from florenz_scaling.spec.sizes import get_size
@@ -97,6 +99,16 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) 
         line, why = bad.pop()
         msg = (
             f"{path}: last line {line} is truncated ({why}); dropped it, using the {len(rep.records)} others"
+        )
+        report.problems.append(msg)
+        warnings.warn(msg, CollectWarning, stacklevel=3)
+    if rep.nonfinite:
+        first_line, first = rep.nonfinite[0]
+        report.diverged[run_id] = min(r.step for _, r in rep.nonfinite)
+        msg = (
+            f"{path}: {len(rep.nonfinite)} record(s) with a non-finite loss, kept out of the table (the run "
+            f"diverged); first: line {first_line}, step {first.step}, {first.kind} "
+            f"{first.task or 'train'}/{first.lang or '-'} loss {first.loss}"
         )
         report.problems.append(msg)
         warnings.warn(msg, CollectWarning, stacklevel=3)
@@ -160,6 +172,7 @@ def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
                     "tokens": r.tokens,
                     "final": r.step == run["total_steps"],
                     "partial": partial,
+                    "diverged": run_id in report.diverged,
                 }
             )
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
@@ -191,6 +204,7 @@ def collect(sweep_dir: str | Path) -> Any:
                             sd.conditioning_csv, "csv")
     table.attrs["problems"] = report.problems
     table.attrs["runs_without_records"] = report.runs_without_records
+    table.attrs["diverged"] = report.diverged
     return table
 
 

@@ -19,19 +19,24 @@ LOSSES_FILE = "losses.jsonl"
 DONE_FILE = "DONE"
 
 
+KINDS = ("eval", "train", "shuffled", "shuffled_image", "shuffled_prompt")
+SHUFFLED_KINDS = ("shuffled", "shuffled_image", "shuffled_prompt")
+
+
 @dataclass(frozen=True)
 class LossRecord:
     """Held-out loss of one (task, language) pair, or a training-loss record (task = lang = group = '').
 
-    ``kind="shuffled"``: the same pair's held-out loss with every sample's image and prompt taken from
-    another sample (written at a run's final step). Its gap to ``eval`` shows whether the model uses its
-    conditioning at all, or only models the target language.
+    ``kind="shuffled_image"`` / ``"shuffled_prompt"``: the same pair's held-out loss with every sample's
+    image, or its prompt, taken from another sample (written at a run's final step); ``"shuffled"`` (older
+    sweeps): both taken at once. The gap to ``eval`` shows whether the model uses that input at all, or
+    only models the target language.
     """
 
     run_id: str
     step: int
     seen_samples: int
-    kind: Literal["eval", "train", "shuffled"]
+    kind: Literal["eval", "train", "shuffled", "shuffled_image", "shuffled_prompt"]
     task: str
     lang: str
     group: str
@@ -54,7 +59,7 @@ class LossRecord:
         if missing:
             raise ValueError(f"record lacks {', '.join(missing)}")
         rec = cls(**{k: v for k, v in d.items() if k in names})
-        if rec.kind not in ("eval", "train", "shuffled"):
+        if rec.kind not in KINDS:
             raise ValueError(f"unknown kind {rec.kind!r}")
         number = isinstance(rec.loss, (int, float)) and not isinstance(rec.loss, bool)
         if not number or not isinstance(rec.step, int):

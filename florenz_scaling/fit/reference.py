@@ -1,0 +1,60 @@
+"""Published coefficients to compare a sweep's fits against: the Florenz paper's Tables 2–3.
+
+The file is ``paper_coefficients.json``: ``{"laws": {law: {"groups": {group: {"params": {...},
+"ci": {name: [lo, hi]}, "pvalues": {name: "p<0.001"}}}}}}``, with the parameter names a ``FitResult`` uses.
+A sweep's own ``fits/paper_coefficients.json`` wins over the repository's ``fits/`` copy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from florenz_scaling.files import SweepDir
+
+PAPER_FILE = "paper_coefficients.json"
+
+
+def paper_candidates(sweep_dir: str | Path | None = None) -> list[Path]:
+    """Where the paper's Tables 2–3 may be, first found wins: the sweep's fits/, the repository's fits/, the
+    package."""
+    pkg = Path(__file__).resolve().parent  # florenz_scaling/fit
+    found = [SweepDir(sweep_dir).fits / PAPER_FILE] if sweep_dir is not None else []
+    return [*found, pkg.parents[1] / "fits" / PAPER_FILE, pkg / PAPER_FILE]
+
+
+def load_paper(sweep_dir: str | Path | None = None, path: str | Path | None = None) -> dict[str, Any] | None:
+    """The paper's coefficients (JSON), or None when no copy is found: figures and the report then leave the
+    comparison out."""
+    for p in [Path(path)] if path is not None else paper_candidates(sweep_dir):
+        if p.is_file():
+            return json.loads(p.read_text(encoding="utf-8"))
+    return None
+
+
+def paper_coefficients(paper: dict[str, Any] | None, law: str, group: str) -> dict[str, tuple] | None:
+    """The paper's coefficients of ``law`` for ``group`` as {name: (value, lo, hi, p-value note)}, or None.
+
+    ``paper`` is what ``load_paper`` returns; a missing interval is (nan, nan), a missing note "".
+    """
+    if not paper:
+        return None
+    entry = (((paper.get("laws") or {}).get(law) or {}).get("groups") or {}).get(group)
+    if not isinstance(entry, dict) or not entry.get("params"):
+        return None
+    ci, pv = entry.get("ci") or {}, entry.get("pvalues") or {}
+    return {name: (float(v), *(float(x) for x in ci.get(name, (np.nan, np.nan))), str(pv.get(name, "")))
+            for name, v in entry["params"].items()}
+
+
+def paper_predict(coef: dict[str, tuple], law: str, **inputs: Any) -> np.ndarray:
+    """The paper's law (Eq. 1 or Eq. 3, log10 space) evaluated at the inputs, as a loss."""
+    if law == "compute":
+        return 10.0 ** (coef["alpha0"][0] + coef["alpha1"][0] * np.log10(inputs["C"]))
+    if law == "size-data":
+        b0, b1, b2 = (coef[k][0] for k in ("beta0", "beta1", "beta2"))
+        return 10.0 ** (b0 + b1 * np.log10(inputs["P"]) + b2 * np.log10(inputs["S"]))
+    raise ValueError(f"the paper has no coefficients for law {law!r}")
