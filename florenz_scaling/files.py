@@ -156,6 +156,11 @@ class SweepDir:
         return self.root / "results.parquet"
 
     @property
+    def metrics_csv(self) -> Path:
+        """Collected generation metrics: one row per (run, step, task, language, group, metric, decoding)."""
+        return self.root / "metrics.csv"
+
+    @property
     def conditioning_csv(self) -> Path:
         """Final held-out loss per pair next to the loss with images and prompts shuffled (``collect``)."""
         return self.root / "conditioning.csv"
@@ -192,6 +197,16 @@ class RunDir:
     @property
     def losses(self) -> Path:
         return self.root / "losses.jsonl"
+
+    @property
+    def metrics(self) -> Path:
+        """Scores of decoded held-out samples (``train.generate``), one JSON record per line."""
+        return self.root / "metrics.jsonl"
+
+    @property
+    def examples(self) -> Path:
+        """A few decoded held-out samples per pair and decoding, with their images (PNG, base64)."""
+        return self.root / "examples.jsonl"
 
     @property
     def done(self) -> Path:

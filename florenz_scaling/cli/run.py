@@ -42,6 +42,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="sweep directory")
     add_executor_arg(p)
     p.add_argument("--poll", type=float, default=5.0, metavar="S", help="seconds between status polls")
+    a = p.add_argument_group("adaptive design (design.adaptive; rounds in OUT/design/rounds.jsonl)")
+    a.add_argument("--adaptive", action="store_true", help="pilot, then buy runs round by round (--budget)")
+    a.add_argument("--budget", type=float, metavar="GPU-h", help="total estimated GPU-hours to spend")
+    a.add_argument("--law", help="law whose target to pin down (default chinchilla if fitted)")
+    a.add_argument("--target", help='"P=…,S=…", "C=…" or a parameter (default: the costliest candidate)')
+    a.add_argument("--width", type=float, help="stop once the target's 95%% interval is narrower than this")
+    a.add_argument("--k", type=int, default=2, help="runs bought per round")
+    a.add_argument("--group", help="group of pairs to design for")
+    a.add_argument("--pair", metavar="TASK/LANG", help="pair to design for")
     p.set_defaults(func=run)
 
 
@@ -49,12 +58,37 @@ def run(args: argparse.Namespace) -> int:
     """The ``run`` command: the pipeline, with a stage's error as one line and exit status 1."""
     from florenz_scaling.launch.submit import LaunchError
 
+    if args.adaptive:
+        return _adaptive(args)
     try:
         report = run_pipeline(args.sweep, args.out, args.override, executor=args.executor, poll_s=args.poll)
     except (PipelineError, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"open {report.resolve()}")
+    return 0
+
+
+def _adaptive(args: argparse.Namespace) -> int:
+    """``run --adaptive``: the design loop, each round through ``run_pipeline``; every round to the ledger."""
+    from florenz_scaling.design import DesignError
+    from florenz_scaling.design.adaptive import run_adaptive
+    from florenz_scaling.launch.ledger import Ledger
+    from florenz_scaling.launch.submit import LaunchError
+
+    if args.budget is None:
+        print("error: --adaptive needs --budget GPU-h", file=sys.stderr)
+        return 2
+    ledger = Ledger(SweepDir(args.out).ledger)
+    try:
+        run_adaptive(args.sweep, args.out, budget=args.budget, overrides=args.override, law=args.law,
+                     target=args.target, width=args.width, k=args.k, group=args.group, pair=args.pair,
+                     run_round=lambda y: run_pipeline(y, args.out, executor=args.executor, poll_s=args.poll),
+                     record=lambda row: ledger.record("round", "_design", **row))
+    except (PipelineError, LaunchError, DesignError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"open {(SweepDir(args.out).root / 'report.html').resolve()}")
     return 0
 
 
@@ -202,16 +236,19 @@ def run_pipeline(
 
 
 def _collect(sd: SweepDir, log: Callable[[str], None]) -> None:
-    from florenz_scaling.results import collect
+    from florenz_scaling.results import collect, collect_metrics
 
-    inputs = [sd.plan_csv, *sd.runs.glob("*/losses.jsonl"), *sd.runs.glob("*/DONE")]
+    inputs = [sd.plan_csv, *sd.runs.glob("*/losses.jsonl"), *sd.runs.glob("*/metrics.jsonl"),
+              *sd.runs.glob("*/DONE")]
     if _current([sd.results_csv, sd.results_parquet], inputs):
         log("collect: current")
         return
     table = collect(sd.root)
-    for p in table.attrs.get("problems", []):
+    metrics, report = collect_metrics(sd.root)
+    for p in [*table.attrs.get("problems", []), *report.problems]:
         log(f"collect: warning: {p}")
-    log(f"collect: {len(table)} rows -> {sd.results_csv}")
+    extra = f", {len(metrics)} metric rows -> {sd.metrics_csv}" if metrics else ""
+    log(f"collect: {len(table)} rows -> {sd.results_csv}{extra}")
 
 
 def _stage_module(stage: str, module: str, name: str) -> Callable[..., object]:

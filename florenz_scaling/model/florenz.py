@@ -7,6 +7,11 @@
 
 The batch contract (from ``florenz_scaling.data``): pixel_values (B,3,H,W), input_ids / attention_mask
 (B,Lp), decoder_input_ids / labels (B,Ld) with -100 where nothing is scored.
+
+Incremental decoding (``train.generate``): both decoders take an optional ``cache`` from their ``new_cache()``
+(BART: Hugging Face's ``EncoderDecoderCache``; Gemma: ``CrossAttentionCache``, HF's self-attention cache plus
+each layer's cross-attention keys/values, projected from the encoder output once) and then return logits for
+the new tokens only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BartConfig, Florence2Config, Florence2VisionConfig, Gemma2Config, Gemma2ForCausalLM
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.models.bart.modeling_bart import BartDecoder, BartEncoder
 from transformers.models.florence2.modeling_florence2 import (
     Florence2MultiModalProjector,
@@ -107,14 +113,19 @@ class GatedCrossAttention(nn.Module):
         # Zero gate: the model starts out exactly as plain Gemma-2.
         self.gate = nn.Parameter(torch.zeros(1))
 
-    def forward(self, h: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor | None) -> torch.Tensor:
-        b, t, _ = h.shape
-        s = enc.shape[1]
-        q = self.q_proj(h).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+    def key_values(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (B, heads, S, head_dim) of the encoder output: all a decoding cache needs."""
+        b, s, _ = enc.shape
         k = self.k_proj(enc).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(enc).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         rep = self.heads // self.kv_heads
-        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        return k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+
+    def forward(self, h: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor | None,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        b, t, _ = h.shape
+        q = self.q_proj(h).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k, v = kv if kv is not None else self.key_values(enc)
         scores = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
         scores = torch.tanh(scores / self.softcap) * self.softcap
         if enc_mask is not None:
@@ -122,6 +133,23 @@ class GatedCrossAttention(nn.Module):
         attn = torch.softmax(scores.float(), dim=-1).to(q.dtype)
         out = torch.matmul(attn, v).transpose(1, 2).reshape(b, t, -1)
         return torch.tanh(self.gate) * self.norm(self.o_proj(out))
+
+
+class CrossAttentionCache:
+    """Incremental-decoding state of ``GemmaCrossDecoder``: Hugging Face's self-attention cache (sliding
+    layers included) and every layer's cross-attention keys/values, filled on the first call."""
+
+    def __init__(self, config: Gemma2Config) -> None:
+        self.self_attention = DynamicCache(config=config)
+        self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def get_seq_length(self) -> int:
+        return self.self_attention.get_seq_length()
+
+    def reorder_cache(self, index: torch.Tensor) -> None:
+        """Keep rows ``index`` (beam search: each new beam's parent)."""
+        self.self_attention.reorder_cache(index)
+        self.cross = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.cross]
 
 
 class GemmaCrossDecoder(nn.Module):
@@ -136,20 +164,29 @@ class GemmaCrossDecoder(nn.Module):
             GatedCrossAttention(g, enc_dim, self.config.rms_norm_eps) for _ in range(g.layers)
         )
 
+    def new_cache(self) -> CrossAttentionCache:
+        return CrossAttentionCache(self.config)
+
     def forward(
-        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None
+        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None,
+        cache: CrossAttentionCache | None = None,
     ) -> torch.Tensor:
+        """Logits of ``input_ids``; with ``cache``, they continue the cached tokens (and extend the cache)."""
         from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
         model = self.lm.model
         h = model.embed_tokens(input_ids)
-        pos = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
+        past = cache.get_seq_length() if cache is not None else 0
+        pos = torch.arange(past, past + h.shape[1], device=h.device).unsqueeze(0)
+        if cache is not None and enc is not None and not cache.cross:
+            cache.cross = [xa.key_values(enc) for xa in self.xattn]
+        self_cache = cache.self_attention if cache is not None else None
         kw = {
             "config": self.config,
             "inputs_embeds": h,
             "attention_mask": None,
-            "past_key_values": None,
-            "position_ids": None,
+            "cache": self_cache,
+            "position_ids": pos if cache is not None else None,
         }  # no packed sequences to detect
         masks = {
             "full_attention": create_causal_mask(**kw),
@@ -163,10 +200,11 @@ class GemmaCrossDecoder(nn.Module):
                 position_embeddings=rope,
                 attention_mask=masks[self.config.layer_types[i]],
                 position_ids=pos,
+                cache=self_cache,
             )
             h = residual + layer.post_attention_layernorm(x)
             if enc is not None:
-                h = h + self.xattn[i](h, enc, enc_mask)
+                h = h + self.xattn[i](h, enc, enc_mask, cache.cross[i] if cache is not None else None)
             h = h + layer.post_feedforward_layernorm(layer.mlp(layer.pre_feedforward_layernorm(h)))
         h = model.norm(h)
         logits = self.lm.lm_head(h)
@@ -187,11 +225,18 @@ class BartCrossDecoder(nn.Module):
         super().__init__()
         self.decoder = BartDecoder(bart_hf_config(b))
 
+    def new_cache(self) -> EncoderDecoderCache:
+        config = self.decoder.config
+        return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+
     def forward(
-        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None
+        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None,
+        cache: EncoderDecoderCache | None = None,
     ) -> torch.Tensor:
+        """Logits of ``input_ids``; with ``cache``, they continue the cached tokens (and extend the cache)."""
         h = self.decoder(
-            input_ids=input_ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask, use_cache=False
+            input_ids=input_ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask, cache=cache,
+            use_cache=cache is not None,
         ).last_hidden_state
         return F.linear(h, self.decoder.embed_tokens.weight)
 

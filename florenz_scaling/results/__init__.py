@@ -13,6 +13,15 @@ from florenz_scaling.results.collect import (
     collect_table,
 )
 from florenz_scaling.results.groups import GROUP_ORDER, group_order
+from florenz_scaling.results.metrics import (
+    METRIC_COLUMNS,
+    DuplicateMetricsError,
+    MetricRecord,
+    MetricsWarning,
+    collect_metrics,
+    collect_metrics_table,
+    read_metrics,
+)
 from florenz_scaling.results.records import (
     LossRecord,
     ReadReport,
@@ -23,6 +32,13 @@ from florenz_scaling.results.records import (
 from florenz_scaling.results.table import TABLE_COLUMNS, group_losses, read_table
 
 __all__ = [
+    "METRIC_COLUMNS",
+    "DuplicateMetricsError",
+    "MetricRecord",
+    "MetricsWarning",
+    "collect_metrics",
+    "collect_metrics_table",
+    "read_metrics",
     "CONDITIONING_COLUMNS",
     "GROUP_ORDER",
     "TABLE_COLUMNS",

@@ -51,13 +51,18 @@ class CollectReport:
     conditioning: list[dict[str, Any]] = field(default_factory=list)  # rows of ``CONDITIONING_COLUMNS``
 
 
-# conditioning.csv: where a run wrote ``kind="shuffled"`` records (its final step), the pair's held-out loss
-# next to the loss with every sample's image and prompt taken from another sample.
+# conditioning.csv: where a run wrote shuffled records (its final step), the pair's held-out loss next to
+# the loss with every sample's image (``image_shuffled_loss``) or prompt (``prompt_shuffled_loss``) taken
+# from another sample; ``shuffled_loss`` is the older probe that shuffled both at once (kind="shuffled",
+# sweeps from before the split). A probe a run did not write is empty.
 CONDITIONING_COLUMNS = ("run_id", "size", "params", "total_steps", "step", "seen_samples", "task", "lang",
-                        "group", "loss", "shuffled_loss", "samples", "partial")
+                        "group", "loss", "image_shuffled_loss", "prompt_shuffled_loss", "shuffled_loss",
+                        "samples", "partial")
+_PROBE_COLUMN = {"shuffled_image": "image_shuffled_loss", "shuffled_prompt": "prompt_shuffled_loss",
+                 "shuffled": "shuffled_loss"}
 
 
-def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
+def run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
     """run_id -> per-run columns, from plan.csv (without one: from each run.yaml and the size registry)."""
     info: dict[str, dict[str, Any]] = {}
     if sd.plan_csv.exists():
@@ -70,6 +75,10 @@ def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
                 "fwd_gmacs": float(r["fwd_gmacs"]),
                 "total_steps": int(r["steps"]),
                 "global_batch": int(r["global_batch"]),
+                # A plan from before WSD sweeps has no such columns: all its runs are cosine runs.
+                "schedule": r.get("schedule") or "cosine",
+                "role": r.get("role") or "run",
+                "branch_of": r.get("branch_of") or "",
             }
     else:
         from florenz_scaling.spec import load_run
@@ -86,6 +95,9 @@ def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
                 "fwd_gmacs": size.fwd_gmacs,
                 "total_steps": run.steps,
                 "global_batch": run.global_batch,
+                "schedule": run.train.schedule,
+                "role": "trunk" if run.trunk else "branch" if run.start_from else "run",
+                "branch_of": run.start_from or "",
             }
     return info
 
@@ -125,7 +137,27 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) 
         report.skipped_files.append(path)
         warnings.warn(msg, CollectWarning, stacklevel=3)
         return []
-    return [r for r in rep.records if r.kind in ("eval", "shuffled")]
+    return [r for r in rep.records if r.kind == "eval" or r.kind in _PROBE_COLUMN]
+
+
+def _conditioning_rows(records: list[Any], run_id: str, run: dict[str, Any], partial: bool
+                       ) -> list[dict[str, Any]]:
+    """One row per (step, pair, group) with an eval record and at least one shuffled probe."""
+    evals = {(r.step, r.task, r.lang, r.group): r for r in records if r.kind == "eval"}
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        key = (r.step, r.task, r.lang, r.group)
+        ev = evals.get(key)
+        if r.kind not in _PROBE_COLUMN or ev is None:
+            continue
+        row = rows.setdefault(key, {
+            "run_id": run_id, "size": run["size"], "params": run["params"],
+            "total_steps": run["total_steps"], "step": r.step, "seen_samples": r.seen_samples,
+            "task": r.task, "lang": r.lang, "group": r.group, "loss": float(ev.loss),
+            **{c: None for c in _PROBE_COLUMN.values()}, "samples": r.samples, "partial": partial,
+        })
+        row[_PROBE_COLUMN[r.kind]] = float(r.loss)
+    return list(rows.values())
 
 
 def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
@@ -133,7 +165,7 @@ def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
     import pandas as pd
 
     sd = SweepDir(sweep_dir)
-    info = _run_info(sd)
+    info = run_info(sd)
     report = CollectReport()
     rows = []
     for run_id, run in info.items():
@@ -143,16 +175,7 @@ def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
             continue
         partial = not rd.done.exists()
         records = _read_run(rd.losses, run_id, run["total_steps"], report)
-        evals = {(r.step, r.task, r.lang, r.group): r for r in records if r.kind == "eval"}
-        for r in records:
-            ev = evals.get((r.step, r.task, r.lang, r.group))
-            if r.kind == "shuffled" and ev is not None:
-                report.conditioning.append({
-                    "run_id": run_id, "size": run["size"], "params": run["params"],
-                    "total_steps": run["total_steps"], "step": r.step, "seen_samples": r.seen_samples,
-                    "task": r.task, "lang": r.lang, "group": r.group, "loss": float(ev.loss),
-                    "shuffled_loss": float(r.loss), "samples": r.samples, "partial": partial,
-                })
+        report.conditioning += _conditioning_rows(records, run_id, run, partial)
         for r in (r for r in records if r.kind == "eval"):  # duplicates too: the check below names them
             seen = r.step * run["global_batch"]
             rows.append(
@@ -170,7 +193,8 @@ def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
                     "loss": float(r.loss),
                     "samples": r.samples,
                     "tokens": r.tokens,
-                    "final": r.step == run["total_steps"],
+                    # A trunk segment's last step is a constant-lr point, no schedule's endpoint.
+                    "final": r.step == run["total_steps"] and run["role"] != "trunk",
                     "partial": partial,
                     "diverged": run_id in report.diverged,
                 }

@@ -115,6 +115,10 @@ class TrainSpec:
     keep_checkpoints: int = 2
     threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
     activation_checkpointing: bool = False
+    # wsd: warm-up, constant lr, then a decay over each run's last `decay_fraction` down to min_lr_ratio × lr
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    decay_fraction: float = 0.2
+    decay_shape: Literal["linear", "cosine", "1-sqrt"] = "1-sqrt"  # 1-sqrt beats linear (Hägele et al. 2024)
 
     def validate(self, path: str) -> None:
         check(self.lr > 0, f"{path}.lr", f"must be positive, got {self.lr}")
@@ -135,6 +139,7 @@ class TrainSpec:
         check(self.eval_every > 0, f"{path}.eval_every", "must be positive")
         check(self.checkpoint_every > 0, f"{path}.checkpoint_every", "must be positive")
         check(self.keep_checkpoints >= 1, f"{path}.keep_checkpoints", "must be >= 1")
+        check(0 < self.decay_fraction < 1, f"{path}.decay_fraction", "must be in (0, 1)", "e.g. 0.2")
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,42 @@ class Pretrained:
 
     florence: str | None = None  # Florence-2: vision tower, projector, encoder (+ BART decoder in BART sizes)
     gemma: str | None = None  # Gemma-2: the decoder of a Gemma size
+
+
+@dataclass(frozen=True)
+class ComponentsSpec:
+    """Tiny pretrained components a sweep builds and starts from: the paper's Florence-2 and Gemma-2 in
+    miniature (``florenz_scaling.pretrain``). Every size gets them unless ``pretrained:`` names its own.
+
+    Florence-2: stage A (vision tower + projector learn each grid cell's colour, shape, size and count),
+    stage B (English captioning, tower frozen, encoder + BART decoder trained). Gemma-2 (Gemma sizes): a
+    decoder-only LM on text of every language of the world. Cached by a hash of what determines them.
+    """
+
+    vision_steps: int = 600
+    vision_batch: int = 64
+    vision_lr: float = 2e-3
+    caption_steps: int = 1000
+    caption_batch: int = 16
+    caption_lr: float = 1e-3
+    lm_steps: int = 600
+    lm_batch: int = 32
+    lm_lr: float = 2e-3
+    warmup_steps: int = 50
+    heldout: int = 64  # held-out scenes for the components' own numbers (accuracy, gap, LM loss)
+    seed: int = 0
+    # Cache directory; None = $FLORENZ_COMPONENTS_CACHE, else ~/.cache/florenz-scaling/components.
+    cache: str | None = None
+
+    def validate(self, path: str) -> None:
+        for name in ("vision_steps", "vision_batch", "caption_steps", "caption_batch", "lm_steps", "lm_batch",
+                     "heldout"):
+            check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
+        for name in ("vision_lr", "caption_lr", "lm_lr"):
+            check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
+        check(self.warmup_steps >= 0, f"{path}.warmup_steps", "must be >= 0")
+        if self.cache is not None:
+            check_plain_text(self.cache, f"{path}.cache")
 
 
 Pair = tuple[str, str]  # (task, language)
@@ -346,6 +387,29 @@ class WandbSpec:
     mode: Literal["offline", "online", "disabled"] = "offline"
     project: str = "florenz-scaling"
     entity: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """Decode held-out samples and score what the model says (``train.generate``): metrics.jsonl and
+    examples.jsonl in the run directory, at the final step (and at every eval with ``every_eval``)."""
+
+    enabled: bool = True
+    beam: int = 4  # the paper's beam width; 1 = greedy only
+    greedy: bool = True  # greedy decoding as well as beam search
+    prefix: bool = True  # captions seeded with the target language's decoder prefix ("Das Bild zeigt")
+    no_prefix: bool = True  # ... and without it
+    max_samples: int = 32  # decoded per pair (the first ones of its held-out set)
+    every_eval: bool = False
+    examples: int = 3  # decoded samples kept per pair and decoding in examples.jsonl
+
+    def validate(self, path: str) -> None:
+        check(self.beam >= 1, f"{path}.beam", f"must be >= 1, got {self.beam}")
+        check(self.greedy or self.beam > 1, f"{path}.greedy", "no decoding left", "set greedy or beam > 1")
+        check(self.prefix or self.no_prefix, f"{path}.prefix", "neither prefix nor no_prefix",
+              "set at least one of them")
+        check(self.max_samples > 0, f"{path}.max_samples", "must be positive")
+        check(self.examples >= 0, f"{path}.examples", "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,12 @@ from florenz_scaling.spec.load import SpecError, apply_overrides, check, from_di
 from florenz_scaling.spec.sections import (
     LAWS,
     BudgetSpec,
+    ComponentsSpec,
     CostSpec,
     DataSpec,
     ExtraRun,
     FitSpec,
+    GenerateSpec,
     GridSpec,
     LaunchSpec,
     Pretrained,
@@ -47,7 +49,9 @@ class SweepSpec:
     cost: CostSpec = field(default_factory=CostSpec)
     wandb: WandbSpec = field(default_factory=WandbSpec)
     fit: FitSpec = field(default_factory=FitSpec)
+    generate: GenerateSpec = field(default_factory=GenerateSpec)
     pretrained: dict[str, Pretrained] = field(default_factory=dict)  # size -> checkpoints; else random init
+    components: ComponentsSpec | None = None  # build tiny pretrained components for sizes without any
     seed: int = 44595
 
     def __post_init__(self) -> None:
@@ -63,6 +67,7 @@ class SweepSpec:
             self._check_batches,
             self._check_vocab,
             self._check_precision,
+            self._check_components,
         ):
             named_check()
 
@@ -136,6 +141,7 @@ class SweepSpec:
         self.data.validate("data")
         self.launch.validate("launch")
         self.cost.validate("cost")
+        self.generate.validate("generate")
         for i, law in enumerate(self.fit.laws):
             check(law in LAWS, f"fit.laws[{i}]", f"unknown law {law!r}", f"choose from {', '.join(LAWS)}")
 
@@ -174,6 +180,30 @@ class SweepSpec:
                 "use precision auto or fp32 on CPU",
             )
 
+    def _check_components(self) -> None:
+        """Components are pretrained on the synthetic world, for tiny sizes only (paper sizes: real ones)."""
+        if self.components is None:
+            return
+        from florenz_scaling.spec.sizes import get_size
+
+        self.components.validate("components")
+        check(
+            self.data.kind == "synthetic" and self.data.tokenizer is None,
+            "components",
+            "tiny components are pretrained on the synthetic world with its own tokenizer",
+            "remove `components:` (and give real checkpoints under `pretrained:`) or use data.kind synthetic",
+        )
+        for name in sorted({*self.sizes, *(r.size for r in self.extra_runs)}):
+            pre = self.pretrained.get(name)
+            covered = pre is not None and pre.florence is not None and (
+                pre.gemma is not None or get_size(name).family == "florence")
+            check(
+                get_size(name).tiny or covered,
+                "components",
+                f"size {name} is not a tiny size, so it cannot be pretrained here",
+                f"give its real checkpoints under pretrained.{name}, or remove `components:`",
+            )
+
     def _global_batches(self) -> list[tuple[str, int]]:
         out = []
         if self.grid:
@@ -202,6 +232,12 @@ class RunSpec:
     wandb: WandbSpec = field(default_factory=WandbSpec)
     seed: int = 44595
     pretrained: Pretrained | None = None
+    generate: GenerateSpec = field(default_factory=GenerateSpec)
+    # WSD sweeps: a run that starts from another run's final checkpoint (a trunk segment continues the
+    # previous one, a branch decays from its trunk segment) at step `start_step`; a trunk never decays.
+    start_from: str | None = None
+    start_step: int = 0
+    trunk: bool = False
 
     @property
     def seen_samples(self) -> int:
@@ -224,6 +260,10 @@ class RunSpec:
             value = getattr(self, f)
             if f == "pretrained" and value is None:
                 continue  # a from-scratch run keeps the id it had before checkpoints could be named
+            if f == "generate" and value == GenerateSpec():
+                continue  # likewise a run with the default decoding, from before generation existed
+            if f in _WSD_RUN_FIELDS and value == _WSD_RUN_FIELDS[f]:
+                continue  # and a run that starts from scratch, from before WSD sweeps
             text = _spec_json(value) if dataclasses.is_dataclass(value) else json.dumps(value, sort_keys=True)
             parts.append(f"{json.dumps(f)}: {text}")
         digest = hashlib.sha1(("{" + ", ".join(parts) + "}").encode()).hexdigest()[:10]
@@ -234,6 +274,9 @@ class RunSpec:
 
 
 _SPEC_JSON: dict[int, tuple[weakref.ref, str]] = {}
+# Left out of a run id at these values, so that every run id from before WSD sweeps stays what it was.
+_WSD_RUN_FIELDS: dict[str, Any] = {"start_from": None, "start_step": 0, "trunk": False}
+_WSD_TRAIN_FIELDS = ("schedule", "decay_fraction", "decay_shape")  # hashed only when schedule is wsd
 
 
 def _spec_json(spec: Any) -> str:
@@ -241,7 +284,11 @@ def _spec_json(spec: Any) -> str:
     hit = _SPEC_JSON.get(id(spec))
     if hit is not None and hit[0]() is spec:
         return hit[1]
-    text = json.dumps(to_plain(spec), sort_keys=True)
+    plain = to_plain(spec)
+    if isinstance(spec, TrainSpec) and spec.schedule == "cosine":
+        for name in _WSD_TRAIN_FIELDS:  # they do not change a cosine run; its id predates them
+            plain.pop(name)
+    text = json.dumps(plain, sort_keys=True)
     if len(_SPEC_JSON) > 256:
         _SPEC_JSON.clear()
     _SPEC_JSON[id(spec)] = (weakref.ref(spec), text)

@@ -33,6 +33,7 @@ from florenz_scaling.train.engine import (
     StopFlag,
     Tracker,
     close_logging,
+    decay_start,
     deepspeed_config,
     eval_metrics,
     make_optimizer,
@@ -41,6 +42,7 @@ from florenz_scaling.train.engine import (
     setup_logging,
 )
 from florenz_scaling.train.evaluate import evaluate, group_means, model_inputs
+from florenz_scaling.train.generate import append_jsonl, decodings, generation_records
 from florenz_scaling.train.process import DistEnv, all_reduce_sum, init_distributed
 
 log = logging.getLogger("florenz_scaling.train.run")
@@ -62,7 +64,8 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
         model = model.to(torch.bfloat16)  # DeepSpeed casts parameters but not the projector's fp32 buffer
     optimizer = make_optimizer(model, run.train)
     engine, *_ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=make_scheduler(optimizer, run.train, run.steps),
+        model=model, optimizer=optimizer,
+        lr_scheduler=make_scheduler(optimizer, run.train, run.steps, decay_start(run)),
         config=deepspeed_config(run, precision),
     )
     if env.world_size == 1 and run.train.zero_stage == 0:
@@ -144,6 +147,8 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
     engine = build_engine(run, env)
     stream = data.train_stream(run.seed, env.rank, env.world_size)
 
+    if run.start_from is not None:  # a WSD trunk segment or branch begins at its parent's checkpoint
+        checkpoint.adopt(rd.sweep.run(run.start_from).checkpoints, rd.checkpoints, run.start_step, env)
     start, client = checkpoint.load_latest(engine, rd.checkpoints, env)
     wall0 = 0.0  # wall time of earlier sessions of this run
     if client is not None:
@@ -157,6 +162,8 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
         dropped = truncate_after_step(rd.losses, start)  # records past the checkpoint are redone
         if dropped:
             log.info("dropped %d record(s) written after step %d", dropped, start)
+        for path in (rd.metrics, rd.examples):  # so are decoded samples and their scores
+            truncate_after_step(path, start)
         writer = RecordWriter(rd.losses)
         tracker.start(run, run_id, rd.root)  # wandb writes into <run dir>/wandb/
 
@@ -180,12 +187,14 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
                            batch_size=run.train.micro_batch, device=env.device)
         record(records, eval_metrics(records), step)
         log.info("step %d held-out: %s", step, _fmt(group_means(records)) or _fmt({"all": records[0].loss}))
-        if final:  # once per run: does the model use its image and prompt at all?
+        for what in ("image", "prompt") if final else ():  # once per run: does it use its image, prompt?
             shuffled = evaluate(engine, heldout, run_id, step, step * run.global_batch,
-                                batch_size=run.train.micro_batch, device=env.device, shuffled=True)
-            means = group_means(shuffled, kind="shuffled")
-            record(shuffled, {f"shuffled/group/{g}": v for g, v in means.items()}, step)
-            log.info("step %d loss with images and prompts shuffled: %s", step, _fmt(means))
+                                batch_size=run.train.micro_batch, device=env.device, shuffled=what)
+            means = group_means(shuffled, kind=f"shuffled_{what}")
+            record(shuffled, {f"shuffled_{what}/group/{g}": v for g, v in means.items()}, step)
+            log.info("step %d loss with %ss shuffled: %s", step, what, _fmt(means))
+        if run.generate.enabled and (final or run.generate.every_eval):
+            _generation(engine, heldout, run, rd, step, writer is not None)
 
     # --- the loop: one optimizer step per iteration; records, eval and checkpoints at step boundaries -------
     step, last_saved, exit_code = start, start, 0
@@ -221,7 +230,7 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
 
     if exit_code == 0:
         if start < run.steps:  # else resumed from the final checkpoint: its records are already written
-            held_out(run.steps, final=True)
+            held_out(run.steps, final=not run.trunk)  # a trunk's end is no schedule's endpoint
             save(run.steps)  # kept for fine-tuning, as the paper fine-tunes from its final checkpoints
         if writer is not None:
             summary = _summary(run, rd, run_id, wall())
@@ -244,6 +253,25 @@ def _summary(run: RunSpec, rd: RunDir, run_id: str, elapsed: float) -> dict[str,
         "final": {"train_loss": train[-1] if train else None, "groups": group_means(evals),
                   "pairs": {f"{r.task}/{r.lang}": r.loss for r in evals}},
     }
+
+
+def _generation(engine: Any, heldout: Any, run: RunSpec, rd: RunDir, step: int, write: bool) -> None:
+    """Decode every pair's held-out samples (bounded by generate.max_samples), score what the model says and
+    append the scores to metrics.jsonl and a few decoded samples to examples.jsonl (every rank decodes, as
+    every rank evaluates; rank 0 writes)."""
+    gen, t0 = run.generate, time.perf_counter()
+    metrics, examples = generation_records(
+        engine, heldout, decodings(gen.beam, gen.greedy, gen.prefix, gen.no_prefix), run_id=rd.root.name,
+        step=step, seen_samples=step * run.global_batch, max_samples=gen.max_samples,
+        batch_size=run.train.micro_batch, examples=gen.examples)
+    if write:
+        append_jsonl(rd.metrics, metrics)
+        append_jsonl(rd.examples, examples)
+    cider: dict[str, list[float]] = {}
+    for r in (r for r in metrics if r["metric"] == "cider" and r["group"]):
+        cider.setdefault(f"{r['group']}/{r['decoding']}", []).append(r["value"])
+    log.info("step %d generation (%.1f s, %d scores), mean CIDEr by group/decoding: %s", step,
+             time.perf_counter() - t0, len(metrics), _fmt({k: sum(v) / len(v) for k, v in cider.items()}))
 
 
 def _fmt(values: dict[str, float]) -> str:
