@@ -29,8 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"spec", "model", "data", "results.records", "files"},
     # Pretraining the tiny components the sweep starts from is training too (the design: next to train/).
     "pretrain": {"spec", "model", "data", "results.records", "files", "train"},
-    "pretrain": {"spec", "model", "data", "results.records", "files"},  # training, beside train/
     "fit": {"spec", "results", "files"},
+    "design": {"spec", "plan", "fit", "results", "files"},  # between fit and plan: reads fits, writes plans
     "plot": {"results", "fit", "files", "spec"},
     "report": {"plan", "launch.status", "results", "fit", "files", "spec"},
     "cli": {"*"},

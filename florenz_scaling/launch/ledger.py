@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EVENTS = ("submitted", "started", "requeued", "finished", "failed", "cancelled")
+# "round": one round of `run --adaptive` (run_id "_design"; what it bought and the target's interval).
+EVENTS = ("submitted", "started", "requeued", "finished", "failed", "cancelled", "round")
 # Events after which a job is over, as far as the ledger knows.
 TERMINAL = ("finished", "failed", "cancelled")
 

@@ -1,0 +1,70 @@
+"""Replay the adaptive design on the OLMo model ladder: what fraction of the ladder's compute does each
+strategy need before the 7B and 13B held-out losses stay predicted within 3%?
+
+Pool: the 16 ``ladder_train`` runs (190M, 370M, 760M, 1.3B × 1, 2, 5, 10 × Chinchilla), cost = their
+training FLOPs (``flops_olmo``, OLMo's own count incl. attention; ``--cost flops_6ND`` for 6·N·D).
+Targets: the 7B (4T tokens, annealed) and 13B (5T tokens) runs. Law: Chinchilla L = E + A/N^α + B/D^β on
+non-embedding parameters and tokens. Data: ``benchmarks/data/olmo_ladder_losses.csv`` (see PROVENANCE.md).
+The baselines (random orders, mean over seeds; cheapest-first; the target-blind D-optimal design) run in the
+same process on the same fits. Goal (issue 16): adaptive ≤ 0.40 and better than random and cheapest-first.
+
+    .venv/bin/python benchmarks/adaptive_replay.py [--task c4_en] [--all] [--seeds 20] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from florenz_scaling.design.replay import format_replay, replay
+
+DATA = Path(__file__).with_name("data") / "olmo_ladder_losses.csv"
+
+
+def pool_and_targets(task: str, cost: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ladder-train runs (pool) and the 7B/13B runs (targets) of one held-out set, as N, D, C, loss."""
+    t = pd.read_csv(DATA)
+    t = t[(t["task"] == task) & (t["metric"] == "val_ce_nats")]
+    if t.empty:
+        raise SystemExit(f"no val_ce_nats rows for task {task!r}")
+
+    def points(d: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"run_id": d["model"] + "-" + d["chinchilla_multiple"],
+                             "N": d["n_params_nonembed"].astype(float), "D": d["tokens"].astype(float),
+                             "C": d[cost].astype(float), "loss": d["value"].astype(float)})
+
+    return points(t[t["role"] == "ladder_train"]), points(t[t["role"] == "heldout_target"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="c4_en", help="held-out set (val_ce_nats), default c4_en")
+    ap.add_argument("--all", action="store_true", help="every val_ce_nats set, one summary line each")
+    ap.add_argument("--cost", default="flops_olmo", choices=("flops_olmo", "flops_6ND"))
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--tolerance", type=float, default=0.03)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    tasks = sorted(pd.read_csv(DATA).query("metric == 'val_ce_nats'")["task"].unique()) if args.all \
+        else [args.task]
+    results = {}
+    for task in tasks:
+        t0 = time.perf_counter()
+        pool, targets = pool_and_targets(task, args.cost)
+        r = replay(pool, targets, "chinchilla", tolerance=args.tolerance, seeds=args.seeds)
+        results[task] = r
+        fr = {s: v["compute_fraction"] for s, v in r["strategies"].items()}
+        shown = "  ".join(f"{s}={'never' if v is None else f'{v:.3f}'}" for s, v in fr.items())
+        if len(tasks) == 1:
+            print(format_replay(r))
+        print(f"{task:20s} {shown}  ({time.perf_counter() - t0:.1f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Adaptive design: which runs to buy next, and whether a design can identify its law at all.
+
+Between ``fit`` and ``plan``: it reads fits (and the points they were fitted to) and writes plans. ``model``
+linearises a fitted law (Fisher information, the delta-method variance of a target); ``rank`` scores
+candidates by the expected variance reduction per GPU-hour; ``pool`` builds the candidates; ``check`` warns
+when a design cannot identify a law; ``replay`` replays the loop on finished runs; ``adaptive`` is the loop
+of ``run --adaptive``; ``propose`` is the ``propose`` command's work.
+"""
+
+from florenz_scaling.design.check import Finding, check_design, check_plan, condition_number
+from florenz_scaling.design.model import DesignError, LinearModel, Target, linearise, parse_target
+from florenz_scaling.design.pool import Candidate, plan_runs, read_pool, sweep_pool, unmeasured
+from florenz_scaling.design.rank import Scored, d_optimal, greedy, score, target_variance
+
+__all__ = [
+    "Candidate",
+    "DesignError",
+    "Finding",
+    "LinearModel",
+    "Scored",
+    "Target",
+    "check_design",
+    "check_plan",
+    "condition_number",
+    "d_optimal",
+    "greedy",
+    "linearise",
+    "parse_target",
+    "plan_runs",
+    "read_pool",
+    "score",
+    "sweep_pool",
+    "target_variance",
+    "unmeasured",
+]

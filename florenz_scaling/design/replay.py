@@ -1,0 +1,223 @@
+"""Replay the adaptive loop on runs that already exist: what would it have saved on a past sweep?
+
+The pool has one row per finished run (N, D, C as its cost, loss); a run's loss is revealed only when a
+strategy buys it. After every purchase the law is refitted and each target predicted; the error there is
+|prediction / truth − 1|. Strategies: ``adaptive`` (pilot, then the largest expected variance reduction of
+the targets' predictions per unit of cost, ``design.rank``), ``random`` (random orders, one per seed),
+``cheapest-first``, ``full`` (the whole pool at once) and the ``d-optimal`` baseline (the same pilot, then
+the largest gain in log det of the information per cost, blind to the targets). ``compute_fraction`` is the
+fraction of the pool's total cost after which every target *stays* predicted within the tolerance
+(None if never).
+
+The adaptive pilot is the cheapest-first prefix that ``check_design`` passes (enough points and levels,
+D/N spread, condition number): before that no fit of the law is meaningful.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from florenz_scaling.design.check import check_design
+from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs
+from florenz_scaling.design.rank import d_optimal, score
+from florenz_scaling.fit import LAW_PARAMS, LAWS, FitResult, fitter
+
+STRATEGIES = ("adaptive", "d-optimal", "random", "cheapest-first", "full")
+
+
+@dataclass
+class Curve:
+    """One strategy's purchases in order, and after each: cumulative cost and the error at every target."""
+
+    strategy: str
+    bought: list[str] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    errors: list[list[float | None]] = field(default_factory=list)  # None: no fit possible yet
+
+    def compute_fraction(self, total: float, tolerance: float) -> float | None:
+        """Fraction of ``total`` spent when every target is within ``tolerance`` from then on, or None."""
+        ok = [bool(e) and all(v is not None and v <= tolerance for v in e) for e in self.errors]
+        if not ok or not ok[-1]:
+            return None
+        k = len(ok) - 1
+        while k > 0 and ok[k - 1]:
+            k -= 1
+        return self.cost[k] / total
+
+    def to_dict(self, total: float, tolerance: float) -> dict[str, Any]:
+        """JSON: the curve and its compute fraction."""
+        return {"strategy": self.strategy, "compute_fraction": self.compute_fraction(total, tolerance),
+                "steps": [{"bought": b, "cost": c, "fraction": c / total, "errors": e}
+                          for b, c, e in zip(self.bought, self.cost, self.errors, strict=True)]}
+
+
+def check_inputs(law: str, pool: Any, targets: Any) -> tuple[str, ...]:
+    """The law's inputs; raises ``DesignError`` when the law, the pool or the targets cannot be used."""
+    if law not in LAWS:
+        raise DesignError(f"unknown law {law!r}; replay handles {', '.join(LAWS)}")
+    inputs = law_inputs(law)
+    for what, t in (("pool", pool), ("targets", targets)):
+        missing = [c for c in (*inputs, "loss") if c not in t.columns]
+        if missing:
+            raise DesignError(f"{what}: no column {', '.join(missing)}, which law {law} needs")
+        if not np.all(np.asarray(t[list(inputs)], dtype=float) > 0):
+            raise DesignError(f"{what}: {', '.join(inputs)} must be positive")
+    if "C" not in pool.columns or not np.all(np.asarray(pool["C"], dtype=float) > 0):
+        raise DesignError("pool needs a positive cost C for every run")
+    if len(pool) <= len(LAW_PARAMS[law]):
+        raise DesignError(f"pool has {len(pool)} runs; law {law} has {len(LAW_PARAMS[law])} parameters")
+    return inputs
+
+
+class Replayer:
+    """The pool, the targets and the fitter of one replay; ``curve(order)`` refits along a purchase order."""
+
+    def __init__(self, pool: Any, targets: Any, law: str, *,
+                 fit_kwargs: dict[str, Any] | None = None) -> None:
+        self.inputs = check_inputs(law, pool, targets)
+        self.law = law
+        self.pool = pool.reset_index(drop=True)
+        self.X = np.column_stack([np.asarray(self.pool[k], dtype=float) for k in self.inputs])
+        self.cost = np.asarray(self.pool["C"], dtype=float)
+        self.total = float(self.cost.sum())
+        self.names = [str(v) for v in self.pool.get("run_id", [f"row{i}" for i in range(len(self.pool))])]
+        self.targets = [Target(law, inputs={k: float(row[k]) for k in self.inputs})
+                        for _, row in targets.iterrows()]
+        self.truth = np.asarray(targets["loss"], dtype=float)
+        kwargs = {"method": "auto"} if law in ("chinchilla", "saturating-compute") else {}
+        self.fit_fn = fitter(law, **{**kwargs, **(fit_kwargs or {})})
+        self._cache: dict[frozenset[int], FitResult | None] = {}
+
+    def fit(self, idx: Sequence[int]) -> FitResult | None:
+        """The law fitted to the runs ``idx`` (cached: strategies revisit the same sets), None if it fails."""
+        key = frozenset(int(i) for i in idx)
+        if key not in self._cache:
+            res = None
+            if len(key) >= len(LAW_PARAMS[self.law]):
+                try:
+                    res = self.fit_fn(self.pool.iloc[sorted(key)])
+                except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                    res = None
+            self._cache[key] = res
+        return self._cache[key]
+
+    def errors(self, res: FitResult | None) -> list[float | None]:
+        """|prediction / truth − 1| at each target (None without a fit, or for a non-finite prediction)."""
+        if res is None:
+            return [None] * len(self.targets)
+        need = {"size-data": ("P", "S")}.get(self.law, self.inputs)
+        out: list[float | None] = []
+        for t, true in zip(self.targets, self.truth, strict=True):
+            with np.errstate(all="ignore"):
+                pred = float(res.predict(**{n: t.inputs[k] for n, k in zip(need, self.inputs, strict=True)}))
+            out.append(abs(pred / true - 1.0) if math.isfinite(pred) else None)
+        return out
+
+    def curve(self, strategy: str, order: Sequence[int]) -> Curve:
+        """Refit after each purchase of ``order`` and record cost and errors."""
+        c = Curve(strategy)
+        for k in range(1, len(order) + 1):
+            c.bought.append(self.names[order[k - 1]])
+            c.cost.append(float(self.cost[list(order[:k])].sum()))
+            c.errors.append(self.errors(self.fit(order[:k])))
+        return c
+
+    def pilot(self) -> list[int]:
+        """The cheapest-first prefix that ``check_design`` passes (the whole pool if none does)."""
+        order = [int(i) for i in np.argsort(self.cost, kind="stable")]
+        for k in range(len(LAW_PARAMS[self.law]), len(order) + 1):
+            if not check_design(self.pool.iloc[order[:k]], self.law):
+                return order[:k]
+        return order
+
+    def adaptive_order(self, next_pick: Callable[[list[int], list[int]], int] | None = None) -> list[int]:
+        """Pilot, then one run at a time by expected variance reduction of the targets per cost."""
+        bought = self.pilot()
+        pick = next_pick or self._best
+        while len(bought) < len(self.pool):
+            left = [i for i in range(len(self.pool)) if i not in bought]
+            bought.append(pick(bought, left))
+        return bought
+
+    def _model(self, bought: list[int]) -> LinearModel | None:
+        res = self.fit(bought)
+        if res is None:
+            return None
+        y = np.asarray(self.pool["loss"], dtype=float)[bought]
+        y = np.log10(y) if self.law in ("compute", "size-data") else np.log(y)
+        return LinearModel(res, self.X[bought], y)
+
+    def d_optimal_pick(self, bought: list[int], left: list[int]) -> int:
+        """The baseline's next run: the largest gain in log det of the information per cost."""
+        model = self._model(bought)
+        if model is None:
+            return min(left, key=lambda i: self.cost[i])
+        return left[int(np.argmax(d_optimal(model, self.X[left], self.cost[left])))]
+
+    def _best(self, bought: list[int], left: list[int]) -> int:
+        model = self._model(bought)
+        if model is None:  # no fit to linearise: the cheapest run is the safest next step
+            return min(left, key=lambda i: self.cost[i])
+        scored = score(model, self.targets, self.X[left], self.cost[left])
+        best = max(scored, key=lambda s: s.gain_per_cost)
+        if not best.reduction > 0:
+            return min(left, key=lambda i: self.cost[i])
+        return left[best.index]
+
+
+def replay(pool: Any, targets: Any, law: str, *, tolerance: float = 0.03, seeds: int = 10,
+           strategies: Sequence[str] = STRATEGIES,
+           fit_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every strategy's curve and compute fraction; random is reported per seed and as their mean."""
+    rp = Replayer(pool, targets, law, fit_kwargs=fit_kwargs)
+    n = len(rp.pool)
+    curves: dict[str, Any] = {}
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise DesignError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
+        if s == "adaptive":
+            curves[s] = rp.curve(s, rp.adaptive_order()).to_dict(rp.total, tolerance)
+        elif s == "d-optimal":
+            curves[s] = rp.curve(s, rp.adaptive_order(rp.d_optimal_pick)).to_dict(rp.total, tolerance)
+        elif s == "cheapest-first":
+            curves[s] = rp.curve(s, [int(i) for i in np.argsort(rp.cost, kind="stable")]).to_dict(
+                rp.total, tolerance)
+        elif s == "full":
+            full = rp.curve(s, list(range(n)))
+            curves[s] = Curve(s, ["all"], [rp.total], [full.errors[-1]]).to_dict(rp.total, tolerance)
+        else:
+            runs = [rp.curve(s, [int(i) for i in np.random.default_rng(seed).permutation(n)]).to_dict(
+                rp.total, tolerance) for seed in range(seeds)]
+            fr = [r["compute_fraction"] for r in runs]
+            curves[s] = {"strategy": s, "seeds": seeds, "per_seed": runs,
+                         "compute_fraction": None if not fr or None in fr else float(np.mean(fr)),
+                         "compute_fraction_per_seed": fr}
+    return {"law": law, "tolerance": tolerance, "pool_runs": n, "pool_cost": rp.total,
+            "targets": [{"inputs": t.inputs, "loss": float(v)}
+                        for t, v in zip(rp.targets, rp.truth, strict=True)],
+            "strategies": curves}
+
+
+def format_replay(result: dict[str, Any]) -> str:
+    """The replay as text: compute fraction per strategy, then each ordered strategy's error curve."""
+    tol = result["tolerance"]
+    lines = [f"replay of {result['pool_runs']} runs (total cost {result['pool_cost']:.4g}), law "
+             f"{result['law']}, tolerance {tol:.3g}", f"{'strategy':16s} compute_fraction"]
+    for s, c in result["strategies"].items():
+        fr = c["compute_fraction"]
+        extra = f"  (mean over {c['seeds']} seeds)" if s == "random" else ""
+        lines.append(f"{s:16s} {'never' if fr is None else f'{fr:.3f}'}{extra}")
+    for s in ("adaptive", "cheapest-first"):
+        c = result["strategies"].get(s)
+        if not c:
+            continue
+        lines.append(f"\n{s}: error at each target against compute spent")
+        for st in c["steps"]:
+            errs = " ".join("   -  " if e is None else f"{e:6.2%}" for e in st["errors"])
+            lines.append(f"  {st['fraction']:7.3f}  {errs}  + {st['bought']}")
+    return "\n".join(lines)
