@@ -1,7 +1,10 @@
 """The sweep at a glance: one self-contained HTML file (DIR/report.html).
 
-Plan, run states, fitted coefficients with intervals next to the paper's, and every figure, embedded as
-base64 PNG. Nothing is fetched from the network (no external CSS, JS, fonts or images), so the file can be
+It opens with the answer (``fit.headline``: per group the compute exponent next to the paper's with the
+fit's verdict, the shared-vs-separate exponent test, the gap law, the conditioning gaps, whether unseen
+captioning emerges), then every figure under the claim it supports, embedded as base64 PNG; the plan, run
+states and full tables come last, folded. Fits judged "not identifiable" are listed, never shown as
+results. Nothing is fetched from the network (no external CSS, JS, fonts or images), so the file can be
 mailed, archived or opened on an offline cluster node.
 
 Built from files only: plan.csv, the ledger and run directories, results.csv, fits/*.json and the figures
@@ -22,7 +25,16 @@ from typing import Any
 import pandas as pd
 
 from florenz_scaling.files import SweepDir, write_atomic
-from florenz_scaling.fit import load_fits, load_paper, paper_coefficients
+from florenz_scaling.fit import (
+    build_headline,
+    load_fits,
+    load_gaps,
+    load_joint,
+    load_paper,
+    paper_coefficients,
+    verdict_of,
+)
+from florenz_scaling.fit.headline import conditioning_table
 from florenz_scaling.results import group_order, read_table
 from florenz_scaling.spec import LAWS
 
@@ -44,7 +56,9 @@ figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; height: auto; bord
 .state-failed, .state-diverged { color: #c0392b; font-weight: 600; }
 .state-running, .state-submitted, .state-requeued, .state-partial { color: #b9770e; font-weight: 600; }
 .state-pending { color: #777; }
-nav a { margin-right: 1rem; }
+nav a { margin-right: 1rem; } .claim { font-weight: 600; max-width: 70rem; }
+.v-reliable { color: #1e8449; font-weight: 600; } .v-weak { color: #b9770e; font-weight: 600; }
+details > summary h2 { display: inline; } #answer { border-bottom: 2px solid #c0392b; }
 """
 
 
@@ -134,7 +148,7 @@ def _ci(v: Any) -> str:
 
 
 FIT_COLUMNS = ["law", "set", "method", "parameter", "value", "95% interval", "interval", "p-value", "paper",
-               "paper 95% CI", "points used", "status"]
+               "paper 95% CI", "points used", "verdict", "status"]
 
 
 def _where(f: Any) -> str:
@@ -163,6 +177,7 @@ def fits_table(fits: list[Any], paper: dict | None) -> pd.DataFrame:
                          "paper": "" if p is None else f"{p[0]:.4g}" + (f" ({p[3]})" if p[3] else ""),
                          "paper 95% CI": "" if p is None else _ci([p[1], p[2]]),
                          "points used": f"{sum(f.used)} / {len(f.used)}" if f.used else f.n_points,
+                         "verdict": verdict_of(f).level,
                          "status": "; ".join(n for n in notes if n)})
     return pd.DataFrame(rows, columns=FIT_COLUMNS)
 
@@ -198,8 +213,23 @@ def _figure_html(sd: SweepDir, fig: dict[str, Any]) -> str:
     else:
         body = ('<p class="muted">No PNG of this figure in plots/: run <code>florenz-scaling plot DIR</code>'
                 " (with PNG among its formats).</p>")
-    return (f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3>'
+    claim = CLAIMS.get(name, "")
+    claim = f'<p class="claim">{_e(claim)}</p>' if claim else ""
+    return (f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3>{claim}'
             f'<p class="caption">{_e(fig.get("caption", ""))}</p>{body}</figure>')
+
+
+# The claim each figure supports, shown above it (figures the report does not know get none).
+CLAIMS = {
+    "loss_vs_compute": "Claim: held-out loss falls as a power of compute in every group; the slopes are the "
+                       "compute exponents of the answer above.",
+    "loss_vs_params": "Claim: at a fixed data budget, larger models reach lower loss (size-data law).",
+    "loss_vs_samples": "Claim: every task and language improves with more seen samples, at its own rate.",
+    "training_curves": "Claim: the runs trained stably, so their final losses are fair points for the laws.",
+    "fit_residuals": "Claim: the laws fit without systematic residuals (a trend would mean a wrong form).",
+    "compute_optimal": "Claim (only if the Chinchilla fit is identifiable): how to split compute between "
+                       "model size and data.",
+}
 
 
 def figures_section(sd: SweepDir, has_results: bool) -> list[str]:
@@ -232,32 +262,98 @@ def _sweep_name(sd: SweepDir) -> str:
     return sd.root.resolve().name
 
 
-def conditioning_table(cond: pd.DataFrame) -> pd.DataFrame:
-    """Per run and group: the final held-out loss, the loss with images and prompts shuffled across samples,
-    and the gap (sample-weighted over the group's pairs)."""
-    c = cond[cond["group"].fillna("").astype(str) != ""]
-    rows = []
-    for (run, group), d in c.groupby(["run_id", "group"], sort=False):
-        w = d["samples"].astype(float)
-        loss = float((d["loss"] * w).sum() / w.sum())
-        shuffled = float((d["shuffled_loss"] * w).sum() / w.sum())
-        rows.append({"run": run, "size": d["size"].iloc[0], "group": group, "steps": int(d["step"].iloc[0]),
-                     "held-out loss": loss, "shuffled": shuffled, "gap": shuffled - loss,
-                     "gap %": 100 * (shuffled - loss) / loss})
-    return pd.DataFrame(rows)
-
-
-def conditioning_section(sd: SweepDir) -> list[str]:
+def conditioning_section(sd: SweepDir, cond: pd.DataFrame | None) -> list[str]:
     """The report's answer to "does the model look at the image and read the prompt?"."""
     parts = ['<h2 id="conditioning">Does the model use its image and prompt?</h2>']
-    if not sd.conditioning_csv.is_file():
+    if cond is None:
         return parts + ['<p class="muted">No conditioning.csv yet: it is collected from finished runs.</p>']
-    cond = read_table(sd.conditioning_csv)
     parts.append('<p class="caption">At each run\'s last step every held-out target is scored again with the '
                  "image and prompt of another sample of the same pair. A gap near 0 means the model predicts "
                  "only the target language, ignoring what it is shown: then captioning losses (SC, UC) say "
                  "nothing about grounding, whatever their scaling law.</p>")
     return parts + [html_table(conditioning_table(cond), left=("run", "size", "group"))]
+
+
+def fits_body(fits: list[Any], shown: list[Any], paper: dict | None) -> list[str]:
+    """The full tables of the fits that may be shown, per law; the not identifiable ones only named."""
+    if not fits:
+        return ['<p class="muted">No fits yet: run <code>florenz-scaling fit DIR</code>.</p>']
+    parts = ['<p class="caption">Coefficients in the fit\'s own units (log10 space for the compute and '
+             "size-data laws, as in the paper's Tables 2–3). Intervals are 95% (OLS t-intervals or bootstrap "
+             "percentiles). Fits judged not identifiable are listed below, not tabulated.</p>"]
+    if shown:
+        for law, sub in fits_table(shown, paper).groupby("law", sort=False):
+            parts.append(f"<h3>{_e(law)}</h3>")
+            parts.append(html_table(sub.drop(columns="law"), left=("set", "parameter", "interval", "verdict",
+                                                                    "status")))
+    hidden = [f for f in fits if f not in shown]
+    if hidden:
+        items = "".join(f"<li>{_e(f.law)} · {_e(_where(f))}: {_e(verdict_of(f).text())}</li>" for f in hidden)
+        parts.append(f"<h3>Not identifiable ({len(hidden)})</h3><ul>{items}</ul>")
+    warnings = [(f, w) for f in fits for w in f.warnings]
+    if warnings:
+        items = "".join(f"<li>{_e(f.law)} · {_e(_where(f))}: {_e(w)}</li>" for f, w in warnings)
+        parts.append(f"<details><summary>Fit warnings ({len(warnings)})</summary><ul>{items}</ul></details>")
+    return parts
+
+
+def _num(v: Any, ci: Any = None) -> str:
+    return "" if v is None else f"{v:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else "")
+
+
+def headline_section(h: dict[str, Any]) -> list[str]:
+    """The answer first: ``fit.headline.build_headline``'s data as HTML (every cell escaped)."""
+    parts = ['<section id="headline"><h2 id="answer">The answer</h2>']
+    if not h["rows"]:
+        return parts + ['<p class="muted">No group fits yet: run <code>florenz-scaling fit DIR</code>.</p>'
+                        "</section>"]
+    rows = []
+    for r in h["rows"]:
+        level = r["verdict"] or "no fit"
+        rows.append({"group": r["group"], "compute exponent α1 [95%]": _num(r["exponent"], r["ci"])
+                     if r["exponent"] is not None else "not shown",
+                     "paper α1 [95%]": _num(*(r["paper"][0], r["paper"][1:])) if r["paper"] else "",
+                     "verdict": f'<span class="v-{_e(level.split()[0])}">{_e(level)}</span>',
+                     "why": r["reason"], "other laws": ", ".join(f"{k}: {v}" for k, v in r["laws"].items()
+                                                                 if k != "compute")})
+    parts.append('<p class="caption">Per group, the exponent of the paper\'s Eq. 1 (log10 L = α0 + '
+                 "α1·log10 C on the Pareto frontier) next to the paper's Table 2, and the fit's verdict.</p>")
+    parts.append(html_table(pd.DataFrame(rows), left=("group", "verdict", "why", "other laws"),
+                            raw=("verdict",)))
+    items = []
+    for j in h["joint"]:
+        t, shared = j["test"], ", ".join(f"{k} = {_num(v['value'], v['ci'])}" for k, v in j["shared"].items())
+        p = "n/a" if t.get("p_value") is None else f"{t['p_value']:.3g}"
+        word = "" if t.get("p_value") is None else (
+            " — the groups do not share the exponent" if t["p_value"] < 0.05 else " — consistent with one")
+        items.append(f"Shared vs separate exponents ({_e(j['law'])}, {_e(', '.join(j['groups']))}): shared "
+                     f"{_e(shared)}; {_e(t['method'])}, statistic {_e(_num(t.get('statistic')))}, df "
+                     f"{_e(t['df'])}, p = {_e(p)}{_e(word)}.")
+    for g in h["gaps"]:
+        items.append(f"Gap law {_e(g['name'])} (log10 of the loss ratio vs log10 C): {_e(g['evidence'])}.")
+    for c in h["conditioning"]:
+        probes = ", ".join(f"{w} shuffled: +{c[w]:.3g}%" for w in ("image", "prompt", "both") if w in c)
+        items.append(f"Conditioning, {_e(c['group'])} at {_e(c['size'])}: {_e(probes or 'no probe')}.")
+    for e in h["emergence"]:
+        vals = " → ".join(f"{v:.3g}" for v in e["values"])
+        ref = (f"; {e['reference']} at the largest size: {e['reference_at_largest']:.3g}"
+               if e["reference"] else "")
+        word = "emerges (rises with size)" if e["emerges"] else "does not emerge (no rise with size)"
+        items.append(f"Unseen captioning {_e(word)}: UC {_e(e['metric'])} {_e(e['decoding'])} by model size "
+                     f"at {e['seen_samples']:,.0f} seen samples: {_e(vals)}{_e(ref)}.")
+    if not h["emergence"]:
+        items.append('<span class="muted">No emergence metrics (metrics.csv) in this sweep.</span>')
+    parts.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+    if h["skipped"]:
+        skipped = "".join(f"<li>{_e(x['law'])} · {_e(x['group'])}: {_e(x['reason'])}</li>"
+                          for x in h["skipped"])
+        parts.append(f'<p class="muted">Not shown: {len(h["skipped"])} fit(s) not identifiable (kept in '
+                     f"fits/*.json):</p><ul class=\"muted\">{skipped}</ul>")
+    return parts + ["</section>"]
+
+
+def _folded(anchor: str, title: str, body: list[str]) -> str:
+    return f'<details><summary><h2 id="{anchor}">{title}</h2></summary>{"".join(body)}</details>'
 
 
 def write_report(sweep_dir: str | Path) -> Path:
@@ -270,6 +366,11 @@ def write_report(sweep_dir: str | Path) -> Path:
     table = read_table(sd.results_csv) if sd.results_csv.is_file() else None
     fits = load_fits(sd.root)
     paper = load_paper(sd.root)
+    cond = read_table(sd.conditioning_csv) if sd.conditioning_csv.is_file() else None
+    metrics = read_table(sd.metrics_csv) if sd.metrics_csv.is_file() else None
+    headline = build_headline(fits, paper=paper, joint=load_joint(sd.root), gaps=load_gaps(sd.root),
+                              conditioning=cond, metrics=metrics)
+    shown = [f for f in fits if verdict_of(f).shown]
     plan = _plan(sd)
     states = run_states(sd.root, table)
     # The state as a coloured badge, built here from escaped text, so passed through as HTML.
@@ -279,32 +380,20 @@ def write_report(sweep_dir: str | Path) -> Path:
     parts = [f"<h1>Scaling sweep report: {_e(name)}</h1>",
              f'<p class="muted">{_e(sd.root.resolve())} · generated {stamp} · {len(states)} runs, '
              f"{n_done} done · {0 if table is None else len(table):,} result rows · {len(fits)} fits</p>",
-             '<nav><a href="#plan">Plan</a><a href="#runs">Run states</a><a href="#fits">Fits</a>'
-             '<a href="#conditioning">Conditioning</a><a href="#figures">Figures</a></nav>',
-             '<h2 id="plan">Plan</h2>',
-             html_table(plan, left=tuple(c for c in plan.columns if plan[c].dtype == object))
-             if plan is not None else '<p class="muted">No plan.csv in this sweep.</p>',
-             '<h2 id="runs">Run states</h2>',
-             html_table(badges, left=("run", "state", "last event", "job id", "time (UTC)"), raw=("state",))
-             if len(states) else '<p class="muted">No runs found.</p>',
-             '<h2 id="fits">Fits</h2>']
-    if fits:
-        parts.append('<p class="caption">Coefficients in the fit\'s own units (log10 space for the compute '
-                     "and size-data laws, as in the paper's Tables 2–3). Intervals are 95% (OLS t-intervals "
-                     "or bootstrap percentiles).</p>")
-        table_of_fits = fits_table(fits, paper)
-        for law, sub in table_of_fits.groupby("law", sort=False):
-            parts.append(f"<h3>{_e(law)}</h3>")
-            parts.append(html_table(sub.drop(columns="law"), left=("set", "parameter", "interval", "status")))
-        warnings = [(f, w) for f in fits for w in f.warnings]
-        if warnings:
-            items = "".join(f"<li>{_e(f.law)} · {_e(_where(f))}: {_e(w)}</li>" for f, w in warnings)
-            parts.append(f"<details><summary>Fit warnings ({len(warnings)})</summary><ul>{items}</ul>"
-                         "</details>")
-    else:
-        parts.append('<p class="muted">No fits yet: run <code>florenz-scaling fit DIR</code>.</p>')
-    parts += conditioning_section(sd)
+             '<nav><a href="#answer">The answer</a><a href="#figures">Figures</a><a href="#plan">Plan</a>'
+             '<a href="#runs">Run states</a><a href="#fits">Fits</a><a href="#conditioning">Conditioning</a>'
+             "</nav>"]
+    parts += headline_section(headline)
     parts += figures_section(sd, table is not None and not table.empty)
+    parts.append(_folded("plan", "Plan", [
+        html_table(plan, left=tuple(c for c in plan.columns if plan[c].dtype == object))
+        if plan is not None else '<p class="muted">No plan.csv in this sweep.</p>']))
+    parts.append(_folded("runs", "Run states", [
+        html_table(badges, left=("run", "state", "last event", "job id", "time (UTC)"), raw=("state",))
+        if len(states) else '<p class="muted">No runs found.</p>']))
+    parts.append(_folded("fits", "Fits", fits_body(fits, shown, paper)))
+    parts.append(_folded("conditioning", "Does the model use its image and prompt?",
+                         conditioning_section(sd, cond)[1:]))
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>{_e(name)} — florenz-scaling report</title><style>{_CSS}</style></head>"
            f"<body>{''.join(parts)}</body></html>\n")

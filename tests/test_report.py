@@ -110,7 +110,10 @@ def test_report_tables(report: str) -> None:
     plan_rows = re.search(r'id="plan">.*?<tbody>(.*?)</tbody>', report, re.S).group(1)
     assert plan_rows.count("<tr>") == len(SIZES) * len(STEPS)
     # Fits: both OLS laws with the paper's values and intervals next to ours.
-    assert "<h3>compute</h3>" in report and "<h3>size-data</h3>" in report and "<h3>chinchilla</h3>" in report
+    assert "<h3>compute</h3>" in report and "<h3>size-data</h3>" in report
+    # The Chinchilla fits drive E to 0 on this grid: not identifiable, so named with the reason only.
+    assert "<h3>chinchilla</h3>" not in report and "<h3>Not identifiable (" in report
+    assert "chinchilla · SC: not identifiable: " in report and "E at its lower bound" in report
     assert "1.86 (p&lt;0.01)" in report and "[0.92, 2.8]" in report  # Table 2, UC α0
     assert "2.3 (p&lt;0.001)" in report and "[1.95, 2.66]" in report  # Table 3, UC β0
     assert "bootstrap ×" in report
@@ -165,3 +168,58 @@ def test_every_cell_from_a_received_file_is_escaped(tmp_path: Path) -> None:
     html = write_report(root).read_text()
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>x</b>" not in html and "_html_note" in html
+
+
+def test_report_opens_with_the_answer(report: str) -> None:
+    """The first section is the headline: every group's compute exponent next to the paper's, its verdict,
+    the shared-vs-separate test, the gap law; the not identifiable fits are named there, not shown."""
+    body = report.split("<body>", 1)[1]
+    first_h2 = re.search(r"<h2 id=\"([a-z-]+)\">", body).group(1)
+    assert first_h2 == "answer"
+    answer = body.split('<section id="headline">', 1)[1].split("</section>", 1)[0]
+    for g in ("SC", "UC", "ST"):
+        assert f'<td class="l">{g}</td>' in answer, g
+    assert "-0.15 [-0.26, -0.04]" in answer  # the paper's UC α1, Table 2
+    assert "reliable" in answer and "Shared vs separate exponents (compute" in answer and "F-test" in answer
+    assert "Gap law UC − SC" in answer
+    assert "Not shown:" in answer and "chinchilla · UC" in answer
+    # Plan, run states and the full tables come after the figures, folded.
+    assert body.index('id="figures"') < body.index('<details><summary><h2 id="plan">')
+    assert body.index('<details><summary><h2 id="plan">') < body.index('<details><summary><h2 id="fits">')
+    assert "Claim: held-out loss falls as a power of compute" in body
+
+
+def test_headline_reads_both_conditioning_layouts_and_metrics(plotted: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from florenz_scaling.fit import sweep_headline
+
+    root = shutil.copytree(plotted, tmp_path / "sweep")
+    rows = []
+    for size, params in (("T-0.5M", 0.52e6), ("T-10M", 10.1e6)):
+        for group, lang in (("SC", "en"), ("UC", "es")):
+            rows.append({"run_id": f"{size.lower()}-s400", "size": size, "params": params, "total_steps": 400,
+                         "step": 400, "seen_samples": 12800, "task": "caption", "lang": lang, "group": group,
+                         "loss": 4.0, "samples": 64, "partial": False, "image_shuffled_loss": 4.4,
+                         "prompt_shuffled_loss": 4.04, "shuffled_loss": ""})
+    pd.DataFrame(rows).to_csv(root / "conditioning.csv", index=False)
+    metrics = [{"run_id": r["run_id"], "size": r["size"], "params": r["params"], "step": 400,
+                "seen_samples": 12800, "task": "caption", "lang": r["lang"], "group": r["group"],
+                "metric": "attribute_accuracy", "decoding": "greedy",
+                "value": 0.2 if r["params"] < 1e6 else 0.6} for r in rows]
+    pd.DataFrame(metrics).to_csv(root / "metrics.csv", index=False)
+    h = sweep_headline(root)
+    uc = next(c for c in h["conditioning"] if c["group"] == "UC")
+    assert uc["size"] == "T-10M" and uc["image"] == pytest.approx(10.0) and uc["prompt"] == pytest.approx(1.0)
+    assert "both" not in uc
+    (e,) = h["emergence"]
+    assert e["emerges"] and e["values"] == [0.2, 0.6] and e["reference_at_largest"] == 0.6
+    html = write_report(root).read_text()
+    assert "image shuffled: +10%" in html and "Unseen captioning emerges" in html
+    old = pd.DataFrame(rows).drop(columns=["image_shuffled_loss", "prompt_shuffled_loss"])
+    old["shuffled_loss"] = 4.2
+    old.to_csv(root / "conditioning.csv", index=False)
+    (root / "metrics.csv").unlink()
+    h = sweep_headline(root)
+    assert h["emergence"] == [] and h["conditioning"][0]["both"] == pytest.approx(5.0)
+    assert "No emergence metrics" in write_report(root).read_text()

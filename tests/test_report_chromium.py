@@ -68,7 +68,7 @@ def test_dom_has_headings_and_every_image_decoded(report: Path, tmp_path: Path) 
     proc = chromium(tmp_path, "--dump-dom", probe.as_uri())
     dom = proc.stdout
     assert "<h1>Scaling sweep report: synthetic-test</h1>" in dom, proc.stderr[-3000:]
-    for h in ("Plan", "Run states", "Fits", "Figures", *FIGURE_HEADINGS):
+    for h in ("The answer", "Plan", "Run states", "Fits", "Figures", *FIGURE_HEADINGS):
         assert f">{h}</h" in dom, h
     found = re.search(r'<pre id="img-probe">([^<]*)</pre>', dom)
     assert found, "the probe script did not run"
@@ -78,3 +78,28 @@ def test_dom_has_headings_and_every_image_decoded(report: Path, tmp_path: Path) 
         complete, size = entry.split(":")
         width, height = map(int, size.split("x"))
         assert complete == "true" and width > 500 and height > 300, entry
+
+
+def test_headline_is_the_first_section_and_names_every_group(report: Path, tmp_path: Path) -> None:
+    """As rendered: the first <h2> after the title is the answer, and its section names SC, UC and ST."""
+    probe = tmp_path / "first.html"
+    script = """<script>window.addEventListener('load', () => {
+      const out = document.createElement('pre'); out.id = 'first-probe';
+      const first = document.querySelector('h2'); const sec = document.getElementById('headline');
+      const cells = [...sec.querySelectorAll('td')].map(td => td.textContent.trim());
+      out.textContent = JSON.stringify({first: first.id, groups: cells.filter(c => /^(SC|UC|ST)$/.test(c)),
+        top: Math.round(sec.getBoundingClientRect().top),
+        figures: Math.round(document.getElementById('figures').getBoundingClientRect().top)});
+      document.body.appendChild(out);
+    });</script>"""
+    html = report.read_text(encoding="utf-8")
+    probe.write_text(html.replace("</body>", script + "</body>"), encoding="utf-8")
+    dom = chromium(tmp_path, "--dump-dom", probe.as_uri()).stdout
+    found = re.search(r'<pre id="first-probe">([^<]*)</pre>', dom)
+    assert found, "the probe script did not run"
+    import json
+
+    got = json.loads(found.group(1))
+    assert got["first"] == "answer"
+    assert sorted(got["groups"]) == ["SC", "ST", "UC"]
+    assert got["top"] < got["figures"]

@@ -37,6 +37,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--per-pair", action="store_true", help="sweep: also fit every (task, language) pair")
     p.add_argument("--drop-highest", type=int, default=0, metavar="K",
                    help="drop the K highest-loss points first (e.g. 5 for the Chinchilla replication)")
+    p.add_argument("--objective", choices=("huber-log", "mse-raw"), default="huber-log",
+                   help="chinchilla/saturating-compute objective: Huber on log loss (default) or least "
+                   "squares on raw loss")
+    p.add_argument("--joint", action="store_true",
+                   help="fit --law jointly over groups: shared exponent(s), per-group coefficients, and the "
+                   "test of shared vs separate exponents (needs a 'group' column)")
+    p.add_argument("--groups", metavar="A,B,...", help="--joint: the groups to fit together (default: all)")
+    p.add_argument("--gap", metavar="A,B", nargs="?", const="UC,SC",
+                   help="fit the gap law log10(L_A/L_B) vs log10 C (default UC,SC) and where it would close")
     p.add_argument("--json", metavar="OUT", help="write the fit as JSON to OUT ('-' for stdout)")
     p.set_defaults(func=run)
 
@@ -56,36 +65,111 @@ def summary_lines(results: list[Any]) -> list[str]:
             f"{k}={_fmt(v)}" + (f" [{_fmt(r.ci[k][0])}, {_fmt(r.ci[k][1])}]" if k in r.ci else "")
             for k, v in r.params.items()
         )
-        rows.append((r.law, where, str(r.n_points), r.method, params, r.status))
-    head = ("law", "subset", "n", "method", "parameters [95% interval]", "status")
-    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(head[:4])]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head[:4], widths, strict=True)) + "  " + head[4]]
+        verdict = r.verdict.level if r.verdict else ""
+        rows.append((r.law, where, str(r.n_points), r.method, verdict, params, r.status))
+    head = ("law", "subset", "n", "method", "verdict", "parameters [95% interval]", "status")
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(head[:5])]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head[:5], widths, strict=True)) + "  " + head[5]]
     for row in rows:
-        line = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
-        out.append(line + ("" if row[5] == "converged" else f"  ({row[5]})"))
+        line = "  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]
+        out.append(line + ("" if row[6] == "converged" else f"  ({row[6]})"))
     for r in results:
+        tag = f"{r.law} {r.group or ''}{'/' + r.task if r.task else ''}"
+        if r.verdict and r.verdict.reasons:
+            out.append(f"  verdict [{tag}]: {r.verdict.text()}")
         for w in r.warnings:
-            out.append(f"  warning [{r.law} {r.group or ''}{'/' + r.task if r.task else ''}]: {w}")
+            out.append(f"  warning [{tag}]: {w}")
     return out
+
+
+def _emit(text: str, args: argparse.Namespace, path: Path, sweep_name: str | None, lines: list[str]) -> None:
+    """Print the lines (or the JSON for ``--json -``); write --json OUT and, for a sweep, fits/<name>."""
+    if args.json == "-":
+        print(text)
+    else:
+        print("\n".join(lines))
+    outs = [Path(args.json)] if args.json and args.json != "-" else []
+    if sweep_name and path.is_dir():
+        outs.append(path / "fits" / sweep_name)
+    for out in outs:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+        if args.json != "-":
+            print(f"wrote {out}")
+
+
+def run_comparison(args: argparse.Namespace, path: Path) -> int:
+    """``--joint`` or ``--gap``: a fit across groups, printed and written (to fits/ too for a sweep)."""
+    from florenz_scaling.fit import fit_gap, fit_joint, load_points
+
+    points = load_points(path, level="group")
+    if args.gap:
+        a, _, b = args.gap.partition(",")
+        g = fit_gap(points, a.strip(), b.strip())
+        lines = [f"gap law {g.name}: {g.form}", f"  {g.evidence}"]
+        _emit(g.to_json(), args, path, f"gap-{g.group_a}-{g.group_b}.json", lines)
+        return 0
+    if args.law is None:
+        print("error: --joint needs --law", file=sys.stderr)
+        return 1
+    groups = [g.strip() for g in args.groups.split(",")] if args.groups else None
+    j = fit_joint(points, args.law, groups, objective=args.objective,
+                  bootstrap=200 if args.bootstrap is None else args.bootstrap, seed=args.seed)
+    lines = joint_lines(j)
+    _emit(j.to_json(), args, path, f"joint-{args.law}.json", lines)
+    return 0
+
+
+def joint_lines(j: Any) -> list[str]:
+    """A joint fit in words: shared and per-group parameters with intervals, then the test."""
+
+    def show(name: str, v: dict[str, Any]) -> str:
+        ci = v.get("ci")
+        return f"{name}={_fmt(v['value'])}" + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+
+    out = [f"joint {j.law} over {', '.join(j.groups)} ({j.method}, {j.objective})",
+           "  shared: " + ", ".join(show(k, v) for k, v in j.shared.items())]
+    for g in j.groups:
+        alone = ", ".join(show(k, v) for k, v in j.separate[g].items())
+        own = ", ".join(show(k, v) for k, v in j.per_group[g].items())
+        out.append(f"  {g}: {own}   alone: {alone}")
+    t = j.test
+    p = "n/a" if t.get("p_value") is None else f"{t['p_value']:.3g}"
+    stat = "n/a" if t.get("statistic") is None else f"{t['statistic']:.4g}"
+    out.append(f"  shared vs separate exponents: statistic {stat}, df {t['df']}, p = {p} ({t['method']})")
+    return out + [f"  warning: {w}" for w in j.warnings]
 
 
 def run(args: argparse.Namespace) -> int:
     """Fit and print; returns 0 on success, 1 when the input cannot be fitted."""
-    from florenz_scaling.fit import FitResult, fit_points, fit_sweep, load_points, select
+    from florenz_scaling.fit import (
+        FitResult,
+        fit_points,
+        fit_sweep,
+        headline_lines,
+        load_points,
+        select,
+        sweep_headline,
+    )
 
     path = Path(args.input)
     if not path.exists():
         print(f"error: {path} does not exist", file=sys.stderr)
         return 1
     try:
+        if args.joint or args.gap:
+            return run_comparison(args, path)
         if path.is_dir() and (args.law is None or not (args.group or args.task or args.lang)):
             laws = LAWS if args.law is None else (args.law,)
             k = 1000 if args.bootstrap is None else args.bootstrap
             written = fit_sweep(path, laws=laws, bootstrap=k, per_pair=args.per_pair, seed=args.seed,
-                                budgets=args.budgets)
-            results = [FitResult.from_json(p.read_text()) for p in written]
+                                budgets=args.budgets, objective=args.objective)
+            results = [FitResult.from_json(p.read_text()) for p in written if p.name.startswith(laws)]
             print("\n".join(summary_lines(results)))
-            print(f"wrote {len(written)} fit(s) to {path / 'fits'}")
+            more = len(written) - len(results)
+            also = f" and {more} comparison(s) across groups" if more else ""
+            print(f"wrote {len(results)} fit(s){also} to {path / 'fits'}")
+            print("\n".join(headline_lines(sweep_headline(path))))
             return 0 if written else 1
         if args.law is None:
             print("error: --law is required for a CSV input", file=sys.stderr)
@@ -96,8 +180,8 @@ def run(args: argparse.Namespace) -> int:
         if args.drop_highest:
             points = points.sort_values("loss", kind="stable").iloc[: len(points) - args.drop_highest]
         res = fit_points(points, args.law, bootstrap=args.bootstrap or 0, seed=args.seed,
-                         budgets=args.budgets, method=args.method, group=args.group, task=args.task,
-                         lang=args.lang)
+                         budgets=args.budgets, method=args.method, objective=args.objective,
+                         group=args.group, task=args.task, lang=args.lang)
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -105,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         print(res.to_json())
         return 0
     print("\n".join(summary_lines([res])))
+    if res.verdict is not None and not res.verdict.shown:
+        print(f"not shown as a result: {res.law} is {res.verdict.text()} (kept in the JSON)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(res.to_json() + "\n", encoding="utf-8")

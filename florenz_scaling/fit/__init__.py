@@ -2,7 +2,9 @@
 
 numpy, scipy and pandas only. Every fit returns a ``FitResult`` that round-trips through JSON; ``fit_sweep``
 writes them to DIR/fits/ and ``load_fits`` reads them back. ``load_paper`` / ``paper_coefficients`` give the
-paper's Tables 2–3 to compare against.
+paper's Tables 2–3 to compare against. Across groups: ``fit_joint`` (shared exponents, with the
+shared-vs-separate test) and ``fit_gap`` (the gap law); ``assess`` gives each fit its verdict and
+``sweep_headline`` the answer a report opens with.
 """
 
 from florenz_scaling.fit._blas import single_threaded_blas
@@ -16,14 +18,50 @@ from florenz_scaling.fit.chinchilla import (
     lse_bounds,
     small_grid,
 )
-from florenz_scaling.fit.io import fit_points, fit_sweep, load_fits, load_points, select, sweep_points
+from florenz_scaling.fit.gap import GapFit, fit_gap
+from florenz_scaling.fit.headline import build_headline, headline_lines, sweep_headline
+from florenz_scaling.fit.io import (
+    fit_points,
+    fit_sweep,
+    load_fits,
+    load_gaps,
+    load_joint,
+    load_points,
+    select,
+    sweep_points,
+    write_comparisons,
+)
+from florenz_scaling.fit.joint import JointFit, fit_joint
 from florenz_scaling.fit.laws import fit_compute, fit_size_data, ols, pareto_frontier
 from florenz_scaling.fit.reference import PAPER_FILE, load_paper, paper_coefficients, paper_predict
-from florenz_scaling.fit.result import LAW_INPUTS, LAW_PARAMS, LAWS, BootstrapSummary, FitResult
+from florenz_scaling.fit.result import (
+    LAW_INPUTS,
+    LAW_PARAMS,
+    LAWS,
+    VERDICTS,
+    BootstrapSummary,
+    FitResult,
+    Verdict,
+)
 from florenz_scaling.fit.validate import rollout
+from florenz_scaling.fit.verdict import assess, verdict_of
 
 __all__ = [
     "LAWS",
+    "VERDICTS",
+    "GapFit",
+    "JointFit",
+    "Verdict",
+    "assess",
+    "build_headline",
+    "fit_gap",
+    "fit_joint",
+    "headline_lines",
+    "load_gaps",
+    "load_joint",
+    "sweep_headline",
+    "verdict_of",
+    "write_comparisons",
     "PAPER_FILE",
     "BootstrapSummary",
     "load_fits",

@@ -48,6 +48,9 @@ def resample_fitter(point: FitResult, *, n_warm: int = 4, **kwargs: Any) -> FitF
     """
     law = point.law
     method = point.method
+    if law in ("chinchilla", "saturating-compute"):
+        # Resamples are fitted with the full fit's objective, or the intervals would describe another fit.
+        kwargs = {"objective": point.solver.get("objective", "huber-log"), **kwargs}
     if law in ("chinchilla", "saturating-compute") and method == "lbfgs":
         optima = point.solver.get("local_optima") or [{"theta": list(point.solver["theta"].values())}]
         grid = np.array([o["theta"] for o in optima[:n_warm]], dtype=float)

@@ -2,8 +2,10 @@
 
 Robust recipe (Hoffmann et al. 2022; Besiroglu et al. 2024): log-sum-exp parameters, Huber δ = 1e-3 on log
 residuals *summed* over points, L-BFGS-B with tight tolerances from every point of an initialisation grid,
-best objective kept. A variable-projection alternative searches only the exponents and solves the linear
-coefficients by non-negative least squares, which stays well posed with few runs.
+best objective kept; ``objective="mse-raw"`` fits least squares on the raw loss instead (pitfall 9: the
+objective changes the answer, so it is an explicit, recorded option). A variable-projection alternative
+searches only the exponents and solves the linear coefficients by non-negative least squares, which stays
+well posed with few runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from florenz_scaling.fit._blas import single_threaded_blas
-from florenz_scaling.fit._optim import LSEProblem, multistart
+from florenz_scaling.fit._optim import OBJECTIVES, LSEProblem, multistart
 from florenz_scaling.fit.result import FitResult
 
 # log-space bounds for the LSE parameters; they also keep exp() in range (see LSEProblem.value_and_grad).
@@ -80,6 +82,7 @@ def _lse_fit(
     *,
     delta: float,
     reduction: str,
+    objective: str,
     init_grid: np.ndarray | None,
     n_polish: int,
     meta: dict[str, Any],
@@ -91,7 +94,7 @@ def _lse_fit(
     """
     m = len(inputs)
     X = np.column_stack([np.log(a) for a in inputs])
-    problem = LSEProblem(X, np.log(L), delta=delta, reduction=reduction)
+    problem = LSEProblem(X, np.log(L), delta=delta, reduction=reduction, objective=objective)
     lo, hi = lse_bounds(m, float(L.min()))
     starts = hoffmann_grid(m) if init_grid is None else np.atleast_2d(np.asarray(init_grid, dtype=float))
     out = multistart(problem, starts, lo, hi, n_polish=n_polish, screen_iter=screen_iter)
@@ -118,7 +121,9 @@ def _lse_fit(
     if len(L) < 4 * n_par:
         warnings.append(f"only {len(L)} points for {n_par} parameters: consider method='varpro'")
     solver = {
-        "objective_kind": f"Huber(delta={delta}) of log residuals, {reduction} over points",
+        "objective": objective,
+        "objective_kind": (f"Huber(delta={delta}) of log residuals" if objective == "huber-log" else
+                           "squared error of the raw loss") + f", {reduction} over points",
         "optimizer": "batched float32 L-BFGS screen, then scipy L-BFGS-B (ftol 1e-12, gtol 1e-10)",
         "optimizer_message": str(res.message),
         "optimizer_status": int(res.status),
@@ -155,23 +160,29 @@ def _hessian_condition(problem: LSEProblem, theta: np.ndarray) -> float | None:
 def _varpro(
     law: str, names: tuple[str, ...], inputs: Sequence[np.ndarray], L: np.ndarray, delta: float,
     meta: dict[str, Any], grid_n: int | None = None, init: Sequence[float] | None = None,
+    objective: str = "huber-log",
 ) -> FitResult:
     """Variable projection: minimise over exponents the relative SSE of a non-negative least-squares fit of
-    L ≈ E + Σ_j A_j x_j^−α_j; relative residuals (rows divided by L) approximate the log-space fit.
+    L ≈ E + Σ_j A_j x_j^−α_j; relative residuals (rows divided by L) approximate the log-space fit, plain
+    residuals (``objective="mse-raw"``) are least squares on the raw loss.
 
     The exponents are searched on a ``grid_n``-per-axis grid over [0.02, 2.5] (plus ``init`` if given), then
     refined by Nelder-Mead from the best grid point."""
     from scipy.optimize import minimize, nnls
 
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
     m = len(inputs)
     logx = np.column_stack([np.log(a) for a in inputs])
     ref = logx.mean(axis=0)  # centre the inputs so the NNLS columns are O(1) and well conditioned
     zc = logx - ref
 
+    scale = L if objective == "huber-log" else np.ones(len(L))
+
     def solve(alphas: np.ndarray) -> tuple[float, np.ndarray]:
         cols = [np.exp(-alphas[j] * zc[:, j]) for j in range(m)]
-        M = np.column_stack([np.ones(len(L)), *cols]) / L[:, None]
-        coef, rnorm = nnls(M, np.ones(len(L)))
+        M = np.column_stack([np.ones(len(L)), *cols]) / scale[:, None]
+        coef, rnorm = nnls(M, L / scale)
         return float(rnorm**2), coef
 
     grid1 = np.linspace(0.02, 2.5, grid_n or (63 if m == 1 else 36))
@@ -198,8 +209,10 @@ def _varpro(
         at_bound[names[m + 1 + j]] = side
     warnings = [f"{k} at its {v} bound" for k, v in at_bound.items() if v]
     solver = {
-        "objective_kind": "relative SSE sum((L_hat - L)/L)^2 of the NNLS fit of the linear coefficients "
-        "at the best exponents",
+        "objective": objective,
+        "objective_kind": ("relative SSE sum((L_hat - L)/L)^2" if objective == "huber-log" else
+                           "SSE sum(L_hat - L)^2") + " of the NNLS fit of the linear coefficients at the "
+        "best exponents",
         "huber_objective": huber,
         "optimizer_message": str(res.message),
         **meta.get("solver", {}),
@@ -218,6 +231,7 @@ def fit_chinchilla(
     method: str = "lbfgs",
     delta: float = 1e-3,
     reduction: str = "sum",
+    objective: str = "huber-log",
     init_grid: np.ndarray | None = None,
     n_polish: int = 8,
     screen: bool = True,
@@ -229,7 +243,8 @@ def fit_chinchilla(
     ``method``: "lbfgs" (the robust LSE/Huber recipe from ``init_grid``, default Hoffmann's 4,500 starts),
     "varpro" (exponents searched, E, A, B by NNLS) or "auto" (varpro below ``FEW_POINTS`` points).
     ``reduction="mean"`` averages the Huber terms instead of summing them; it is kept as an explicit,
-    recorded option (the averaged objective is what stops early in the known failure).
+    recorded option (the averaged objective is what stops early in the known failure). ``objective``:
+    "huber-log" (Huber on log residuals, the default) or "mse-raw" (least squares on the raw loss).
     ``screen=False`` polishes every row of ``init_grid`` directly (warm starts; see ``resample_fitter``).
     ``varpro_grid`` / ``varpro_init``: exponent grid size per axis and an extra (α, β) candidate for varpro.
     """
@@ -243,10 +258,11 @@ def fit_chinchilla(
                                            f"({'<' if method == 'varpro' else '>='} {FEW_POINTS})")
     if method == "varpro":
         with single_threaded_blas():
-            return _varpro("chinchilla", names, (N, D), L, delta, meta, varpro_grid, varpro_init)
+            return _varpro("chinchilla", names, (N, D), L, delta, meta, varpro_grid, varpro_init, objective)
     if method != "lbfgs":
         raise ValueError("method must be 'lbfgs', 'varpro' or 'auto'")
-    r = _lse_fit("chinchilla", names, (N, D), L, delta=delta, reduction=reduction, init_grid=init_grid,
+    r = _lse_fit("chinchilla", names, (N, D), L, delta=delta, reduction=reduction, objective=objective,
+                 init_grid=init_grid,
                  n_polish=n_polish, meta=meta, screen_iter=(10, 200) if screen else None)
     return r.replace(extras={**r.extras, "derived": derived_chinchilla(r.params)})
 
@@ -258,6 +274,7 @@ def fit_saturating_compute(
     method: str = "lbfgs",
     delta: float = 1e-3,
     reduction: str = "sum",
+    objective: str = "huber-log",
     init_grid: np.ndarray | None = None,
     n_polish: int = 8,
     screen: bool = True,
@@ -274,14 +291,15 @@ def fit_saturating_compute(
         meta["solver"]["method_reason"] = f"auto: {len(L)} points"
     if method == "varpro":
         with single_threaded_blas():
-            return _varpro("saturating-compute", names, (C,), L, delta, meta, varpro_grid, varpro_init)
+            return _varpro("saturating-compute", names, (C,), L, delta, meta, varpro_grid, varpro_init,
+                           objective)
     if method != "lbfgs":
         raise ValueError("method must be 'lbfgs', 'varpro' or 'auto'")
     if init_grid is None:  # 3 parameters: a denser grid than Hoffmann's costs nothing
         init_grid = np.array(list(itertools.product(np.arange(0.0, 30.1, 2.5), np.arange(-2.0, 1.01, 0.5),
                                                     np.arange(0.0, 2.01, 0.25))))
     return _lse_fit("saturating-compute", names, (C,), L, delta=delta, reduction=reduction,
-                    init_grid=init_grid, n_polish=n_polish, meta=meta,
+                    objective=objective, init_grid=init_grid, n_polish=n_polish, meta=meta,
                     screen_iter=(10, 200) if screen else None)
 
 

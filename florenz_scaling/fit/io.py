@@ -139,6 +139,7 @@ def fit_points(
     seed: int = 0,
     budgets: Sequence[float] | None = None,
     method: str = "auto",
+    objective: str = "huber-log",
     validate: bool = True,
     group: str | None = None,
     task: str | None = None,
@@ -146,13 +147,17 @@ def fit_points(
 ) -> FitResult:
     """Fit one law to a points table, optionally bootstrap it, and attach a rollout check where possible.
 
-    Chinchilla ``method="auto"`` uses variable projection when there are few runs (see ``FEW_POINTS``).
+    Chinchilla ``method="auto"`` uses variable projection when there are few runs (see ``FEW_POINTS``);
+    ``objective`` ("huber-log" or "mse-raw") is the non-linear laws' objective. The result carries its
+    ``verdict`` (``fit.verdict.assess``).
     """
     from florenz_scaling.fit.bootstrap import bootstrap as run_bootstrap
     from florenz_scaling.fit.bootstrap import fitter
     from florenz_scaling.fit.validate import rollout
+    from florenz_scaling.fit.verdict import assess, fit_inputs
 
-    kwargs = {"method": method} if law in ("chinchilla", "saturating-compute") else {}
+    nonlinear = law in ("chinchilla", "saturating-compute")
+    kwargs = {"method": method, "objective": objective} if nonlinear else {}
     fn = fitter(law, **kwargs)
     res = fn(points)
     n_runs = points["run_id"].nunique() if "run_id" in points.columns else len(points)
@@ -164,8 +169,8 @@ def fit_points(
     checked = None
     if validate and "N" in points.columns and points["N"].nunique() >= 3:
         try:
-            nonlinear = law in ("chinchilla", "saturating-compute")
-            checked = rollout(points, law, by="N", holdout=1, **({"method": res.method} if nonlinear else {}))
+            more = {"method": res.method, "objective": objective} if nonlinear else {}
+            checked = rollout(points, law, by="N", holdout=1, **more)
         except (ValueError, np.linalg.LinAlgError) as e:
             warnings.append(f"rollout failed: {e}")
     left_out = getattr(points, "attrs", {}).get("left_out") or {}
@@ -175,7 +180,8 @@ def fit_points(
     extras = dict(res.extras)
     if "flop_convention" in getattr(points, "attrs", {}):
         extras["data_flop_convention"] = points.attrs["flop_convention"]
-    return res.replace(warnings=warnings, rollout=checked, extras=extras, group=group, task=task, lang=lang)
+    res = res.replace(warnings=warnings, rollout=checked, extras=extras, group=group, task=task, lang=lang)
+    return res.replace(verdict=assess(res, fit_inputs(law, points) or None))
 
 
 def fit_sweep(
@@ -186,11 +192,13 @@ def fit_sweep(
     *,
     seed: int = 0,
     budgets: Sequence[float] | None = None,
+    objective: str = "huber-log",
 ) -> list[Path]:
     """Fit every law for every group (and every pair if ``per_pair``) of a collected sweep.
 
     Reads ``sweep_dir/results.csv``, keeps the final checkpoint of each run, and writes
-    ``sweep_dir/fits/<law>-<group>.json`` (per pair ``<law>-<task>_<lang>.json``). Returns the paths written.
+    ``sweep_dir/fits/<law>-<group>.json`` (per pair ``<law>-<task>_<lang>.json``), then the comparisons
+    across groups (``write_comparisons``: joint-<law>.json, gap-UC-SC.json). Returns the paths written.
     A law that cannot be fitted on some subset (e.g. one Pareto point) is reported on stderr and skipped.
     """
 
@@ -215,7 +223,8 @@ def fit_sweep(
     for name, pts, meta in jobs:
         for law in laws:
             try:
-                res = fit_points(pts, law, bootstrap=bootstrap, seed=seed, budgets=budgets, **meta)
+                res = fit_points(pts, law, bootstrap=bootstrap, seed=seed, budgets=budgets,
+                                 objective=objective, **meta)
             except (ValueError, np.linalg.LinAlgError) as e:
                 print(f"warning: {law} on {name}: not fitted: {e}", file=sys.stderr)
                 continue
@@ -237,19 +246,81 @@ def fit_sweep(
                 continue
             print(f"fit: removed stale {stale.name} (no longer fittable on this table)", file=sys.stderr)
             stale.unlink()
+    written += write_comparisons(out_dir, groups, laws, keep_stale=bool(left_out))
     if left_out:
         print("fit: runs left out: " + "; ".join(f"{r}: {w}" for r, w in sorted(left_out.items())),
               file=sys.stderr)
     return written
 
 
-def load_fits(sweep_dir: str | Path) -> list[FitResult]:
-    """Every fit in DIR/fits/*.json, in file-name order (the paper's coefficients file is not a fit).
+GAP_DEFAULT = ("UC", "SC")
 
-    Files written before the statistics became ``FitResult`` fields are read too (``FitResult.from_json``).
+
+def write_comparisons(out_dir: Path, groups: Any, laws: Sequence[str], *, keep_stale: bool = False,
+                      gap: tuple[str, str] = GAP_DEFAULT) -> list[Path]:
+    """Across groups: the joint OLS fits (fits/joint-<law>.json) and the gap law (fits/gap-A-B.json).
+
+    Only the OLS laws are fitted jointly here (cheap and exact); the non-linear joint fits are on request
+    (``florenz-scaling fit DIR --law chinchilla --joint``). A comparison no longer fittable is removed, as a
+    stale single fit is, unless the table lost points (``keep_stale``).
     """
+    from florenz_scaling.files import write_atomic
+    from florenz_scaling.fit.gap import fit_gap
+    from florenz_scaling.fit.joint import fit_joint_ols
+
+    named = sorted({g for g in groups["group"].astype(str) if g})
+    jobs: list[tuple[str, Any]] = [(f"joint-{law}.json", lambda law=law: fit_joint_ols(groups, law))
+                                   for law in laws if law in ("compute", "size-data") and len(named) >= 2]
+    if set(gap) <= set(named):
+        jobs.append((f"gap-{gap[0]}-{gap[1]}.json", lambda: fit_gap(groups, *gap)))
+    written = []
+    for name, job in jobs:
+        try:
+            write_atomic(out_dir / name, job().to_json() + "\n")
+            written.append(out_dir / name)
+        except (ValueError, np.linalg.LinAlgError) as e:
+            print(f"warning: {name[:-5]}: not fitted: {e}", file=sys.stderr)
+    for law in laws:
+        stale = out_dir / f"joint-{law}.json"
+        if stale.exists() and stale not in written and not keep_stale:
+            stale.unlink()
+    return written
+
+
+# fits/ files that hold comparisons across groups, not single fits: {file-name prefix: their kind}.
+COMPARISON_PREFIXES = {"joint-": "joint", "gap-": "gap"}
+
+
+def _fit_files(sweep_dir: str | Path, kind: str) -> list[Path]:
     fits = Path(sweep_dir) / FITS_DIR
     if not fits.is_dir():
         return []
-    return [FitResult.from_json(p.read_text(encoding="utf-8")) for p in sorted(fits.glob("*.json"))
-            if p.name != PAPER_FILE]
+    out = []
+    for p in sorted(fits.glob("*.json")):
+        prefix = next((k for k, v in COMPARISON_PREFIXES.items() if p.name.startswith(k)), None)
+        if p.name != PAPER_FILE and COMPARISON_PREFIXES.get(prefix, "fit") == kind:
+            out.append(p)
+    return out
+
+
+def load_fits(sweep_dir: str | Path) -> list[FitResult]:
+    """Every single fit in DIR/fits/*.json, in file-name order (the paper's coefficients file and the joint
+    and gap comparisons are not single fits: ``load_joint``, ``load_gaps``).
+
+    Files written before the statistics became ``FitResult`` fields are read too (``FitResult.from_json``).
+    """
+    return [FitResult.from_json(p.read_text(encoding="utf-8")) for p in _fit_files(sweep_dir, "fit")]
+
+
+def load_joint(sweep_dir: str | Path) -> list[Any]:
+    """The joint fits in DIR/fits/joint-<law>.json (``fit.joint.JointFit``), in file-name order."""
+    from florenz_scaling.fit.joint import JointFit
+
+    return [JointFit.from_json(p.read_text(encoding="utf-8")) for p in _fit_files(sweep_dir, "joint")]
+
+
+def load_gaps(sweep_dir: str | Path) -> list[Any]:
+    """The gap laws in DIR/fits/gap-<A>-<B>.json (``fit.gap.GapFit``), in file-name order."""
+    from florenz_scaling.fit.gap import GapFit
+
+    return [GapFit.from_json(p.read_text(encoding="utf-8")) for p in _fit_files(sweep_dir, "gap")]

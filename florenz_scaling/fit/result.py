@@ -99,6 +99,38 @@ class BootstrapSummary:
         return float(ci[0]), float(ci[1])
 
 
+VERDICTS = ("reliable", "weak", "not identifiable")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How far a fit can be believed, from measured diagnostics (``fit.verdict.assess`` decides).
+
+    ``level`` is one of ``VERDICTS``; ``reasons`` say in words what set it (empty for "reliable" only when
+    nothing was flagged); ``diagnostics`` hold the measured numbers (points per parameter, condition number,
+    parameters at bounds, relative interval widths, rollout error).
+    """
+
+    level: str
+    reasons: list[str] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.level not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {self.level!r}")
+        object.__setattr__(self, "reasons", [str(r) for r in self.reasons])
+        object.__setattr__(self, "diagnostics", jsonable(self.diagnostics))
+
+    @property
+    def shown(self) -> bool:
+        """Whether the fit may be shown as a result (not identifiable fits stay in their JSON only)."""
+        return self.level != "not identifiable"
+
+    def text(self) -> str:
+        """The level and its reasons in one line."""
+        return self.level + (f": {'; '.join(self.reasons)}" if self.reasons else "")
+
+
 # Where the statistics lived in fits/*.json before they were fields: extras[key] -> field.
 _OLD_FIELDS = {"method": "method", "df": "dof", "cov": "covariance", "sigma2": "residual_variance",
                "stderr": "stderr", "pvalues": "pvalues", "r2": "r2", "nit": "nit", "at_bound": "at_bound",
@@ -135,7 +167,8 @@ class FitResult:
     on log residuals, LSE parameters, multistart L-BFGS-B) or "varpro" (variable projection); how ``ci`` was
     obtained is ``interval_kind``. ``covariance``, ``dof``, ``residual_variance``, ``stderr``, ``pvalues``
     and ``r2`` come from OLS (None / empty otherwise); ``at_bound`` maps each parameter to "lower", "upper" or
-    None (the nonlinear laws); ``rollout`` is ``fit.rollout``'s result.
+    None (the nonlinear laws); ``rollout`` is ``fit.rollout``'s result; ``verdict`` is reliable / weak / not
+    identifiable with its reasons (``fit.verdict.assess``).
     """
 
     law: str
@@ -157,6 +190,7 @@ class FitResult:
     warnings: list[str] = field(default_factory=list)
     bootstrap: BootstrapSummary | None = None
     rollout: dict[str, Any] | None = None
+    verdict: Verdict | None = None  # None in files written before verdicts: see fit.verdict.verdict_of
     solver: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     group: str | None = None
@@ -177,6 +211,8 @@ class FitResult:
         put(self, "warnings", [str(w) for w in self.warnings])
         if isinstance(self.bootstrap, dict):
             put(self, "bootstrap", BootstrapSummary.from_dict(self.bootstrap))
+        if isinstance(self.verdict, dict):
+            put(self, "verdict", Verdict(**self.verdict))
         for name in ("covariance", "residual_variance", "stderr", "pvalues", "r2", "at_bound", "rollout",
                      "solver", "extras"):
             put(self, name, jsonable(getattr(self, name)))
