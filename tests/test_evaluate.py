@@ -86,7 +86,7 @@ def test_evaluate_is_deterministic(heldout, model) -> None:
 def test_shuffled_conditioning_measures_whether_the_model_uses_its_inputs(heldout, model) -> None:
     eval_recs = {(r.task, r.lang, r.group): r for r in evaluate(model, heldout, "r", 5, 40, batch_size=4)}
     shuffled = evaluate(model, heldout, "r", 5, 40, batch_size=5, shuffled=True)  # batches of 5 and 1
-    assert {r.kind for r in shuffled} == {"shuffled"}
+    assert {r.kind for r in shuffled} == {"shuffled"}, "True is the older probe: image and prompt at once"
     assert {(r.task, r.lang, r.group) for r in shuffled} == set(eval_recs)
     assert all(r.samples == 5 for r in shuffled), "a batch of one has no other sample to borrow from"
     # Even at init, BART's cross-attention reads the encoder: other images and prompts change the loss.
@@ -97,3 +97,28 @@ def test_shuffled_conditioning_measures_whether_the_model_uses_its_inputs(heldou
     swapped = evaluate(blind, heldout, "r", 5, 40, batch_size=6, shuffled=True)
     assert [r.loss for r in swapped] == pytest.approx([r.loss for r in same], abs=1e-6)
     assert group_means(swapped, kind="shuffled").keys() == group_means(same).keys()
+
+
+def test_image_and_prompt_shuffling_are_separate_probes(heldout, model) -> None:
+    true = {(r.task, r.lang, r.group): r.loss for r in evaluate(model, heldout, "r", 5, 40, batch_size=6)}
+    image = evaluate(model, heldout, "r", 5, 40, batch_size=6, shuffled="image")
+    prompt = evaluate(model, heldout, "r", 5, 40, batch_size=6, shuffled="prompt")
+    assert {r.kind for r in image} == {"shuffled_image"} and {r.kind for r in prompt} == {"shuffled_prompt"}
+    for r in image:  # every sample's scene is drawn differently: other images change every pair's loss
+        assert r.loss != true[(r.task, r.lang, r.group)]
+    for r in prompt:
+        if r.task == "caption":  # a captioning pair's prompts are all the same sentence: nothing changes
+            assert r.loss == pytest.approx(true[(r.task, r.lang, r.group)], abs=1e-6)
+        else:  # a translation prompt holds the source sentence
+            assert r.loss != true[(r.task, r.lang, r.group)]
+    with pytest.raises(ValueError, match="shuffled must be"):
+        evaluate(model, heldout, "r", 5, 40, shuffled="pixels")
+
+
+def test_conditioning_probes_write_both_kinds(heldout, model) -> None:
+    from florenz_scaling.train.evaluate import conditioning_probes
+
+    recs = conditioning_probes(model, heldout, "r", 5, 40, batch_size=6)
+    kinds = {r.kind for r in recs}
+    assert kinds == {"shuffled_image", "shuffled_prompt"}
+    assert len(recs) == 2 * len(evaluate(model, heldout, "r", 5, 40, batch_size=6))

@@ -99,8 +99,9 @@ def check_complete_run(rd: RunDir, steps: int, eval_every: int) -> list[LossReco
     for step in [*range(eval_every, steps, eval_every), steps]:
         at = {(r.task, r.lang, r.group) for r in recs if r.kind == "eval" and r.step == step}
         assert at == EVAL_PAIRS, f"step {step}"
-    shuffled = {(r.step, r.task, r.lang, r.group) for r in recs if r.kind == "shuffled"}
-    assert shuffled == {(steps, *p) for p in EVAL_PAIRS}, "conditioning probe at the last step only"
+    for kind in ("shuffled_image", "shuffled_prompt"):
+        shuffled = {(r.step, r.task, r.lang, r.group) for r in recs if r.kind == kind}
+        assert shuffled == {(steps, *p) for p in EVAL_PAIRS}, "conditioning probes at the last step only"
     train_recs = [r for r in recs if r.kind == "train"]
     assert train_recs and train_recs[-1].step == steps and train_recs[-1].lr is not None
     assert all(r.samples_per_s and r.samples_per_s > 0 for r in train_recs)

@@ -47,10 +47,19 @@ def run(args: argparse.Namespace) -> int:
         from florenz_scaling.launch.dryrun import format_dry_run
 
         print(format_dry_run(spec, plan, args.executor))
+        if spec.components is not None:
+            print("note: this sweep starts from pretrained tiny components (`components:`); launch builds them "
+                  "first (or reuses the cache) and names them in `pretrained:`, which also sets the run ids; "
+                  "`florenz-scaling components build` shows them")
         return 0
     if args.out is None:
         print("error: --out DIR is required (or use --dry-run)", file=sys.stderr)
         return 2
+    if spec.components is not None:  # the runs start from pretrained tiny components: build or reuse them
+        from florenz_scaling.pretrain import ensure_components
+
+        spec = ensure_components(spec, args.out, log=lambda m: print(f"components: {m}"))
+        plan = make_plan(spec)
     write_plan(spec, plan, args.out)
     try:
         res = launch(

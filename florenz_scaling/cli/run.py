@@ -191,11 +191,19 @@ def run_pipeline(
     from florenz_scaling.launch.submit import launch
     from florenz_scaling.plan import make_plan, write_plan
 
+    t0 = time.monotonic()
+
     def log(msg: str) -> None:
-        print(msg, file=say or sys.stdout, flush=True)
+        # The time since the pipeline started on every line, so each stage's cost is visible.
+        print(f"[{time.monotonic() - t0:6.0f} s] {msg}", file=say or sys.stdout, flush=True)
 
     sd = SweepDir(out)
     spec = load_sweep(sweep, overrides or [])
+    if spec.components is not None:  # pretrained tiny components the sweep starts from (cached)
+        from florenz_scaling.pretrain import ensure_components
+
+        spec = ensure_components(spec, sd.root, log=lambda m: log(f"components: {m}"))
+        log("components: ready")
     plan = make_plan(spec)
     if plan_is_current(spec, sd):
         log(f"plan: current ({len(plan)} runs)")

@@ -9,6 +9,7 @@ Typical use::
     ho = data.heldout()                                  # ho.pairs, ho.group_of(p), ho.batches(p, 32)
 """
 
+from florenz_scaling.data.attributes import ATTRIBUTES, attribute_batch, cell_attributes
 from florenz_scaling.data.collate import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, Sample, collate
 from florenz_scaling.data.heldout import HeldOut, heldout_scene, synthetic_heldout
 from florenz_scaling.data.language import (
@@ -33,6 +34,7 @@ from florenz_scaling.data.webdataset import WebDatasetStream, webdataset_heldout
 from florenz_scaling.data.world import Scene, is_heldout_key, render, sample_scene
 
 __all__ = [
+    "ATTRIBUTES", "attribute_batch", "cell_attributes",
     "DATA_FORMAT_VERSION", "DECODER_PREFIXES", "IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD",
     "LANGUAGE_NAMES", "SPECIALS", "HeldOut", "PreparedData", "Sample", "Scene", "SyntheticStream",
     "Tokenizer", "TrainStream", "WebDatasetStream", "caption_prompt", "collate", "describe", "heldout_scene",

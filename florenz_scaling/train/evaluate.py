@@ -4,6 +4,11 @@ The paper's held-out loss of a sample is its masked token-mean cross-entropy (pa
 slots unscored); a pair's loss is the mean over its samples (sample-weighted, so long and short targets count
 alike), and a group's loss (SC, UC, ST) is the sample-weighted mean of its pairs' losses.
 
+The conditioning probe (``shuffle=``): the same loss with each sample's image (``"image"``), prompt
+(``"prompt"``) or both (``"both"``, the older probe) taken from the next sample of its batch, written as
+records of kind ``shuffled_image`` / ``shuffled_prompt`` / ``shuffled``. Its gap to the true loss says
+whether captioning uses the image and translation the source sentence.
+
 Pairs evaluated: every pair of every group, plus every training pair (a training pair that no group lists gets
 group ""). A pair listed by several groups yields one record per group, so a group's records are all of its
 pairs. Under DeepSpeed every rank must call ``evaluate`` (ZeRO-3 gathers parameters with collectives during
@@ -42,26 +47,34 @@ def model_inputs(batch: dict[str, Any], device: torch.device | str) -> dict[str,
     return {k: batch[k].to(device, non_blocking=True) for k in MODEL_INPUTS}
 
 
-CONDITIONING = ("pixel_values", "input_ids", "attention_mask")
+# What each probe takes from another sample: the image, the prompt (with its mask), or both.
+SHUFFLED = {
+    "image": ("pixel_values",),
+    "prompt": ("input_ids", "attention_mask"),
+    "both": ("pixel_values", "input_ids", "attention_mask"),
+}
+SHUFFLE_KINDS = {"image": "shuffled_image", "prompt": "shuffled_prompt", "both": "shuffled"}
+CONDITIONING = SHUFFLED["both"]
 
 
 @torch.no_grad()
 def pair_loss(
     model: Callable[..., torch.Tensor], batches: Iterable[dict[str, Any]], device: torch.device | str,
-    shuffled: bool = False,
+    shuffled: bool | str = False,
 ) -> tuple[float, int, int]:
     """(mean per-sample loss, samples, scored tokens) of one pair's held-out batches.
 
-    ``shuffled``: each target is scored given the image and prompt of the next sample in its batch (a
-    batch of one has no other sample and is left out).
+    ``shuffled`` ("image", "prompt", "both"; True = "both"): each target is scored given that input of the
+    next sample in its batch (a batch of one has no other sample and is left out).
     """
+    keys = SHUFFLED[_shuffle_name(shuffled)] if shuffled else ()
     total, samples, tokens = 0.0, 0, 0
     for batch in batches:
         inputs = model_inputs(batch, device)
-        if shuffled:
+        if keys:
             if len(batch["labels"]) < 2:
                 continue
-            inputs.update({k: inputs[k].roll(1, dims=0) for k in CONDITIONING})
+            inputs.update({k: inputs[k].roll(1, dims=0) for k in keys})
         logits = model(**inputs)
         loss, ntok = per_sample_loss(logits, batch["labels"].to(logits.device))
         total += float(loss.double().sum())
@@ -72,15 +85,17 @@ def pair_loss(
 
 def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: int, seen_samples: int, *,
              batch_size: int = 32, device: torch.device | str | None = None,
-             shuffled: bool = False) -> list[LossRecord]:
+             shuffled: bool | str = False) -> list[LossRecord]:
     """Held-out loss of every pair (see module doc) as ``kind="eval"`` records of ``run_id`` at ``step``;
-    with ``shuffled``, ``kind="shuffled"`` records of the loss given other samples' images and prompts.
+    with ``shuffled="image"`` / ``"prompt"`` / ``"both"`` (True), records of kind ``shuffled_image`` /
+    ``shuffled_prompt`` / ``shuffled``: the loss given other samples' images, prompts, or both.
 
     ``model`` is a ``FlorenzModel`` or the DeepSpeed engine wrapping one (anything whose call returns logits
     and that has ``train``/``eval``); its training mode is restored afterwards.
     """
     if device is None:
         device = getattr(model, "device", None) or next(model.parameters()).device
+    kind = SHUFFLE_KINDS[_shuffle_name(shuffled)] if shuffled else "eval"
     was_training = model.training
     model.eval()
     records = []
@@ -95,12 +110,27 @@ def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: 
             if samples == 0:
                 continue
             records += [LossRecord(run_id=run_id, step=step, seen_samples=seen_samples,
-                                   kind="shuffled" if shuffled else "eval",
+                                   kind=kind,  # type: ignore[arg-type]
                                    task=pair[0], lang=pair[1], group=g, loss=loss, samples=samples,
                                    tokens=tokens) for g in groups]
     finally:
         model.train(was_training)
     return records
+
+
+def _shuffle_name(shuffled: bool | str) -> str:
+    name = "both" if shuffled is True else str(shuffled)
+    if name not in SHUFFLED:
+        raise ValueError(f"shuffled must be one of {', '.join(SHUFFLED)} or True, got {shuffled!r}")
+    return name
+
+
+def conditioning_probes(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: int,
+                        seen_samples: int, *, batch_size: int = 32,
+                        device: torch.device | str | None = None) -> list[LossRecord]:
+    """The image-shuffled and the prompt-shuffled records of every pair (a run's final-step probe)."""
+    return [r for what in ("image", "prompt") for r in evaluate(
+        model, heldout, run_id, step, seen_samples, batch_size=batch_size, device=device, shuffled=what)]
 
 
 def group_means(records: Iterable[LossRecord], kind: str = "eval") -> dict[str, float]:
