@@ -48,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(format_dry_run(spec, plan, args.executor))
         if spec.components is not None:
-            print("note: this sweep starts from pretrained tiny components (`components:`); launch builds "
-                  "them first (or reuses the cache) and names them in `pretrained:`, which also sets the run ids; "
-                  "`florenz-scaling components build` shows them")
+            print(
+                "note: this sweep starts from pretrained tiny components (`components:`); launch builds "
+                "them first (or reuses the cache) and names them in `pretrained:`, which also sets the run ids; "
+                "`florenz-scaling components build` shows them"
+            )
         return 0
     if args.out is None:
         print("error: --out DIR is required (or use --dry-run)", file=sys.stderr)
