@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
         if spec.components is not None:
             print(
                 "note: this sweep starts from pretrained tiny components (`components:`); launch builds "
-                "them first (or reuses the cache) and names them in `pretrained:`, which also sets the run ids; "
-                "`florenz-scaling components build` shows them"
+                "them first (or reuses the cache) and names them in `pretrained:`, which also sets the run "
+                "ids; `florenz-scaling components build` shows them"
             )
         return 0
     if args.out is None:
