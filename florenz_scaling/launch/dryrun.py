@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from florenz_scaling.launch.dependencies import dependency_parameters
 from florenz_scaling.launch.jobs import DEFAULT_ENTRY
 from florenz_scaling.launch.submit import Submission, submissions
 from florenz_scaling.plan import PlannedRun
@@ -36,7 +37,11 @@ def sbatch_text(sub: Submission) -> str:
     # It refuses to exist without `srun` on PATH, which a dry run (say, on a laptop) must not need.
     with mock.patch.object(SlurmExecutor, "affinity", classmethod(lambda cls: 2)):
         ex = submitit.AutoExecutor(folder="/nonexistent-dry-run", cluster="slurm")
-    ex.update_parameters(**sub.parameters)
+    params = sub.parameters
+    if sub.after:  # the job ids exist only once the start runs are submitted; name them instead
+        extra = dependency_parameters([f"<job of {rid}>" for rid in sub.after])
+        params = {**params, "slurm_additional_parameters": {**params["slurm_additional_parameters"], **extra}}
+    ex.update_parameters(**params)
     sbatch = dict(ex._executor.parameters)  # the converted SLURM parameters, exactly as submission uses them
     folder = str(sub.folder)
     command = f"python -u -m submitit.core._submit {folder}"
@@ -59,16 +64,26 @@ def _sizes(sub: Submission) -> str:
 
 
 def _run_line(j: int, r: PlannedRun, call: str) -> str:
+    # A WSD trunk segment or branch: the checkpoint it starts from (its samples added, not S, are its cost).
+    start = f" {r.role} from {r.run.start_from}@{r.run.start_step}" if r.run.start_from else (
+        f" {r.role}" if r.role != "run" else "")
     return (
         f"  [{j}] {r.run_id} {r.run.size} steps={r.run.steps} S={_si(r.seen_samples)} "
-        f"C={r.compute_gmacs:.4g} GMACs -> {call}"
+        f"C={r.compute_gmacs:.4g} GMACs{start} -> {call}"
     )
+
+
+def _after(sub: Submission) -> list[str]:
+    if not sub.after:
+        return []
+    return [f"after: {', '.join(sub.after)} (SLURM: afterok on their jobs, cancelled if one fails)"]
 
 
 def _array(i: int, sub: Submission) -> list[str]:
     """A SLURM or debug job array: one ``TrainJob`` per run."""
     lines = ["", f"== array {i}: {len(sub.runs)} runs of {_sizes(sub)}"]
     lines.append("executor parameters: " + json.dumps(sub.parameters, sort_keys=True))
+    lines += _after(sub)
     if sub.executor == "slurm":
         lines += ["sbatch script:", *("  " + ln for ln in sbatch_text(sub).splitlines())]
     lines.append("runs (array index, run id, size, steps, seen samples, compute):")
@@ -85,7 +100,8 @@ def _slot(i: int, sub: Submission) -> list[str]:
         f"== slot {i} (resource group {sub.group}): {n} runs of {_sizes(sub)}, one after another",
         "executor parameters: " + json.dumps(sub.parameters, sort_keys=True),
         f"timeout: {sub.timeout_min} min = {n} runs x {per_run} min (launch.resources.timeout_min per run)",
-        f"job: SlotJob({sub.entry}) over these run directories, each run in a fresh process:",
+        f"job: SlotJob({sub.entry}) over these run directories, each run in a fresh process"
+        + (" (a WSD run after the run it starts from):" if any(r.run.start_from for r in sub.runs) else ":"),
         "runs (order in the slot, run id, size, steps, seen samples, compute):",
     ]
     lines += [_run_line(j, r, str(d)) for j, (r, d) in enumerate(zip(sub.runs, sub.run_dirs, strict=True))]

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from florenz_scaling.files import SweepDir, exclusive_lock
+from florenz_scaling.launch.dependencies import dependency_parameters, live_parents, startable
 from florenz_scaling.launch.jobs import DEFAULT_ENTRY
 from florenz_scaling.launch.ledger import Event, Ledger
 from florenz_scaling.launch.scheduler import slurm_available
-from florenz_scaling.plan import PlannedRun
+from florenz_scaling.plan import PlannedRun, chains, depths
 from florenz_scaling.spec import EXECUTORS, Resources, SpecError, SweepSpec, dump_yaml, load_run
 
 
@@ -57,6 +58,10 @@ class Submission:
     parameters: dict[str, Any]  # ``AutoExecutor.update_parameters(**parameters)``, exactly
     folder: Path  # submitit's job folder: ``OUT/jobs/<stamp>/%j``
     entry: str  # ``module:function`` each run calls with its run directory
+    # Runs (WSD: the trunk segment these runs start from) whose jobs must succeed before these start: on
+    # SLURM ``dependency_parameters`` of their job ids (known once submitted) join ``parameters``; a local
+    # slot needs none, it holds a whole trunk with its branches in a valid order.
+    after: tuple[str, ...] = ()
 
     @property
     def timeout_min(self) -> int:
@@ -190,9 +195,11 @@ def group_by_resources(spec: SweepSpec, runs: list[PlannedRun]) -> list[tuple[Re
 
 
 def local_slots(spec: SweepSpec, runs: list[PlannedRun]) -> list[list[PlannedRun]]:
-    """A resource group's runs dealt to at most ``array_parallelism`` local slots."""
-    n = min(spec.launch.array_parallelism, len(runs))
-    return [runs[i::n] for i in range(n)]  # round robin: each slot gets a mix of sizes
+    """A resource group's runs dealt to at most ``array_parallelism`` local slots; a WSD trunk and its
+    branches (a chain) go to one slot, each run after the one it starts from."""
+    units = chains(runs)
+    n = min(spec.launch.array_parallelism, len(units))
+    return [[r for u in units[i::n] for r in u] for i in range(n)]  # round robin: a mix of sizes per slot
 
 
 def submissions(
@@ -202,19 +209,30 @@ def submissions(
     executor: str,
     entry: str = DEFAULT_ENTRY,
     stamp: str | None = None,
+    live: dict[str, str] | None = None,
 ) -> list[Submission]:
     """What launching ``plan`` into ``out`` submits, in submission order; nothing is checked or written.
 
     ``executor`` may be ``auto``; ``stamp`` names the launch's job folder (default: now, to the microsecond;
-    the dry run passes a placeholder so that its text is the same on every machine).
+    the dry run passes a placeholder so that its text is the same on every machine). ``live``: run id ->
+    job id of runs outside ``plan`` whose job is still queued or running (a WSD run starting from one
+    depends on that job).
     """
     kind = resolve_executor(executor)
     folder = SweepDir(out).jobs / (stamp or _stamp()) / "%j"
+    ids, level = {r.run_id for r in plan}, depths(plan)
     subs = []
     for group, (res, runs) in enumerate(group_by_resources(spec, plan)):
-        # A local slot works through its runs in turn; an array task runs one run.
-        chunks = local_slots(spec, runs) if kind == "local" else [runs]
-        for chunk in chunks:
+        if kind == "local":  # a slot works through its runs in turn, trunks before their branches
+            batches = [((), chunk) for chunk in local_slots(spec, runs)]
+        else:  # an array per dependency: the runs that start from the same run (or from none) share one
+            by_after: dict[tuple[int, tuple[str, ...]], list[PlannedRun]] = {}
+            for r in runs:
+                p = r.run.start_from
+                after = (p,) if p is not None and (p in ids or p in (live or {})) else ()
+                by_after.setdefault((level[r.run_id], after), []).append(r)
+            batches = [(after, chunk) for (_, after), chunk in by_after.items()]
+        for after, chunk in batches:
             timeout = res.timeout_min * (len(chunk) if kind == "local" else 1)
             subs.append(
                 Submission(
@@ -226,9 +244,11 @@ def submissions(
                     parameters=executor_parameters(spec, res, kind, timeout),
                     folder=folder,
                     entry=entry,
+                    after=after,
                 )
             )
-    return subs
+    # Parents' arrays first (stable: a sweep without WSD keeps its order), so their job ids are known.
+    return sorted(subs, key=lambda sub: level[sub.runs[0].run_id])
 
 
 def prepare_runs(spec: SweepSpec, plan: list[PlannedRun], out: str | Path) -> None:
@@ -243,9 +263,17 @@ def prepare_runs(spec: SweepSpec, plan: list[PlannedRun], out: str | Path) -> No
 
 
 def select_runs(
-    plan: list[PlannedRun], out: str | Path, only: tuple[str, ...] = (), retry_failed: bool = False
+    plan: list[PlannedRun],
+    out: str | Path,
+    only: tuple[str, ...] = (),
+    retry_failed: bool = False,
+    executor: str = "slurm",
 ) -> tuple[list[PlannedRun], dict[str, str]]:
-    """The runs to submit now, and the reason each other run is skipped."""
+    """The runs to submit now, and the reason each other run is skipped.
+
+    A run that starts from another (WSD) goes only with a start run that is done or goes too, or on SLURM
+    one whose job is alive (it depends on that job); else it waits for a later launch.
+    """
     from florenz_scaling.launch.status import sweep_status
 
     known = {r.run_id for r in plan}
@@ -266,7 +294,7 @@ def select_runs(
             skipped[r.run_id] = f"{state}, not failed"
         else:
             chosen.append(r)
-    return chosen, skipped
+    return startable(chosen, skipped, states, executor), skipped
 
 
 def _stamp() -> str:
@@ -336,19 +364,21 @@ def _launch_locked(
     entry: str,
 ) -> LaunchResult:
     prepare_runs(spec, plan, sd.root)
-    chosen, skipped = select_runs(plan, sd.root, only, retry_failed)
+    chosen, skipped = select_runs(plan, sd.root, only, retry_failed, kind)
     for r in chosen:  # a hand-edited or damaged run.yaml fails here, before anything is submitted
         load_run(sd.run(r.run_id).run_yaml)
     result = LaunchResult(kind, None, skipped=skipped)
     if not chosen:
         return result
-    subs = submissions(spec, chosen, sd.root, kind, entry)
+    job_of = live_parents(chosen, sd.root)  # run id -> job id: what a WSD run's job may depend on
+    subs = submissions(spec, chosen, sd.root, kind, entry, live=job_of)
     result.folder = subs[0].folder.parent
     ledger = Ledger(sd.ledger)
     for sub in subs:
-        jobs = _submit(sub)
+        jobs = _submit(sub, [job_of[p] for p in sub.after])
         # A local slot is one job for all its runs; an array has one task per run.
         pairs = [(r, jobs[0]) for r in sub.runs] if sub.one_job else list(zip(sub.runs, jobs, strict=True))
+        job_of.update((r.run_id, j.job_id) for r, j in pairs)
         result.jobs += jobs
         result.submitted += [(r.run_id, j.job_id) for r, j in pairs]
         extra = {"launch": sub.folder.parent.name}
@@ -358,11 +388,16 @@ def _launch_locked(
     return result
 
 
-def _submit(sub: Submission) -> list[Any]:
-    """Hand one submission to submitit; returns its jobs (one for a local slot, else one per run)."""
+def _submit(sub: Submission, after_jobs: tuple[str, ...] | list[str] = ()) -> list[Any]:
+    """Hand one submission to submitit; returns its jobs (one for a local slot, else one per run).
+    ``after_jobs``: the job ids of ``sub.after`` (on SLURM its jobs wait for them)."""
     from florenz_scaling.launch.jobs import SlotJob, TrainJob
 
-    ex = _make_executor(sub.executor, sub.folder, sub.parameters)
+    params = sub.parameters
+    if after_jobs and sub.executor == "slurm":
+        extra = {**params.get("slurm_additional_parameters", {}), **dependency_parameters(list(after_jobs))}
+        params = {**params, "slurm_additional_parameters": extra}
+    ex = _make_executor(sub.executor, sub.folder, params)
     if sub.one_job:
         return [ex.submit(SlotJob(sub.entry, sub.executor), [str(d) for d in sub.run_dirs])]
     with ex.batch():  # one sbatch --array for the whole group

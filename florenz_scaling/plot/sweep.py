@@ -32,6 +32,8 @@ from florenz_scaling.plot.curves import loss_vs_samples, training_curves
 from florenz_scaling.plot.data import load_table, load_train_losses
 from florenz_scaling.plot.diagnostics import compute_optimal_frontier, fit_residuals
 from florenz_scaling.plot.laws import loss_vs_compute, loss_vs_params
+from florenz_scaling.plot.metrics import metric_figures
+from florenz_scaling.plot.wsd import wsd_curves
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ def sweep_figures(sweep_dir: str | Path) -> list[SweepFigure]:
                     "Training loss and held-out loss of every task-language pair vs optimizer step.",
                     training_curves(table, train)),
     ]
+    if (wsd := wsd_curves(table)) is not None:
+        out.append(SweepFigure("wsd_curves", "WSD trunk and branches",
+                               "Held-out group loss vs seen samples of one size: the constant-lr trunk "
+                               "(dashed) and each branch's decay to its budget (its final point is the "
+                               "run's measurement).", wsd))
     if fits:
         out.append(SweepFigure("fit_residuals", "Fit residuals",
                                "log10(measured / predicted) for each law and group vs compute.",
@@ -75,6 +82,7 @@ def sweep_figures(sweep_dir: str | Path) -> list[SweepFigure]:
         out.append(SweepFigure("compute_optimal", "Compute-optimal model size (Chinchilla form)",
                                "N*(C) with its bootstrap interval, and the sizes on the measured frontier.",
                                compute_optimal_frontier(table, fits)))
+    out += [SweepFigure(*f) for f in metric_figures(sd.root)]  # only a sweep with metrics.csv has them
     return out
 
 

@@ -27,10 +27,14 @@ TABLE_COLUMNS = (
     "final",
     "partial",
     "diverged",  # the run wrote a non-finite held-out loss: its non-finite records are not in the table
+    # cosine or wsd; run, trunk (a WSD trunk segment: its rows are never final) or branch; its start run
+    "schedule",
+    "role",
+    "branch_of",
 )
 
 
-_STR_COLUMNS = ("run_id", "size", "family", "task", "lang", "group")
+_STR_COLUMNS = ("run_id", "size", "family", "task", "lang", "group", "schedule", "role", "branch_of")
 
 
 def read_table(path: str | Path) -> Any:

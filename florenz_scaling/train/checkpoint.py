@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import random
 import re
 import shutil
@@ -115,6 +116,40 @@ def save(engine: Any, root: Path, step: int, client: dict[str, Any], info: dict[
         for old in complete_steps(root)[:-keep]:
             shutil.rmtree(root / tag_for(old), ignore_errors=True)
     barrier(env)
+
+
+def adopt(parent: Path, root: Path, step: int, env: DistEnv) -> None:
+    """Make a run that starts from another run's checkpoint (a WSD trunk segment or branch) own it: the
+    parent's complete tag at ``step``, manifest included, hard-linked (copied across file systems) into
+    ``root``, where ``load_latest`` verifies it like any checkpoint of the run's own before loading it.
+
+    Only while the run has no complete checkpoint of its own (a resumed branch resumes from its latest).
+    The parent's manifest is verified first, so an altered parent is never linked in. All ranks call this.
+    """
+    src, tag = parent / tag_for(step), tag_for(step)
+    if complete_steps(root):
+        barrier(env)
+        return
+    if not (src / COMPLETE).is_file():
+        raise FileNotFoundError(f"{src} is not a complete checkpoint: the run this one starts from has not "
+                                f"finished step {step} (launch it first; on SLURM this run depends on it)")
+    if env.is_main:
+        manifest.verify(src, exclude=(COMPLETE,))
+        tmp = root / f".adopt-{tag}"  # linked in full, then renamed: a killed adoption leaves no tag behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, tmp, copy_function=_link_or_copy)
+        shutil.rmtree(root / tag, ignore_errors=True)  # an incomplete tag of a killed first save
+        tmp.rename(root / tag)
+        write_atomic(root / "latest", tag)
+    barrier(env)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # the parent never writes a finished tag again, so sharing its inodes is safe
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def load_latest(engine: Any, root: Path, env: DistEnv) -> tuple[int, dict[str, Any] | None]:

@@ -64,9 +64,44 @@ def lr_factor(step: int, warmup: int, total_steps: int, min_ratio: float) -> flo
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int
-                   ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Cosine-with-warm-up ``LambdaLR``; DeepSpeed steps it once per optimizer step and checkpoints it."""
+def wsd_factor(step: int, warmup: int, decay_start: int, total_steps: int, final_ratio: float,
+               shape: str) -> float:
+    """Warmup-stable-decay multiplier for 0-based step ``step``: linear warm-up, the peak lr, then from
+    ``decay_start`` a decay shaped linear, cosine or 1-sqrt to ``final_ratio`` at ``total_steps``. The
+    factor at a step depends only on the step and the decay window, so a branch that loads its trunk's
+    checkpoint at ``decay_start`` continues the trunk's schedule exactly."""
+    if step >= decay_start:
+        p = min(1.0, (step - decay_start) / max(1, total_steps - decay_start))
+        g = {"linear": 1.0 - p, "cosine": 0.5 * (1.0 + math.cos(math.pi * p)), "1-sqrt": 1.0 - math.sqrt(p)}
+        return final_ratio + (1.0 - final_ratio) * g[shape]
+    if step < warmup:
+        return (step + 1) / warmup
+    return 1.0
+
+
+def decay_start(run: RunSpec) -> int:
+    """Where a WSD run's decay begins: never for a trunk, at its start for a branch (the planner put the
+    branch point there), else over the last ``decay_fraction`` of the run, rounded as the planner rounds."""
+    if run.trunk:
+        return run.steps
+    if run.start_from is not None:
+        return run.start_step
+    return run.steps - max(1, round(run.train.decay_fraction * run.steps))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int,
+                   decay_from: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """The run's ``LambdaLR`` (cosine with warm-up, or WSD decaying from ``decay_from``); DeepSpeed steps it
+    once per optimizer step and checkpoints it."""
+    if t.schedule == "wsd":
+        # Uncapped warm-up: trunk segments and branches of different lengths must share one schedule.
+        if decay_from is None:
+            decay_from = total_steps - max(1, round(t.decay_fraction * total_steps))
+        start = decay_from
+        warm, ratio, shape = t.warmup_steps, t.min_lr_ratio, t.decay_shape
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: wsd_factor(s, warm, start, total_steps, ratio, shape)
+        )
     warmup = warmup_steps(t, total_steps)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, warmup, total_steps, t.min_lr_ratio)
