@@ -20,7 +20,7 @@ from florenz_scaling.plan import make_plan, write_plan
 from florenz_scaling.spec import SpecError, load_sweep
 
 TRIVIAL = "florenz_doubles:sleep_run"
-SMALL = ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]", "launch.array_parallelism=2"]
+SMALL = ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]", "launch.array_parallelism=2", "components=null"]
 
 
 def _sweep(repo: Path, out: Path, extra: list[str] | None = None):

@@ -19,7 +19,7 @@ import florenz_scaling.report
 from florenz_scaling.cli.run import PipelineError, run_pipeline
 
 TRIVIAL = "florenz_doubles:sleep_run"
-OVER = ["grid.steps=[4,8]", "sizes=[T-0.2M]", "launch.array_parallelism=2"]
+OVER = ["grid.steps=[4,8]", "sizes=[T-0.2M]", "launch.array_parallelism=2", "components=null"]
 
 
 @pytest.fixture

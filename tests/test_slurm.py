@@ -31,6 +31,7 @@ TRIVIAL = "florenz_doubles:sleep_run"
 # The demo sweep, shrunk: 3 sizes × 2 step counts, tiny held-out sets, every job at once.
 QUICK = [
     "grid.steps=[4,8]",
+    "components=null",  # launcher tests: from-scratch tiny models, no component building
     "train.eval_every=4",
     "train.checkpoint_every=4",
     "data.heldout_per_pair=8",
