@@ -103,3 +103,30 @@ def test_headline_is_the_first_section_and_names_every_group(report: Path, tmp_p
     assert got["first"] == "answer"
     assert sorted(got["groups"]) == ["SC", "ST", "UC"]
     assert got["top"] < got["figures"]
+
+
+def test_example_thumbnails_and_metric_figures_decode(tmp_path_factory: pytest.TempPathFactory,
+                                                      tmp_path: Path) -> None:
+    """A sweep with generation metrics and decoded examples: its metric figures and every 64×64 thumbnail
+    of "What the model says" decode in the browser."""
+    from test_fit_metrics import sweep_with_metrics
+    from test_report_examples import LARGEST, write_examples
+
+    from florenz_scaling.plot import plot_sweep
+
+    root = sweep_with_metrics(tmp_path_factory.mktemp("chromium-examples"))
+    write_examples(root, LARGEST, 400, evil=True)
+    plot_sweep(root, formats=("png",))
+    probe = tmp_path / "probe.html"
+    html = write_report(root).read_text(encoding="utf-8")
+    probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    proc = chromium(tmp_path, "--dump-dom", probe.as_uri())
+    assert ">What the model says</h2>" in proc.stdout, proc.stderr[-3000:]
+    assert "<script>alert(1)" not in proc.stdout.split('<pre id="img-probe">')[0]  # escaped, never run
+    found = re.search(r'<pre id="img-probe">([^<]*)</pre>', proc.stdout)
+    assert found, "the probe script did not run"
+    sizes = [e.split(":") for e in found.group(1).split()]
+    assert all(c == "true" for c, _ in sizes)
+    dims = [tuple(map(int, s.split("x"))) for _, s in sizes]
+    assert dims.count((64, 64)) == 12  # two examples for each of the six pairs
+    assert sum(w > 500 and h > 300 for w, h in dims) == len(FIGURE_HEADINGS) + 2  # + the two metric figures

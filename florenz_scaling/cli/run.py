@@ -272,7 +272,8 @@ def _stage_module(stage: str, module: str, name: str) -> Callable[..., object]:
 
 def _fit(spec: SweepSpec, sd: SweepDir, log: Callable[[str], None]) -> None:
     fits = sorted(sd.fits.glob("*.json")) if sd.fits.is_dir() else []
-    if _current(fits, [sd.results_csv, sd.sweep_yaml]):
+    inputs = [sd.results_csv, sd.sweep_yaml] + ([sd.metrics_csv] if sd.metrics_csv.exists() else [])
+    if _current(fits, inputs):
         log(f"fit: current ({len(fits)} fits)")
         return
     fit_sweep = _stage_module("fit", "florenz_scaling.fit", "fit_sweep")

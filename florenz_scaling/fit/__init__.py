@@ -4,7 +4,8 @@ numpy, scipy and pandas only. Every fit returns a ``FitResult`` that round-trips
 writes them to DIR/fits/ and ``load_fits`` reads them back. ``load_paper`` / ``paper_coefficients`` give the
 paper's Tables 2–3 to compare against. Across groups: ``fit_joint`` (shared exponents, with the
 shared-vs-separate test) and ``fit_gap`` (the gap law); ``assess`` gives each fit its verdict and
-``sweep_headline`` the answer a report opens with.
+``sweep_headline`` the answer a report opens with. Generation metrics: ``fit_metrics`` (direct power law on
+−ln Q and the two-stage loss → sigmoid map, with rollouts), ``load_metric_fits``.
 """
 
 from florenz_scaling.fit._blas import single_threaded_blas
@@ -26,6 +27,7 @@ from florenz_scaling.fit.io import (
     load_fits,
     load_gaps,
     load_joint,
+    load_metric_fits,
     load_points,
     select,
     sweep_points,
@@ -33,6 +35,7 @@ from florenz_scaling.fit.io import (
 )
 from florenz_scaling.fit.joint import JointFit, fit_joint
 from florenz_scaling.fit.laws import fit_compute, fit_size_data, ols, pareto_frontier
+from florenz_scaling.fit.metrics import MetricFit, fit_metrics
 from florenz_scaling.fit.reference import PAPER_FILE, load_paper, paper_coefficients, paper_predict
 from florenz_scaling.fit.result import (
     LAW_INPUTS,
@@ -51,6 +54,9 @@ __all__ = [
     "VERDICTS",
     "GapFit",
     "JointFit",
+    "MetricFit",
+    "fit_metrics",
+    "load_metric_fits",
     "Verdict",
     "assess",
     "build_headline",

@@ -14,6 +14,7 @@ from florenz_scaling.fit.reference import PAPER_FILE
 from florenz_scaling.fit.result import LAWS, FitResult
 
 RESULTS_FILE = "results.csv"
+METRICS_FILE = "metrics.csv"
 FITS_DIR = "fits"
 POINT_COLUMNS = ("N", "D", "C", "loss", "task", "lang", "group", "run_id")
 # Column names of published tables mapped onto ours (Epoch's Chinchilla extraction).
@@ -247,9 +248,23 @@ def fit_sweep(
             print(f"fit: removed stale {stale.name} (no longer fittable on this table)", file=sys.stderr)
             stale.unlink()
     written += write_comparisons(out_dir, groups, laws, keep_stale=bool(left_out))
+    written += _metric_fits(root, out_dir, groups)
     if left_out:
         print("fit: runs left out: " + "; ".join(f"{r}: {w}" for r, w in sorted(left_out.items())),
               file=sys.stderr)
+    return written
+
+
+def _metric_fits(root: Path, out_dir: Path, groups: Any) -> list[Path]:
+    """fits/metric-<metric>-<group>.json from DIR/metrics.csv (``fit.metrics``), when the sweep has one."""
+    if not (root / METRICS_FILE).is_file():
+        return []
+    from florenz_scaling.fit.metrics import write_metric_fits
+    from florenz_scaling.results import read_table
+
+    written, skipped = write_metric_fits(out_dir, read_table(root / METRICS_FILE), groups)
+    for why in skipped:
+        print(f"warning: metric fit {why}", file=sys.stderr)
     return written
 
 
@@ -288,7 +303,8 @@ def write_comparisons(out_dir: Path, groups: Any, laws: Sequence[str], *, keep_s
 
 
 # fits/ files that hold comparisons across groups, not single fits: {file-name prefix: their kind}.
-COMPARISON_PREFIXES = {"joint-": "joint", "gap-": "gap"}
+# (metric-: the fits of generation metrics, ``fit.metrics``; they are not loss fits either.)
+COMPARISON_PREFIXES = {"joint-": "joint", "gap-": "gap", "metric-": "metric"}
 
 
 def _fit_files(sweep_dir: str | Path, kind: str) -> list[Path]:
@@ -304,8 +320,9 @@ def _fit_files(sweep_dir: str | Path, kind: str) -> list[Path]:
 
 
 def load_fits(sweep_dir: str | Path) -> list[FitResult]:
-    """Every single fit in DIR/fits/*.json, in file-name order (the paper's coefficients file and the joint
-    and gap comparisons are not single fits: ``load_joint``, ``load_gaps``).
+    """Every single fit in DIR/fits/*.json, in file-name order (the paper's coefficients file, the joint
+    and gap comparisons and the metric fits are not single loss fits: ``load_joint``, ``load_gaps``,
+    ``load_metric_fits``).
 
     Files written before the statistics became ``FitResult`` fields are read too (``FitResult.from_json``).
     """
@@ -324,3 +341,11 @@ def load_gaps(sweep_dir: str | Path) -> list[Any]:
     from florenz_scaling.fit.gap import GapFit
 
     return [GapFit.from_json(p.read_text(encoding="utf-8")) for p in _fit_files(sweep_dir, "gap")]
+
+
+def load_metric_fits(sweep_dir: str | Path) -> list[Any]:
+    """The generation-metric fits in DIR/fits/metric-<metric>-<group>.json (``fit.metrics.MetricFit``), in
+    file-name order, every decoding and axis of each file."""
+    from florenz_scaling.fit.metrics import read_metric_file
+
+    return [f for p in _fit_files(sweep_dir, "metric") for f in read_metric_file(p)]
