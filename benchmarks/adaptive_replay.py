@@ -33,9 +33,15 @@ def pool_and_targets(task: str, cost: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise SystemExit(f"no val_ce_nats rows for task {task!r}")
 
     def points(d: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"run_id": d["model"] + "-" + d["chinchilla_multiple"],
-                             "N": d["n_params_nonembed"].astype(float), "D": d["tokens"].astype(float),
-                             "C": d[cost].astype(float), "loss": d["value"].astype(float)})
+        return pd.DataFrame(
+            {
+                "run_id": d["model"] + "-" + d["chinchilla_multiple"],
+                "N": d["n_params_nonembed"].astype(float),
+                "D": d["tokens"].astype(float),
+                "C": d[cost].astype(float),
+                "loss": d["value"].astype(float),
+            }
+        )
 
     return points(t[t["role"] == "ladder_train"]), points(t[t["role"] == "heldout_target"])
 
@@ -49,8 +55,11 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=0.03)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    tasks = sorted(pd.read_csv(DATA).query("metric == 'val_ce_nats'")["task"].unique()) if args.all \
+    tasks = (
+        sorted(pd.read_csv(DATA).query("metric == 'val_ce_nats'")["task"].unique())
+        if args.all
         else [args.task]
+    )
     results = {}
     for task in tasks:
         t0 = time.perf_counter()

@@ -68,12 +68,19 @@ def theirs(model, hf, batch, max_new: int, tok) -> list[list[int]]:
 
     enc, mask = model.encode(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
     start = torch.full((enc.shape[0], 1), tok.bos_id, dtype=torch.long)
-    out = hf.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask,
-                      decoder_input_ids=start, max_new_tokens=max_new, eos_token_id=tok.eos_id,
-                      pad_token_id=tok.pad_id, do_sample=False, num_beams=1)
+    out = hf.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc),
+        attention_mask=mask,
+        decoder_input_ids=start,
+        max_new_tokens=max_new,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+        do_sample=False,
+        num_beams=1,
+    )
     rows = []
     for row in out[:, 1:].tolist():
-        rows.append(row[:row.index(tok.eos_id)] if tok.eos_id in row else row)
+        rows.append(row[: row.index(tok.eos_id)] if tok.eos_id in row else row)
     return rows
 
 
@@ -104,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     t_hf, b = timed(lambda: [theirs(model, hf, b, args.max_new, tok) for b in data], args.repeats)
     same = a == b
     tokens = sum(len(r) + 1 for rows in a for r in rows)
-    print(f"{args.size}, {args.batches} batch(es) of {args.batch}, max {args.max_new} new tokens, "
-          f"{args.threads} thread(s), {'trained' if args.checkpoint else 'random'} weights")
+    print(
+        f"{args.size}, {args.batches} batch(es) of {args.batch}, max {args.max_new} new tokens, "
+        f"{args.threads} thread(s), {'trained' if args.checkpoint else 'random'} weights"
+    )
     print(f"  ours (train.generate, cached greedy): {t_ours:.3f} s  {tokens / t_ours:8.0f} tokens/s")
     print(f"  Hugging Face generate (greedy):       {t_hf:.3f} s  {tokens / t_hf:8.0f} tokens/s")
     print(f"  same outputs: {same}; throughput ratio ours/HF = {t_hf / t_ours:.2f} (target >= 0.9)")

@@ -29,14 +29,23 @@ def gaps(conditioning_csv: Path) -> pd.DataFrame:
     """Per (size, total steps, group): sample-weighted image and prompt gaps at the run's final step."""
     cond = pd.read_csv(conditioning_csv)
     cond = cond[(cond.step == cond.total_steps) & (cond.group != "") & cond.group.notna()]
-    cond = cond.assign(image_gap=cond.image_shuffled_loss - cond.loss,
-                       prompt_gap=cond.prompt_shuffled_loss - cond.loss)
+    cond = cond.assign(
+        image_gap=cond.image_shuffled_loss - cond.loss, prompt_gap=cond.prompt_shuffled_loss - cond.loss
+    )
     rows = []
     for (size, params, steps, group), d in cond.groupby(["size", "params", "total_steps", "group"]):
         w = d.samples / d.samples.sum()
-        rows.append({"size": size, "params": params, "steps": steps, "group": group,
-                     "loss": (d.loss * w).sum(), "image_gap": (d.image_gap * w).sum(),
-                     "prompt_gap": (d.prompt_gap * w).sum()})
+        rows.append(
+            {
+                "size": size,
+                "params": params,
+                "steps": steps,
+                "group": group,
+                "loss": (d.loss * w).sum(),
+                "image_gap": (d.image_gap * w).sum(),
+                "prompt_gap": (d.prompt_gap * w).sum(),
+            }
+        )
     return pd.DataFrame(rows).sort_values(["params", "steps", "group"])
 
 
@@ -65,13 +74,17 @@ def main() -> int:
         "SC image gap > 0.3": all(last.loc[(s, "SC"), "image_gap"] > 0.3 for s in sizes),
         "UC image gap > 0.1": all(last.loc[(s, "UC"), "image_gap"] > 0.1 for s in sizes),
         "ST prompt gap > 0.3": all(last.loc[(s, "ST"), "prompt_gap"] > 0.3 for s in sizes),
-        "UC gap grows with size": all(last.loc[(a, "UC"), "image_gap"] < last.loc[(b, "UC"), "image_gap"]
-                                      for a, b in zip(sizes, sizes[1:], strict=False)),
+        "UC gap grows with size": all(
+            last.loc[(a, "UC"), "image_gap"] < last.loc[(b, "UC"), "image_gap"]
+            for a, b in zip(sizes, sizes[1:], strict=False)
+        ),
     }
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    print(f"wall: components {t_components:.0f} s, runs + collect/fit/plot/report {t_runs:.0f} s, "
-          f"total {time.perf_counter() - t0:.0f} s")
+    print(
+        f"wall: components {t_components:.0f} s, runs + collect/fit/plot/report {t_runs:.0f} s, "
+        f"total {time.perf_counter() - t0:.0f} s"
+    )
     return 0 if all(checks.values()) else 1
 
 

@@ -78,14 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     rel = (fast.objective - naive.fun) / naive.fun
     ratio = t_naive * scale / t_fast
     print(f"relative objective difference (fast - naive)/naive: {rel:.3e}  (target <= 1e-9)")
-    print(f"speed ratio: {ratio:.1f}x" + (" (naive time scaled to 4,500 starts)" if scale != 1 else "")
-          + "  (target >= 10x; fast < 3 s)")
+    print(
+        f"speed ratio: {ratio:.1f}x"
+        + (" (naive time scaled to 4,500 starts)" if scale != 1 else "")
+        + "  (target >= 10x; fast < 3 s)"
+    )
 
     t0 = time.perf_counter()
     b = bootstrap("chinchilla", pts, n=args.resamples, seed=0, budgets=[5.76e23], point=fast)
     t_boot = time.perf_counter() - t0
-    print(f"bootstrap: {args.resamples} resamples in {t_boot:.1f} s ({b.bootstrap.n_failed} failed)"
-          "  (target < 120 s)")
+    print(
+        f"bootstrap: {args.resamples} resamples in {t_boot:.1f} s ({b.bootstrap.n_failed} failed)"
+        "  (target < 120 s)"
+    )
     print("  95% CI " + ", ".join(f"{k} [{lo_:.4g}, {hi_:.4g}]" for k, (lo_, hi_) in b.ci.items()))
     ok = (rel <= 1e-9) and ratio >= 10 and t_fast < 3 and t_boot < 120 * args.resamples / 1000
     print("all targets met" if ok else "some target missed")

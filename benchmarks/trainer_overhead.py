@@ -64,8 +64,14 @@ def cpu_benchmark(args: argparse.Namespace, env: DistEnv) -> float:
     """Print both throughputs and their ratio; returns the ratio."""
     mb = args.micro_batch
     total = args.warmup + args.steps
-    run = RunSpec(sweep="bench", size=args.size, steps=total, global_batch=mb,
-                  train=TrainSpec(micro_batch=mb, warmup_steps=2, zero_stage=args.zero), data=DataSpec())
+    run = RunSpec(
+        sweep="bench",
+        size=args.size,
+        steps=total,
+        global_batch=mb,
+        train=TrainSpec(micro_batch=mb, warmup_steps=2, zero_stage=args.zero),
+        data=DataSpec(),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         stream = prepare(run.data, tmp).train_stream(run.seed)
         batches = [stream.next_batch(mb) for _ in range(8)]  # pre-collated: data cost is not measured
@@ -92,8 +98,10 @@ def cpu_benchmark(args: argparse.Namespace, env: DistEnv) -> float:
     rate = {k: rounds * args.round * mb / s for k, s in seconds.items()}
     ratio = rate["trainer"] / rate["bare"]
     diff = max(abs(a - b) for a, b in zip(losses["bare"], losses["trainer"], strict=True))
-    print(f"{args.size}, micro-batch {mb}, ZeRO-{args.zero}, fp32, {torch.get_num_threads()} threads, "
-          f"{rounds * args.round} timed steps per side after {args.warmup} warm-up steps")
+    print(
+        f"{args.size}, micro-batch {mb}, ZeRO-{args.zero}, fp32, {torch.get_num_threads()} threads, "
+        f"{rounds * args.round} timed steps per side after {args.warmup} warm-up steps"
+    )
     print(f"bare PyTorch loop : {rate['bare']:8.1f} samples/s")
     print(f"DeepSpeed trainer : {rate['trainer']:8.1f} samples/s")
     print(f"ratio trainer/bare: {ratio:.3f}  (target >= 0.90)")
@@ -105,8 +113,14 @@ def gpu_benchmark(args: argparse.Namespace, env: DistEnv) -> None:
     """A bf16 ZeRO-2 step of F-0.4B: samples/s and model FLOPs utilisation (3 × forward MACs × 2 FLOPs)."""
     size = get_size("F-0.4B")
     mb = args.gpu_micro_batch
-    run = RunSpec(sweep="bench", size=size.name, steps=args.gpu_steps + 3, global_batch=mb,
-                  train=TrainSpec(micro_batch=mb, zero_stage=2, precision="bf16"), data=DataSpec())
+    run = RunSpec(
+        sweep="bench",
+        size=size.name,
+        steps=args.gpu_steps + 3,
+        global_batch=mb,
+        train=TrainSpec(micro_batch=mb, zero_stage=2, precision="bf16"),
+        data=DataSpec(),
+    )
     engine = build_engine(run, env)
     batch = dummy_batch(size, mb, env.device)  # the paper's sample: 224² image, 128 + 128 tokens
     batch["attention_mask"] = torch.ones_like(batch["input_ids"])
@@ -118,8 +132,10 @@ def gpu_benchmark(args: argparse.Namespace, env: DistEnv) -> None:
     name = torch.cuda.get_device_name()
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
     achieved = 3 * 2 * size.fwd_gmacs * 1e9 * rate / 1e12  # training ≈ forward + 2 × forward (backward)
-    print(f"F-0.4B bf16 ZeRO-2 on {name}: micro-batch {mb}, {rate:.1f} samples/s, {achieved:.1f} TFLOP/s "
-          f"(model FLOPs = 6 × {size.fwd_gmacs:.1f} GMACs per sample)")
+    print(
+        f"F-0.4B bf16 ZeRO-2 on {name}: micro-batch {mb}, {rate:.1f} samples/s, {achieved:.1f} TFLOP/s "
+        f"(model FLOPs = 6 × {size.fwd_gmacs:.1f} GMACs per sample)"
+    )
     if peak:
         print(f"MFU: {achieved / peak:.1%} of {peak:.0f} TFLOP/s dense bf16 peak")
     else:

@@ -30,7 +30,8 @@ from florenz_scaling.spec import SweepSpec  # noqa: E402
 from florenz_scaling.spec.load import apply_overrides, from_dict  # noqa: E402
 
 BASE = {
-    "name": "wsdbench", "seed": 44595,
+    "name": "wsdbench",
+    "seed": 44595,
     "grid": {"global_batch": 16},
     "train": {"lr": 1.0e-3, "warmup_steps": 10, "micro_batch": 16, "precision": "fp32", "threads": 1},
     "data": {"heldout_per_pair": 32},
@@ -68,21 +69,31 @@ def main() -> int:
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="wsd-vs-cosine-"))
     every = min(args.steps)
-    common = [f"sizes=[{args.size}]", f"grid.steps={list(args.steps)}", f"train.eval_every={every}",
-              f"train.checkpoint_every={every}", f"launch.array_parallelism={len(args.steps)}",
-              f"train.lr={args.lr}"]
+    common = [
+        f"sizes=[{args.size}]",
+        f"grid.steps={list(args.steps)}",
+        f"train.eval_every={every}",
+        f"train.checkpoint_every={every}",
+        f"launch.array_parallelism={len(args.steps)}",
+        f"train.lr={args.lr}",
+    ]
     cosine = from_dict(SweepSpec, apply_overrides(BASE, common))
-    wsd = from_dict(SweepSpec, apply_overrides(BASE, [*common, "train.schedule=wsd",
-                                                      f"train.decay_shape={args.shape}"]))
+    wsd = from_dict(
+        SweepSpec, apply_overrides(BASE, [*common, "train.schedule=wsd", f"train.decay_shape={args.shape}"])
+    )
     ratio = compute_ratio(make_plan(wsd))
     g_cos, t_cos = run_sweep(cosine, out / "cosine")
     g_wsd, t_wsd = run_sweep(wsd, out / "wsd")
-    print(f"size {args.size}, lr {args.lr:g}, budgets {args.steps} steps x 16, "
-          f"WSD decay {wsd.train.decay_fraction:g} "
-          f"({args.shape}), sweeps in {out}")
+    print(
+        f"size {args.size}, lr {args.lr:g}, budgets {args.steps} steps x 16, "
+        f"WSD decay {wsd.train.decay_fraction:g} "
+        f"({args.shape}), sweeps in {out}"
+    )
     print(f"compute WSD/cosine (plan, samples added): {ratio:.3f}")
-    print(f"wall time WSD/cosine (local executor; cosine runs {len(args.steps)} in parallel, the WSD chain "
-          f"in one slot): {t_wsd:.0f} s / {t_cos:.0f} s = {t_wsd / t_cos:.2f}")
+    print(
+        f"wall time WSD/cosine (local executor; cosine runs {len(args.steps)} in parallel, the WSD chain "
+        f"in one slot): {t_wsd:.0f} s / {t_cos:.0f} s = {t_wsd / t_cos:.2f}"
+    )
     print(f"{'steps':>6s} {'group':>5s} {'cosine':>8s} {'wsd':>8s} {'rel diff':>9s}")
     worst = 0.0
     for steps in args.steps:

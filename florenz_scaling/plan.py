@@ -82,11 +82,16 @@ def _run(spec: SweepSpec, size: str, steps: int, global_batch: int, **wsd: Any) 
     )
 
 
-def _planned(spec: SweepSpec, size_name: str, steps: int, gb: int, budget: float | None = None,
-             **wsd: Any) -> PlannedRun:
+def _planned(
+    spec: SweepSpec, size_name: str, steps: int, gb: int, budget: float | None = None, **wsd: Any
+) -> PlannedRun:
     size = get_size(size_name)
     return PlannedRun(
-        _run(spec, size_name, steps, gb, **wsd), size, size.params, size.trainable_params, size.fwd_gmacs,
+        _run(spec, size_name, steps, gb, **wsd),
+        size,
+        size.params,
+        size.trainable_params,
+        size.fwd_gmacs,
         budget,
     )
 
@@ -117,8 +122,15 @@ def wsd_runs(spec: SweepSpec, cells: list[tuple[str, int, int, float | None]]) -
         segment: dict[int, PlannedRun] = {}
         prev: PlannedRun | None = None
         for b in sorted(set(points.values())):
-            prev = _planned(spec, size, b, gb, start_from=prev.run_id if prev else None,
-                            start_step=prev.run.steps if prev else 0, trunk=True)
+            prev = _planned(
+                spec,
+                size,
+                b,
+                gb,
+                start_from=prev.run_id if prev else None,
+                start_step=prev.run.steps if prev else 0,
+                trunk=True,
+            )
             segment[b] = prev
             out.append(prev)
         for steps, budget in budgets:
@@ -163,8 +175,9 @@ def make_plan(spec: SweepSpec) -> list[PlannedRun]:
         merged.setdefault(r.run_id, r)
     order = {name: i for i, name in enumerate(spec.sizes)}
     # Within a size: by seen samples, a trunk segment before the branch that starts where it ends.
-    return sorted(merged.values(),
-                  key=lambda r: (r.params, order.get(r.run.size, 0), r.seen_samples, r.role != "trunk"))
+    return sorted(
+        merged.values(), key=lambda r: (r.params, order.get(r.run.size, 0), r.seen_samples, r.role != "trunk")
+    )
 
 
 def depths(runs: list[PlannedRun]) -> dict[str, int]:

@@ -159,9 +159,23 @@ def test_shuffled_records_go_to_conditioning_csv_not_the_results(sweep) -> None:
     run = plan[-1]
     with open(out / "runs" / run.run_id / "losses.jsonl", "a") as fh:
         for i, (task, lang, group) in enumerate(PAIRS):
-            fh.write(json.dumps(dict(run_id=run.run_id, step=run.run.steps, seen_samples=run.seen_samples,
-                                     kind="shuffled", task=task, lang=lang, group=group,
-                                     loss=6.0 + i, samples=8, tokens=90)) + "\n")
+            fh.write(
+                json.dumps(
+                    dict(
+                        run_id=run.run_id,
+                        step=run.run.steps,
+                        seen_samples=run.seen_samples,
+                        kind="shuffled",
+                        task=task,
+                        lang=lang,
+                        group=group,
+                        loss=6.0 + i,
+                        samples=8,
+                        tokens=90,
+                    )
+                )
+                + "\n"
+            )
     table = collect(out)
     assert table.equals(before), "the long table holds kind=eval records only"
     cond = pd.read_csv(out / "conditioning.csv", keep_default_na=False)
@@ -192,7 +206,9 @@ def test_a_non_finite_loss_is_reported_and_kept_out(sweep, token: str) -> None:
     out, plan = sweep
     run = plan[-1]
     path = out / "runs" / run.run_id / "losses.jsonl"
-    _set_losses(path, token, lambda d: d["kind"] == "eval" and d["lang"] == "en" and d["step"] == run.run.steps)
+    _set_losses(
+        path, token, lambda d: d["kind"] == "eval" and d["lang"] == "en" and d["step"] == run.run.steps
+    )
     with pytest.warns(CollectWarning, match=rf"{path}: 1 record\(s\) with a non-finite loss.*line \d+"):
         table = collect(out)
     assert table["loss"].map(float).map(pd.notna).all() and (table["loss"].abs() < 1e300).all()
@@ -210,7 +226,9 @@ def test_group_means_skip_no_pair_silently(sweep) -> None:
     out, plan = sweep
     run = plan[-1]
     path = out / "runs" / run.run_id / "losses.jsonl"
-    _set_losses(path, "NaN", lambda d: d["kind"] == "eval" and d["group"] == "SC" and d["step"] == run.run.steps)
+    _set_losses(
+        path, "NaN", lambda d: d["kind"] == "eval" and d["group"] == "SC" and d["step"] == run.run.steps
+    )
     with pytest.warns(CollectWarning):
         table = collect(out)
     groups = group_losses(table)

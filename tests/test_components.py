@@ -18,15 +18,30 @@ from florenz_scaling.pretrain.recipe import cache_dir, plan_components
 from florenz_scaling.spec import SpecError, SweepSpec, dump_yaml, from_dict
 
 # Few steps: these tests check the mechanics; the learning tests below use their own, longer recipe.
-FAST = {"vision_steps": 8, "vision_batch": 8, "caption_steps": 6, "caption_batch": 4, "lm_steps": 6,
-        "lm_batch": 4, "warmup_steps": 2, "heldout": 8}
+FAST = {
+    "vision_steps": 8,
+    "vision_batch": 8,
+    "caption_steps": 6,
+    "caption_batch": 4,
+    "lm_steps": 6,
+    "lm_batch": 4,
+    "warmup_steps": 2,
+    "heldout": 8,
+}
 
 
 def sweep_spec(sizes: list[str], **components: object) -> SweepSpec:
-    return from_dict(SweepSpec, {
-        "name": "comp", "sizes": sizes, "grid": {"steps": [4], "global_batch": 4},
-        "train": {"micro_batch": 4, "threads": 1}, "data": {"heldout_per_pair": 4},
-        "components": {**FAST, **components}})
+    return from_dict(
+        SweepSpec,
+        {
+            "name": "comp",
+            "sizes": sizes,
+            "grid": {"steps": [4], "global_batch": 4},
+            "train": {"micro_batch": 4, "threads": 1},
+            "data": {"heldout_per_pair": 4},
+            "components": {**FAST, **components},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +101,15 @@ def test_saved_dirs_load_with_from_pretrained_and_round_trip(built) -> None:
         rep = load_pretrained(model, pre.florence, pre.gemma)
         assert not rep.resized
         own = model.state_dict()
-        for ours, theirs in (("vision_tower.", "model.vision_tower."),
-                             ("multi_modal_projector.", "model.multi_modal_projector."),
-                             ("encoder.", "model.language_model.encoder.")):
+        for ours, theirs in (
+            ("vision_tower.", "model.vision_tower."),
+            ("multi_modal_projector.", "model.multi_modal_projector."),
+            ("encoder.", "model.language_model.encoder."),
+        ):
             keys = [k for k in own if k.startswith(ours)]
             assert keys
             for k in keys:
-                assert torch.equal(own[k], hf[theirs + k[len(ours):]]), k
+                assert torch.equal(own[k], hf[theirs + k[len(ours) :]]), k
         assert torch.equal(own["encoder.embed_tokens.weight"], hf["model.language_model.shared.weight"])
         if size == "T-0.2M":
             for k in [k for k in own if k.startswith("decoder.decoder.")]:
@@ -156,8 +173,9 @@ def test_spec_checks() -> None:
     with pytest.raises(SpecError, match="components.caption_steps"):
         sweep_spec(["T-0.2M"], caption_steps=0)
     with pytest.raises(SpecError, match="synthetic"):
-        from_dict(SweepSpec, {**sweep_spec(["T-0.2M"]).to_dict(),
-                              "data": {"kind": "webdataset", "path": "/x"}})
+        from_dict(
+            SweepSpec, {**sweep_spec(["T-0.2M"]).to_dict(), "data": {"kind": "webdataset", "path": "/x"}}
+        )
 
 
 # --- the components learn ---------------------------------------------------------------------------------
@@ -166,8 +184,15 @@ def test_spec_checks() -> None:
 @pytest.fixture(scope="module")
 def learnt(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("learnt")
-    spec = sweep_spec(["T-0.5M"], vision_steps=300, vision_batch=64, caption_steps=400, caption_batch=16,
-                      warmup_steps=50, heldout=64)
+    spec = sweep_spec(
+        ["T-0.5M"],
+        vision_steps=300,
+        vision_batch=64,
+        caption_steps=400,
+        caption_batch=16,
+        warmup_steps=50,
+        heldout=64,
+    )
     report = build_components(spec, root / "sweep", cache=root / "cache", workers=1, log=lambda _m: None)
     return {c.kind: read_component(report.directory(c)) for c in report.plan.components}
 

@@ -18,8 +18,18 @@ PAIRS = (("caption", "en", "SC"), ("translate", "zh", "ST"))
 
 
 def _line(run, kind: str, task: str, lang: str, group: str, loss: float) -> str:
-    return LossRecord(run.run_id, run.run.steps, run.seen_samples, kind, task, lang, group, loss, 8,  # type: ignore[arg-type]
-                      90).to_json()
+    return LossRecord(
+        run.run_id,
+        run.run.steps,
+        run.seen_samples,
+        kind,
+        task,
+        lang,
+        group,
+        loss,
+        8,  # type: ignore[arg-type]
+        90,
+    ).to_json()
 
 
 @pytest.fixture

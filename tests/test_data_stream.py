@@ -31,9 +31,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
 
 def same_samples(a: list[Sample], b: list[Sample]) -> bool:
     return len(a) == len(b) and all(
-        (x.task, x.lang, x.prompt, x.prefix, x.body, x.key) == (y.task, y.lang, y.prompt, y.prefix, y.body,
-                                                                y.key)
-        and np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+        (x.task, x.lang, x.prompt, x.prefix, x.body, x.key)
+        == (y.task, y.lang, y.prompt, y.prefix, y.body, y.key)
+        and np.array_equal(x.image, y.image)
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def assert_batches_equal(a: dict, b: dict) -> None:
@@ -62,13 +64,19 @@ def test_batch_contract(data: PreparedData) -> None:
         labels, dec = b["labels"][i], b["decoder_input_ids"][i]
         n = int((labels != IGNORE_INDEX).sum())
         assert dec[0] == tok.bos_id
-        assert torch.equal(dec[1:n], labels[:n - 1])  # teacher forcing: shifted right by one
+        assert torch.equal(dec[1:n], labels[: n - 1])  # teacher forcing: shifted right by one
         assert (dec[n:] == tok.pad_id).all() and (labels[n:] == IGNORE_INDEX).all()
         if n < spec.target_len:
             assert labels[n - 1] == tok.eos_id
         prompt = tok.decode(b["input_ids"][i][am[i] == 1])
-        lang_name = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
-                     "zh": "Chinese"}[b["lang"][i]]
+        lang_name = {
+            "en": "English",
+            "de": "German",
+            "fr": "French",
+            "es": "Spanish",
+            "ru": "Russian",
+            "zh": "Chinese",
+        }[b["lang"][i]]
         assert prompt.startswith(f"The target language is {lang_name}.")
 
 
@@ -152,7 +160,7 @@ def test_decoder_prefix_is_given_but_not_scored(data: PreparedData) -> None:
             k = len(tok.encode(s.prefix))
             assert s.prefix in ("The image shows", "Das Bild zeigt") and k > 0
             assert (b["labels"][i, :k] == IGNORE_INDEX).all()  # prefix not scored
-            assert tok.decode(b["decoder_input_ids"][i, 1:k + 1]) == s.prefix  # ... but fed to the decoder
+            assert tok.decode(b["decoder_input_ids"][i, 1 : k + 1]) == s.prefix  # ... but fed to the decoder
             scored = tok.decode(b["labels"][i][b["labels"][i] != IGNORE_INDEX]).strip()
             assert scored and s.body.strip().startswith(scored)
         else:
@@ -167,8 +175,14 @@ def test_decoder_prefix_is_given_but_not_scored(data: PreparedData) -> None:
 
 def test_heldout_sets_are_fixed_grouped_and_disjoint(data: PreparedData, tmp_path: Path) -> None:
     ho = data.heldout()
-    assert ho.pairs == (("caption", "en"), ("caption", "de"), ("caption", "es"), ("caption", "zh"),
-                        ("translate", "es"), ("translate", "zh"))
+    assert ho.pairs == (
+        ("caption", "en"),
+        ("caption", "de"),
+        ("caption", "es"),
+        ("caption", "zh"),
+        ("translate", "es"),
+        ("translate", "zh"),
+    )
     assert ho.group_of(("caption", "es")) == "UC" and ho.group_of(("translate", "zh")) == "ST"
     assert not ho.is_trained(("caption", "zh")) and ho.is_trained(("caption", "de"))
     again = prepare(data.spec, data.directory.parent).heldout()  # a fresh object, same sets

@@ -79,8 +79,11 @@ def _gemma_like(directory: Path, specials: list[str], config: dict) -> None:
 
 def test_local_hugging_face_tokenizer_directory(tmp_path: Path) -> None:
     src = tmp_path / "gemma-tok"
-    _gemma_like(src, ["<pad>", "<eos>", "<bos>", "<unk>"],
-                {"bos_token": "<bos>", "eos_token": {"content": "<eos>"}, "pad_token": "<pad>"})
+    _gemma_like(
+        src,
+        ["<pad>", "<eos>", "<bos>", "<unk>"],
+        {"bos_token": "<bos>", "eos_token": {"content": "<eos>"}, "pad_token": "<pad>"},
+    )
     tok = Tokenizer.load(src)
     assert (tok.pad_id, tok.eos_id, tok.bos_id, tok.unk_id) == (0, 1, 2, 3)
     data = prepare(DataSpec(tokenizer=str(src), vocab_size=256, heldout_per_pair=4), tmp_path / "root")
@@ -115,5 +118,9 @@ def test_concurrent_prepare_is_safe_and_deterministic(trained: Tokenizer, tmp_pa
     # Same bytes as a tokenizer trained here, in another process: training is deterministic.
     trained.save(tmp_path / "local")
     assert hashlib.sha1((tmp_path / "local" / "tokenizer.json").read_bytes()).hexdigest() == sha
-    assert sorted(p.name for p in Path(directory).iterdir()) == [".lock", "data.json", "tokenizer.json",
-                                                                 "tokenizer_config.json"]
+    assert sorted(p.name for p in Path(directory).iterdir()) == [
+        ".lock",
+        "data.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]

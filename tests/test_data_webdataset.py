@@ -25,9 +25,12 @@ PER_SHARD, SHARDS = 24, 3
 def _annotation(i: int, scene: object) -> dict:
     langs = ("en", "de", "fr", "es", "ru", "zh")
     text = {lang: "".join(describe(scene.objects, lang, False)) for lang in langs}
-    ann: dict = {"caption": {lang: text[lang] for lang in ("en", "de", "es", "zh")},
-                 "translation": [{"lang": lang, "src": text["en"], "tgt": text[lang]}
-                                 for lang in ("de", "fr", "es", "ru", "zh")]}
+    ann: dict = {
+        "caption": {lang: text[lang] for lang in ("en", "de", "es", "zh")},
+        "translation": [
+            {"lang": lang, "src": text["en"], "tgt": text[lang]} for lang in ("de", "fr", "es", "ru", "zh")
+        ],
+    }
     if i % 3 == 0:  # some images carry only one bitext: the balancing counter must cope with partial supply
         ann = {"translation": [{"lang": "ru", "src": text["en"], "tgt": text["ru"]}]}
     return ann
@@ -102,8 +105,10 @@ def test_state_restore_replays_exactly_across_epochs(data: PreparedData) -> None
     b.load_state_dict(state)
     got = b.next_samples(60)
     assert keys(got) == keys(expected)
-    assert all(x.body == y.body and x.pair == y.pair and np.array_equal(x.image, y.image)
-               for x, y in zip(got, expected, strict=True))
+    assert all(
+        x.body == y.body and x.pair == y.pair and np.array_equal(x.image, y.image)
+        for x, y in zip(got, expected, strict=True)
+    )
     assert b.state_dict() == a.state_dict()
 
 
@@ -157,7 +162,7 @@ def test_decoder_prefix_on_real_captions(data: PreparedData) -> None:
     assert es.prefix == "La imagen muestra" and es.body.split()[0] in ("un", "una", "dos", "tres")
     b = pd.collate([es])
     k = len(data.tokenizer.encode(es.prefix))
-    assert (b["labels"][0, :k] == -100).all() and (b["labels"][0, k:k + 3] != -100).all()
+    assert (b["labels"][0, :k] == -100).all() and (b["labels"][0, k : k + 3] != -100).all()
 
 
 def test_one_shard_is_refused(shards: Path, data: PreparedData) -> None:

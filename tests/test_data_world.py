@@ -45,16 +45,20 @@ def test_framed_descriptions_split_off_the_decoder_prefix() -> None:
         assert describe(objs, lang, framed=False)[0] == ""
     # "Das Bild zeigt" governs the accusative.
     assert describe(objs, "de", True) == (
-        "Das Bild zeigt", " einen großen roten Kreis links und eine kleine grüne Raute unten rechts.")
+        "Das Bild zeigt",
+        " einen großen roten Kreis links und eine kleine grüne Raute unten rechts.",
+    )
     assert "".join(describe(objs, "en", True)) == (
-        "The image shows a large red circle on the left and a small green diamond at the bottom right.")
+        "The image shows a large red circle on the left and a small green diamond at the bottom right."
+    )
     assert describe(objs, "zh", True)[1] == "左边的一个大红色圆形和右下方的一个小绿色菱形。"
 
 
 def test_prompts_follow_the_paper() -> None:
     assert caption_prompt("de") == "The target language is German. What does the image describe?"
     assert translation_prompt("es", "A cat.") == (
-        "The target language is Spanish. Translate the following text: A cat.")
+        "The target language is Spanish. Translate the following text: A cat."
+    )
 
 
 def test_scripts_and_word_order_on_random_scenes() -> None:
@@ -68,8 +72,9 @@ def test_scripts_and_word_order_on_random_scenes() -> None:
         o = scene.objects[0]
         # French colour follows the noun; English colour precedes it.
         en_words = text["en"].lower().split()
-        assert en_words.index(o.colour) < en_words.index(o.shape if o.count == 1 else
-                                                        {"cross": "crosses"}.get(o.shape, o.shape + "s"))
+        assert en_words.index(o.colour) < en_words.index(
+            o.shape if o.count == 1 else {"cross": "crosses"}.get(o.shape, o.shape + "s")
+        )
 
 
 def test_scene_sampling_and_rendering_are_deterministic() -> None:

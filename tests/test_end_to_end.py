@@ -11,16 +11,26 @@ from florenz_scaling.cli import main
 from florenz_scaling.results import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ["grid.steps=[4, 8]", "train.eval_every=4", "train.checkpoint_every=4", "train.warmup_steps=1",
-         "data.heldout_per_pair=4", "fit.bootstrap=10", "generate.max_samples=4",
-         # The demo's pretrained components, built for real but briefly, into this test's own cache.
-         "components.vision_steps=10", "components.caption_steps=10", "components.warmup_steps=2",
-         "components.heldout=8"]
+SHORT = [
+    "grid.steps=[4, 8]",
+    "train.eval_every=4",
+    "train.checkpoint_every=4",
+    "train.warmup_steps=1",
+    "data.heldout_per_pair=4",
+    "fit.bootstrap=10",
+    "generate.max_samples=4",
+    # The demo's pretrained components, built for real but briefly, into this test's own cache.
+    "components.vision_steps=10",
+    "components.caption_steps=10",
+    "components.warmup_steps=2",
+    "components.heldout=8",
+]
 
 
 @pytest.mark.slow
-def test_demo_sweep_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_sweep_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLORENZ_COMPONENTS_CACHE", str(tmp_path / "components"))
     out = tmp_path / "demo"
     args = ["run", str(ROOT / "sweeps" / "demo.yaml"), "--out", str(out), "--executor", "local"]

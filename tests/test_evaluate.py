@@ -20,8 +20,9 @@ GROUPS = {
 
 @pytest.fixture(scope="module")
 def heldout(tmp_path_factory: pytest.TempPathFactory):
-    spec = DataSpec(heldout_per_pair=6, caption_languages=("en", "de"), translation_languages=("fr",),
-                    groups=GROUPS)
+    spec = DataSpec(
+        heldout_per_pair=6, caption_languages=("en", "de"), translation_languages=("fr",), groups=GROUPS
+    )
     return prepare(spec, tmp_path_factory.mktemp("data")).heldout()
 
 
@@ -53,8 +54,9 @@ def test_records_match_a_direct_computation(heldout, model) -> None:
         logits = model(**batch)
         model.train()
     labels = batch["labels"]
-    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100,
-                                           reduction="none")
+    ce = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), labels, ignore_index=-100, reduction="none"
+    )
     per_sample = ce.sum(1) / (labels != -100).sum(1)
     rec = next(r for r in records if r.lang == "es")
     assert rec.loss == pytest.approx(float(per_sample.mean()), abs=1e-5)

@@ -62,8 +62,9 @@ def test_json_round_trip_exact(fit):
     back = FitResult.from_json(fit.to_json())
     assert back == fit
     assert back.params["alpha"] == fit.params["alpha"]  # full precision, never rounded
-    np.testing.assert_array_equal(back.predict(N=[1e9, 1e10], D=[2e10, 2e11]),
-                                  fit.predict(N=[1e9, 1e10], D=[2e10, 2e11]))
+    np.testing.assert_array_equal(
+        back.predict(N=[1e9, 1e10], D=[2e10, 2e11]), fit.predict(N=[1e9, 1e10], D=[2e10, 2e11])
+    )
 
 
 def test_compute_optimal_matches_formula(fit):
@@ -114,7 +115,8 @@ def test_simulated_chinchilla_recovered():
     N, D = _chinchilla_grid()
     rng = np.random.default_rng(0)
     L = (true["E"] + true["A"] / N ** true["alpha"] + true["B"] / D ** true["beta"]) * np.exp(
-        rng.normal(0, 0.003, len(N)))
+        rng.normal(0, 0.003, len(N))
+    )
     r = fit_chinchilla(N, D, L)
     assert r.params["E"] == pytest.approx(true["E"], rel=0.03)
     assert r.params["alpha"] == pytest.approx(true["alpha"], abs=0.04)

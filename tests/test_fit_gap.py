@@ -18,8 +18,13 @@ def paired(gamma0: float, gamma1: float, seed: int, sigma: float = 0.004) -> pd.
     sc = 10 ** (1.42 - 0.15 * np.log10(C) + rng.normal(0, sigma, len(C)))
     uc = sc * 10 ** (gamma0 + gamma1 * np.log10(C) + rng.normal(0, sigma, len(C)))
     runs = [f"r{i}" for i in range(len(C))]
-    return pd.concat([pd.DataFrame({"run_id": runs, "C": C, "loss": sc, "group": "SC"}),
-                      pd.DataFrame({"run_id": runs, "C": C, "loss": uc, "group": "UC"})], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame({"run_id": runs, "C": C, "loss": sc, "group": "SC"}),
+            pd.DataFrame({"run_id": runs, "C": C, "loss": uc, "group": "UC"}),
+        ],
+        ignore_index=True,
+    )
 
 
 def test_known_slope_is_recovered_within_its_interval() -> None:

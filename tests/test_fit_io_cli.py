@@ -16,8 +16,14 @@ from florenz_scaling.results import TABLE_COLUMNS
 DATA = Path(__file__).parent / "data" / "chinchilla_epoch.csv"
 F = {0.43e9: 56.0, 1.03e9: 151.0, 3.48e9: 466.0, 11.22e9: 1462.0}
 COEF = {"SC": (2.20, -0.13, -0.15), "UC": (2.30, -0.16, -0.04), "ST": (3.03, -0.15, -0.19)}
-PAIRS = [("caption", "en", "SC"), ("caption", "de", "SC"), ("caption", "fr", "UC"), ("caption", "es", "UC"),
-         ("translate", "de", "ST"), ("translate", "fr", "ST")]
+PAIRS = [
+    ("caption", "en", "SC"),
+    ("caption", "de", "SC"),
+    ("caption", "fr", "UC"),
+    ("caption", "es", "UC"),
+    ("translate", "de", "ST"),
+    ("translate", "fr", "ST"),
+]
 
 
 def demo_table(sizes=(0.43e9, 1.03e9, 3.48e9), steps=(500, 2000, 5000), seed=0) -> pd.DataFrame:
@@ -32,13 +38,29 @@ def demo_table(sizes=(0.43e9, 1.03e9, 3.48e9), steps=(500, 2000, 5000), seed=0) 
                 for task, lang, g in PAIRS:
                     b0, b1, b2 = COEF[g]
                     loss = 10 ** (b0 + b1 * np.log10(P) + b2 * np.log10(S) + rng.normal(0, 0.01))
-                    rows.append({
-                        "run_id": rid, "size": f"{P / 1e9:.2f}B", "family": "florenz", "params": int(P),
-                        "trainable_params": int(P * 0.6), "fwd_gmacs": F[P], "total_steps": st,
-                        "global_batch": 1024, "step": k, "seen_samples": S, "compute_gmacs": S * F[P] * 1.6,
-                        "task": task, "lang": lang, "group": g, "loss": loss, "samples": 100 + 10 * len(lang),
-                        "tokens": 3000, "final": k == st, "partial": False,
-                    })
+                    rows.append(
+                        {
+                            "run_id": rid,
+                            "size": f"{P / 1e9:.2f}B",
+                            "family": "florenz",
+                            "params": int(P),
+                            "trainable_params": int(P * 0.6),
+                            "fwd_gmacs": F[P],
+                            "total_steps": st,
+                            "global_batch": 1024,
+                            "step": k,
+                            "seen_samples": S,
+                            "compute_gmacs": S * F[P] * 1.6,
+                            "task": task,
+                            "lang": lang,
+                            "group": g,
+                            "loss": loss,
+                            "samples": 100 + 10 * len(lang),
+                            "tokens": 3000,
+                            "final": k == st,
+                            "partial": False,
+                        }
+                    )
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
@@ -129,8 +151,25 @@ def test_cli_fit_one_group_and_one_pair(sweep, tmp_path, capsys):
     assert main(["fit", str(sweep), "--law", "compute", "--group", "SC", "--json", str(out)]) == 0
     r = FitResult.from_json(out.read_text())
     assert r.group == "SC" and r.extras["points"] == "pareto-frontier" and sum(r.used) == r.n_points
-    assert main(["fit", str(sweep), "--law", "size-data", "--task", "translate", "--lang", "de",
-                 "--bootstrap", "20", "--json", "-"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(sweep),
+                "--law",
+                "size-data",
+                "--task",
+                "translate",
+                "--lang",
+                "de",
+                "--bootstrap",
+                "20",
+                "--json",
+                "-",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out.split("wrote")[-1].split("\n", 1)[1])
     assert d["task"] == "translate" and d["lang"] == "de" and set(d["ci"]) == {"beta0", "beta1", "beta2"}
 

@@ -25,8 +25,11 @@ def grid_points(coef: dict, seed: int, sigma: float = 0.01) -> pd.DataFrame:
     rows = []
     for g, (b0, b1, b2) in coef.items():
         L = 10 ** (b0 + b1 * np.log10(PP) + b2 * np.log10(SS) + rng.normal(0, sigma, len(PP)))
-        rows.append(pd.DataFrame({"N": PP, "D": SS, "C": C, "loss": L, "group": g,
-                                  "run_id": [f"r{i}" for i in range(len(PP))]}))
+        rows.append(
+            pd.DataFrame(
+                {"N": PP, "D": SS, "C": C, "loss": L, "group": g, "run_id": [f"r{i}" for i in range(len(PP))]}
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -67,8 +70,10 @@ def test_ols_intervals_pvalues_and_f_test_match_statsmodels() -> None:
     sm = pytest.importorskip("statsmodels.api")
     pts = grid_points(DIFFERENT, 3, sigma=0.02)
     sc = pts[pts["group"] == "SC"]
-    for r, X in ((fit_size_data(sc["N"], sc["D"], sc["loss"]), np.log10(sc[["N", "D"]].to_numpy())),
-                 (fit_compute(sc["C"], sc["loss"], frontier_only=False), np.log10(sc[["C"]].to_numpy()))):
+    for r, X in (
+        (fit_size_data(sc["N"], sc["D"], sc["loss"]), np.log10(sc[["N", "D"]].to_numpy())),
+        (fit_compute(sc["C"], sc["loss"], frontier_only=False), np.log10(sc[["C"]].to_numpy())),
+    ):
         ref = sm.OLS(np.log10(sc["loss"].to_numpy()), sm.add_constant(X)).fit()
         names = list(r.params)
         np.testing.assert_allclose([r.params[k] for k in names], ref.params, rtol=0, atol=1e-8)
@@ -98,10 +103,16 @@ def _saturating_points(alphas: dict, seed: int, objective_noise: str = "log") ->
     rows = []
     for g, (E, A, al) in alphas.items():
         mean = E + A * C**-al
-        L = mean * np.exp(rng.normal(0, 0.005, len(C))) if objective_noise == "log" else \
-            mean + rng.normal(0, 0.01, len(C))
-        rows.append(pd.DataFrame({"C": C, "N": C, "D": C, "loss": L, "group": g,
-                                  "run_id": [f"r{i}" for i in range(len(C))]}))
+        L = (
+            mean * np.exp(rng.normal(0, 0.005, len(C)))
+            if objective_noise == "log"
+            else mean + rng.normal(0, 0.01, len(C))
+        )
+        rows.append(
+            pd.DataFrame(
+                {"C": C, "N": C, "D": C, "loss": L, "group": g, "run_id": [f"r{i}" for i in range(len(C))]}
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -110,11 +121,16 @@ def test_nonlinear_joint_likelihood_ratio(objective: str) -> None:
     noise = "log" if objective == "huber-log" else "raw"
     same = {"SC": (1.5, 300.0, 0.3), "UC": (2.0, 200.0, 0.3)}
     apart = {"SC": (1.5, 300.0, 0.3), "UC": (2.0, 200.0, 0.2)}
-    p_same = [fit_joint(_saturating_points(same, s, noise), "saturating-compute", objective=objective,
-                        bootstrap=0).test["p_value"] for s in range(12)]
+    p_same = [
+        fit_joint(
+            _saturating_points(same, s, noise), "saturating-compute", objective=objective, bootstrap=0
+        ).test["p_value"]
+        for s in range(12)
+    ]
     assert np.mean(np.array(p_same) < 0.05) <= 0.25, p_same  # near-nominal with 12 seeds
-    j = fit_joint(_saturating_points(apart, 0, noise), "saturating-compute", objective=objective,
-                  bootstrap=30)
+    j = fit_joint(
+        _saturating_points(apart, 0, noise), "saturating-compute", objective=objective, bootstrap=30
+    )
     assert j.test["p_value"] < 1e-3 and j.test["df"] == 1 and "likelihood ratio" in j.test["method"]
     assert j.objective == objective and set(j.per_group["UC"]) == {"A", "E"}
     lo, hi = j.shared["alpha"]["ci"]

@@ -41,8 +41,9 @@ def loss_at(C: np.ndarray) -> np.ndarray:
     return 10.0 ** (LOSS_LAW[0] + LOSS_LAW[1] * np.log10(C))
 
 
-def simulated(q_of: str, metric: str = "attr_acc", noise: float = 0.0, seed: int = 0) -> tuple[pd.DataFrame,
-                                                                                                pd.DataFrame]:
+def simulated(
+    q_of: str, metric: str = "attr_acc", noise: float = 0.0, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(metrics.csv rows, group losses) of one group and pair on a size × budget grid; Q made by the
     two-stage law (``q_of="two_stage"``) or the direct law (``"direct"``), with Gaussian noise on Q."""
     rng = np.random.default_rng(seed)
@@ -55,12 +56,30 @@ def simulated(q_of: str, metric: str = "attr_acc", noise: float = 0.0, seed: int
             q = sigmoid_q(SIGMOID, loss) if q_of == "two_stage" else direct_q(DIRECT, C)
             q = float(np.clip(q + noise * rng.standard_normal(), 0.0, 1.0))
             rid = f"n{N:.0e}-d{D:.0e}"
-            rows.append({"run_id": rid, "size": f"{N:.0e}", "family": "florence", "params": N,
-                         "trainable_params": N, "fwd_gmacs": 3.0 * N, "total_steps": int(D),
-                         "global_batch": 1, "step": int(D), "seen_samples": D, "compute_gmacs": C,
-                         "task": "caption", "lang": "es", "group": "UC", "metric": metric,
-                         "decoding": "greedy", "value": scale * q, "n": 10**6, "final": True,
-                         "partial": False})
+            rows.append(
+                {
+                    "run_id": rid,
+                    "size": f"{N:.0e}",
+                    "family": "florence",
+                    "params": N,
+                    "trainable_params": N,
+                    "fwd_gmacs": 3.0 * N,
+                    "total_steps": int(D),
+                    "global_batch": 1,
+                    "step": int(D),
+                    "seen_samples": D,
+                    "compute_gmacs": C,
+                    "task": "caption",
+                    "lang": "es",
+                    "group": "UC",
+                    "metric": metric,
+                    "decoding": "greedy",
+                    "value": scale * q,
+                    "n": 10**6,
+                    "final": True,
+                    "partial": False,
+                }
+            )
             losses.append({"run_id": rid, "group": "UC", "loss": loss})
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS)), pd.DataFrame(losses)
 
@@ -164,8 +183,15 @@ def metrics_for(table: pd.DataFrame) -> pd.DataFrame:
                     continue
                 lift = 1.3 if decoding.endswith("+prefix") else 1.0
                 q = min(1.0, lift * float(sigmoid_q({"lo": 0.01, "span": 0.9, "k": 2.5, "L0": 4.2}, r.loss)))
-                rows.append({**{c: getattr(r, c) for c in METRIC_COLUMNS if hasattr(r, c)}, "metric": metric,
-                             "decoding": decoding, "value": metric_scale(metric) * q, "n": 32})
+                rows.append(
+                    {
+                        **{c: getattr(r, c) for c in METRIC_COLUMNS if hasattr(r, c)},
+                        "metric": metric,
+                        "decoding": decoding,
+                        "value": metric_scale(metric) * q,
+                        "n": 32,
+                    }
+                )
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
 
 

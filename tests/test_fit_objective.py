@@ -23,8 +23,11 @@ def test_chinchilla_recovered_with_either_objective(objective: str) -> None:
     N, D = _grid()
     rng = np.random.default_rng(0)
     mean = TRUE_CH["E"] + TRUE_CH["A"] / N ** TRUE_CH["alpha"] + TRUE_CH["B"] / D ** TRUE_CH["beta"]
-    L = mean * np.exp(rng.normal(0, 0.003, len(N))) if objective == "huber-log" else \
-        mean + rng.normal(0, 0.006, len(N))
+    L = (
+        mean * np.exp(rng.normal(0, 0.003, len(N)))
+        if objective == "huber-log"
+        else mean + rng.normal(0, 0.006, len(N))
+    )
     for method in ("lbfgs", "varpro"):
         r = fit_chinchilla(N, D, L, objective=objective, method=method)
         assert r.solver["objective"] == objective

@@ -76,9 +76,17 @@ def test_old_files_without_a_verdict_load_and_get_one_computed() -> None:
 
 
 def test_reasons_name_the_measured_diagnostics() -> None:
-    r = FitResult(law="compute", params={"alpha0": 1.0, "alpha1": -0.1}, ci={"alpha1": [-1.5, 0.9]},
-                  n_points=3, dof=1, method="ols", covariance=[[1.0, 0.0], [0.0, 1.0]], status="converged",
-                  rollout={"mean_abs_rel_error": 0.2})
+    r = FitResult(
+        law="compute",
+        params={"alpha0": 1.0, "alpha1": -0.1},
+        ci={"alpha1": [-1.5, 0.9]},
+        n_points=3,
+        dof=1,
+        method="ols",
+        covariance=[[1.0, 0.0], [0.0, 1.0]],
+        status="converged",
+        rollout={"mean_abs_rel_error": 0.2},
+    )
     v = assess(r)
     assert v.level == "not identifiable"  # interval 24× the estimate
     assert any("24×" in x for x in v.reasons) and any("20%" in x for x in v.reasons)

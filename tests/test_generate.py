@@ -68,7 +68,7 @@ def test_beam_search_finds_at_least_the_greedy_log_probability() -> None:
 
     def logprob(i: int, out: list[int]) -> float:
         seq = torch.tensor([[BOS, *out, EOS]])
-        one = {k: batch[k][i:i + 1] for k in ("pixel_values", "input_ids", "attention_mask")}
+        one = {k: batch[k][i : i + 1] for k in ("pixel_values", "input_ids", "attention_mask")}
         logp = torch.log_softmax(model(**one, decoder_input_ids=seq[:, :-1]).float(), -1)[0]
         return float(logp.gather(1, seq[0, 1:, None]).sum()) / seq[0, 1:].numel()
 
@@ -83,8 +83,10 @@ def test_the_prefix_is_given_not_generated() -> None:
     model, batch = model_and_batch("T-0.2M", seed=1)
     prefix = [5, 6, 7]
     out = greedy_search(model, batch, prefix, max_new=4, bos=BOS, eos=EOS)
-    logits = model(**{k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")},
-                   decoder_input_ids=torch.tensor([[BOS, *prefix]] * 3))
+    logits = model(
+        **{k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")},
+        decoder_input_ids=torch.tensor([[BOS, *prefix]] * 3),
+    )
     first = logits[:, -1].argmax(-1).tolist()
     for o, f in zip(out, first, strict=True):  # the output starts after the prefix
         assert (o[:1] or [EOS]) == [f]
@@ -124,8 +126,9 @@ def test_generation_records_cover_every_pair_and_are_typed(heldout) -> None:
     model = build_model("T-0.2M", seed=0)
     dec = decodings(beam=2, greedy=True, prefix=True, no_prefix=True)
     assert [d.name for d in dec] == ["greedy", "beam2", "greedy+prefix", "beam2+prefix"]
-    metrics, examples = generation_records(model, heldout, dec, run_id="r", step=5, seen_samples=40,
-                                           max_samples=2, batch_size=4, examples=1)
+    metrics, examples = generation_records(
+        model, heldout, dec, run_id="r", step=5, seen_samples=40, max_samples=2, batch_size=4, examples=1
+    )
     fields = {f.name for f in dataclasses.fields(MetricRecord)}
     assert all(set(r) == fields for r in metrics)
     recs = [MetricRecord.from_dict(r) for r in metrics]
@@ -141,14 +144,29 @@ def test_generation_records_cover_every_pair_and_are_typed(heldout) -> None:
 
 def test_the_generation_spec_keeps_existing_run_ids() -> None:
     # The demo sweep's T-1.3M × 120-step run as planned before generation existed, and its id then.
-    train = spec.TrainSpec(lr=1e-3, warmup_steps=10, micro_batch=16, precision="fp32", eval_every=30,
-                           checkpoint_every=30, threads=1)
-    run = spec.RunSpec(sweep="demo", size="T-1.3M", steps=120, global_batch=16, train=train,
-                       data=spec.DataSpec(heldout_per_pair=32))
+    train = spec.TrainSpec(
+        lr=1e-3,
+        warmup_steps=10,
+        micro_batch=16,
+        precision="fp32",
+        eval_every=30,
+        checkpoint_every=30,
+        threads=1,
+    )
+    run = spec.RunSpec(
+        sweep="demo",
+        size="T-1.3M",
+        steps=120,
+        global_batch=16,
+        train=train,
+        data=spec.DataSpec(heldout_per_pair=32),
+    )
     assert run.run_id == "T-1.3M-s120-a8643fffd8"
     assert "generate" in spec.to_plain(run)  # written to run.yaml, hashed only when not the default
     changed = dataclasses.replace(run, generate=dataclasses.replace(run.generate, beam=2))
     assert changed.run_id != run.run_id
     with pytest.raises(spec.SpecError, match="generate.beam"):
-        spec.from_dict(spec.SweepSpec, {"name": "x", "sizes": ["T-0.2M"], "grid": {"steps": [2]},
-                                        "generate": {"beam": 0}})
+        spec.from_dict(
+            spec.SweepSpec,
+            {"name": "x", "sizes": ["T-0.2M"], "grid": {"steps": [2]}, "generate": {"beam": 0}},
+        )

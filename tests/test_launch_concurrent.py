@@ -35,8 +35,9 @@ def _race(repo: Path, out: Path) -> list[tuple[list[str], dict[str, str]]]:
 
 
 @pytest.mark.parametrize("attempt", range(4))
-def test_concurrent_launches_submit_each_run_exactly_once(repo: Path, tmp_path: Path, attempt: int,
-                                                         monkeypatch) -> None:
+def test_concurrent_launches_submit_each_run_exactly_once(
+    repo: Path, tmp_path: Path, attempt: int, monkeypatch
+) -> None:
     monkeypatch.setenv("FLORENZ_SLEEP_S", "3")  # the first launch's runs are still live when the second looks
     results = _race(repo, tmp_path)
     submitted = [r for subs, _ in results for r in subs]
@@ -58,8 +59,18 @@ def test_a_run_with_non_finite_final_losses_is_diverged_not_done(repo: Path, tmp
     run = plan[0]
     rd = SweepDir(tmp_path).run(run.run_id)
     rd.root.mkdir(parents=True)
-    rec = dict(run_id=run.run_id, step=run.run.steps, seen_samples=1, kind="eval", task="caption", lang="en",
-               group="SC", loss=0.0, samples=8, tokens=8)
+    rec = dict(
+        run_id=run.run_id,
+        step=run.run.steps,
+        seen_samples=1,
+        kind="eval",
+        task="caption",
+        lang="en",
+        group="SC",
+        loss=0.0,
+        samples=8,
+        tokens=8,
+    )
     rd.losses.write_text(json.dumps(rec).replace('"loss": 0.0', '"loss": NaN') + "\n")
     rd.done.write_text("{}\n")
     rows = {r.run_id: r for r in sweep_status(tmp_path, scheduler=False)}

@@ -23,8 +23,14 @@ from florenz_scaling.results.metrics import (
 
 
 def make_run(root: Path, steps: int, size: str = "T-0.2M") -> str:
-    run = spec.RunSpec(sweep="s", size=size, steps=steps, global_batch=8, train=spec.TrainSpec(micro_batch=8),
-                       data=spec.DataSpec())
+    run = spec.RunSpec(
+        sweep="s",
+        size=size,
+        steps=steps,
+        global_batch=8,
+        train=spec.TrainSpec(micro_batch=8),
+        data=spec.DataSpec(),
+    )
     rd = SweepDir(root).run(run.run_id)
     rd.root.mkdir(parents=True)
     spec.dump_yaml(run, rd.run_yaml)
@@ -32,8 +38,19 @@ def make_run(root: Path, steps: int, size: str = "T-0.2M") -> str:
 
 
 def record(run_id: str, step: int, metric: str = "bleu", value: float = 12.5, **kw: object) -> dict:
-    return {"run_id": run_id, "step": step, "seen_samples": step * 8, "task": "caption", "lang": "es",
-            "group": "UC", "metric": metric, "decoding": "beam4+prefix", "value": value, "n": 32, **kw}
+    return {
+        "run_id": run_id,
+        "step": step,
+        "seen_samples": step * 8,
+        "task": "caption",
+        "lang": "es",
+        "group": "UC",
+        "metric": metric,
+        "decoding": "beam4+prefix",
+        "value": value,
+        "n": 32,
+        **kw,
+    }
 
 
 def write(root: Path, run_id: str, lines: list[str]) -> Path:
@@ -52,7 +69,7 @@ def test_collects_every_run_into_metrics_csv(tmp_path: Path) -> None:
     assert len(rows) == 4 and not report.problems and len(report.runs_without_metrics) == 1
     with open(SweepDir(tmp_path).metrics_csv, newline="") as fh:
         table = list(csv.DictReader(fh))
-    assert tuple(table[0])[:len(METRIC_COLUMNS)] == METRIC_COLUMNS
+    assert tuple(table[0])[: len(METRIC_COLUMNS)] == METRIC_COLUMNS
     final = [r for r in rows if r["run_id"] == b]
     assert [(r["step"], r["final"], r["partial"]) for r in final] == [(4, False, False), (8, True, False)]
     assert all(r["partial"] for r in rows if r["run_id"] == a)

@@ -90,12 +90,20 @@ def test_closed_gates_leave_gemma_unchanged() -> None:
 
 def tiny_florence2(size) -> Florence2ForConditionalGeneration:
     enc, dec = size.encoder, size.decoder
-    text = BartConfig(vocab_size=enc.vocab, d_model=enc.d_model, encoder_layers=enc.layers,
-                      decoder_layers=getattr(dec, "layers", enc.layers), encoder_attention_heads=enc.heads,
-                      decoder_attention_heads=enc.heads, encoder_ffn_dim=enc.ffn, decoder_ffn_dim=enc.ffn,
-                      max_position_embeddings=enc.max_positions)
-    return Florence2ForConditionalGeneration(Florence2Config(vision_config=vision_hf_config(size),
-                                                             text_config=text))
+    text = BartConfig(
+        vocab_size=enc.vocab,
+        d_model=enc.d_model,
+        encoder_layers=enc.layers,
+        decoder_layers=getattr(dec, "layers", enc.layers),
+        encoder_attention_heads=enc.heads,
+        decoder_attention_heads=enc.heads,
+        encoder_ffn_dim=enc.ffn,
+        decoder_ffn_dim=enc.ffn,
+        max_position_embeddings=enc.max_positions,
+    )
+    return Florence2ForConditionalGeneration(
+        Florence2Config(vision_config=vision_hf_config(size), text_config=text)
+    )
 
 
 def test_load_florence2_checkpoint_round_trip(tmp_path: Path) -> None:
@@ -108,14 +116,16 @@ def test_load_florence2_checkpoint_round_trip(tmp_path: Path) -> None:
     assert report.loaded and not report.resized
     s = src.state_dict()
     own = model.state_dict()
-    pairs = {"vision_tower.convs.0.conv.weight": "model.vision_tower.convs.0.conv.weight",
-             "multi_modal_projector.image_projection.weight":
-                 "model.multi_modal_projector.image_projection.weight",
-             "encoder.layers.0.self_attn.q_proj.weight":
-                 "model.language_model.encoder.layers.0.self_attn.q_proj.weight",
-             "decoder.decoder.layers.0.fc1.weight": "model.language_model.decoder.layers.0.fc1.weight",
-             "encoder.embed_tokens.weight": "model.language_model.shared.weight",
-             "decoder.decoder.embed_tokens.weight": "model.language_model.shared.weight"}
+    lm = "model.language_model"
+    pairs = {
+        "vision_tower.convs.0.conv.weight": "model.vision_tower.convs.0.conv.weight",
+        "multi_modal_projector.image_projection.weight": "model.multi_modal_projector.image_projection."
+        "weight",
+        "encoder.layers.0.self_attn.q_proj.weight": f"{lm}.encoder.layers.0.self_attn.q_proj.weight",
+        "decoder.decoder.layers.0.fc1.weight": "model.language_model.decoder.layers.0.fc1.weight",
+        "encoder.embed_tokens.weight": "model.language_model.shared.weight",
+        "decoder.decoder.embed_tokens.weight": "model.language_model.shared.weight",
+    }
     for ours, theirs in pairs.items():
         assert torch.equal(own[ours], s[theirs]), ours
     for key, value in src.model.vision_tower.state_dict().items():
@@ -136,12 +146,15 @@ def test_load_gemma2_checkpoint_into_a_gemma_size(tmp_path: Path) -> None:
     own = model.state_dict()
     for key, value in gemma.state_dict().items():
         assert torch.equal(own[f"decoder.lm.{key}"], value), key
-    assert torch.equal(own["encoder.layers.0.fc1.weight"],
-                       florence.state_dict()["model.language_model.encoder.layers.0.fc1.weight"])
+    assert torch.equal(
+        own["encoder.layers.0.fc1.weight"],
+        florence.state_dict()["model.language_model.encoder.layers.0.fc1.weight"],
+    )
     assert any(k.startswith("model.language_model.decoder.") for k in report.skipped)
     assert torch.equal(model.decoder.xattn[0].q_proj.weight, xattn_before), "new modules keep their init"
-    assert torch.equal(model.decoder.xattn[0].norm.weight,
-                       model.decoder.lm.model.layers[0].post_attention_layernorm.weight)
+    assert torch.equal(
+        model.decoder.xattn[0].norm.weight, model.decoder.lm.model.layers[0].post_attention_layernorm.weight
+    )
     assert not model.decoder.lm.model.layers[0].mlp.up_proj.weight.requires_grad
 
 

@@ -71,7 +71,9 @@ def test_run_ids_are_stable_and_depend_on_the_spec() -> None:
 
 
 def test_duplicate_runs_are_merged() -> None:
-    spec = load_sweep(SWEEPS / "demo.yaml", ["extra_runs=[{size: T-0.5M, steps: 250}]"])  # already in the grid
+    spec = load_sweep(
+        SWEEPS / "demo.yaml", ["extra_runs=[{size: T-0.5M, steps: 250}]"]
+    )  # already in the grid
     assert len(make_plan(spec)) == 9
 
 

@@ -32,8 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 # The paper's Tables 2-3 as the repository ships them (fits/paper_coefficients.json).
 PAPER = json.loads((REPO / "fits" / "paper_coefficients.json").read_text())
 # In reading order, as plots/index.json lists them.
-FIGURES = ("loss_vs_compute", "loss_vs_params", "loss_vs_samples", "training_curves", "fit_residuals",
-           "compute_optimal")
+FIGURES = (
+    "loss_vs_compute",
+    "loss_vs_params",
+    "loss_vs_samples",
+    "training_curves",
+    "fit_residuals",
+    "compute_optimal",
+)
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,11 @@ SIZES = {"T-0.5M": 0.52e6, "T-1.3M": 1.3e6, "T-3.7M": 3.7e6, "T-10M": 10.1e6}
 STEPS = (100, 200, 400, 800)
 BATCH = 32
 EVAL_EVERY = 50
-PAIRS = {"SC": (("caption", "en"), ("caption", "de")), "UC": (("caption", "es"), ("caption", "zh")),
-         "ST": (("translate", "es"), ("translate", "zh"))}
+PAIRS = {
+    "SC": (("caption", "en"), ("caption", "de")),
+    "UC": (("caption", "es"), ("caption", "zh")),
+    "ST": (("translate", "es"), ("translate", "zh")),
+}
 # log10 L = b0 + b1 log10 P + b2 log10 S per group: loss 3.5–6 nats, the range of the tiny demo models.
 BUDGETS = (1e9, 1e10, 1e11, 1e12, 1e13)  # 6·N·D compute budgets for the Chinchilla allocation
 PARTIAL_RUN = "t-10m-s800"  # the shared sweep's one unfinished run
@@ -60,14 +63,29 @@ def make_table(seed: int = 0, partial_run: str | None = None) -> pd.DataFrame:
                         # Checkpoints before the schedule's end sit a little above the law (lr not annealed).
                         bump = 1.0 if step == total else 1.04
                         loss = true_loss(group, P, S) * (1.0 + 0.03 * i) * bump * rng.lognormal(0, 0.01)
-                        rows.append({
-                            "run_id": rid, "size": size, "family": "florence", "params": int(P),
-                            "trainable_params": int(Pt), "fwd_gmacs": F, "total_steps": total,
-                            "global_batch": BATCH, "step": step, "seen_samples": S,
-                            "compute_gmacs": S * F * (1 + Pt / P), "task": task, "lang": lang, "group": group,
-                            "loss": loss, "samples": 64, "tokens": 64 * 30, "final": step == last,
-                            "partial": rid == partial_run,
-                        })
+                        rows.append(
+                            {
+                                "run_id": rid,
+                                "size": size,
+                                "family": "florence",
+                                "params": int(P),
+                                "trainable_params": int(Pt),
+                                "fwd_gmacs": F,
+                                "total_steps": total,
+                                "global_batch": BATCH,
+                                "step": step,
+                                "seen_samples": S,
+                                "compute_gmacs": S * F * (1 + Pt / P),
+                                "task": task,
+                                "lang": lang,
+                                "group": group,
+                                "loss": loss,
+                                "samples": 64,
+                                "tokens": 64 * 30,
+                                "final": step == last,
+                                "partial": rid == partial_run,
+                            }
+                        )
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
@@ -92,8 +110,11 @@ def make_sweep(root: Path, seed: int = 0, partial_run: str | None = None, fits: 
     train = train_losses(table)
     (root / "sweep.yaml").write_text("name: synthetic-test\nsizes: [T-0.5M, T-1.3M, T-3.7M, T-10M]\n")
     first = {c: (c, "first") for c in ("size", "params", "trainable_params", "fwd_gmacs")}
-    plan = (table.groupby("run_id", sort=False)
-            .agg(**first, steps=("total_steps", "first"), batch=("global_batch", "first")).reset_index())
+    plan = (
+        table.groupby("run_id", sort=False)
+        .agg(**first, steps=("total_steps", "first"), batch=("global_batch", "first"))
+        .reset_index()
+    )
     plan["seen_samples"] = plan["steps"] * plan["batch"]
     ratio = 1 + plan["trainable_params"] / plan["params"]
     plan["compute_gmacs"] = plan["seen_samples"] * plan["fwd_gmacs"] * ratio
@@ -109,10 +130,40 @@ def make_sweep(root: Path, seed: int = 0, partial_run: str | None = None, fits: 
         run = root / "runs" / rid
         w = RecordWriter(run / "losses.jsonl")
         tr = train[train["run_id"] == rid]
-        w.write([LossRecord(rid, int(r.step), int(r.seen_samples), "train", "", "", "", float(r.loss), BATCH,
-                            BATCH * 30) for r in tr.itertuples()])
-        w.write([LossRecord(rid, int(r.step), int(r.seen_samples), "eval", r.task, r.lang, r.group,
-                            float(r.loss), int(r.samples), int(r.tokens)) for r in d.itertuples()])
+        w.write(
+            [
+                LossRecord(
+                    rid,
+                    int(r.step),
+                    int(r.seen_samples),
+                    "train",
+                    "",
+                    "",
+                    "",
+                    float(r.loss),
+                    BATCH,
+                    BATCH * 30,
+                )
+                for r in tr.itertuples()
+            ]
+        )
+        w.write(
+            [
+                LossRecord(
+                    rid,
+                    int(r.step),
+                    int(r.seen_samples),
+                    "eval",
+                    r.task,
+                    r.lang,
+                    r.group,
+                    float(r.loss),
+                    int(r.samples),
+                    int(r.tokens),
+                )
+                for r in d.itertuples()
+            ]
+        )
         w.close()
         if rid != partial_run:
             (run / "DONE").write_text("")

@@ -23,8 +23,11 @@ from florenz_scaling.plot import plot_sweep
 from florenz_scaling.report import run_states, write_report
 
 FIGURE_HEADINGS = (
-    "Held-out loss vs training compute", "Predicted loss vs model size at a fixed seen-samples budget",
-    "Loss vs seen samples per task and language", "Training curves", "Fit residuals",
+    "Held-out loss vs training compute",
+    "Predicted loss vs model size at a fixed seen-samples budget",
+    "Loss vs seen samples per task and language",
+    "Training curves",
+    "Fit residuals",
     "Compute-optimal model size (Chinchilla form)",
 )
 
@@ -65,14 +68,16 @@ def test_report_embeds_the_files_plot_wrote_in_index_order(plotted: Path, report
     imgs = re.findall(r"<img [^>]*src=\"data:image/png;base64,([^\"]*)\"", report)
     files = [(plotted / "plots" / f["files"][0]).read_bytes() for f in index]
     assert [base64.b64decode(s) for s in imgs] == files
-    assert re.findall(r"<h3>([^<]*)</h3></?p", report)[-len(index):] == [f["title"] for f in index]
+    assert re.findall(r"<h3>([^<]*)</h3></?p", report)[-len(index) :] == [f["title"] for f in index]
     assert "older than" not in report
 
 
 def test_report_reads_files_only_and_never_imports_plot(plotted: Path, tmp_path: Path) -> None:
     root = shutil.copytree(plotted, tmp_path / "sweep")
-    code = ("import sys; from florenz_scaling.report import write_report; write_report(sys.argv[1]); "
-            "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'florenz_scaling.plot'))))")
+    code = (
+        "import sys; from florenz_scaling.report import write_report; write_report(sys.argv[1]); "
+        "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'florenz_scaling.plot'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert (root / "report.html").read_text().count("<img ") == len(FIGURE_HEADINGS)
@@ -143,8 +148,9 @@ def test_report_of_a_sweep_without_results(tmp_path: Path) -> None:
     assert states.loc["t-0.5m-s100", "state"] == "done"  # DONE wins over a stale failure
 
 
-def test_cli_report_alone_on_a_plotted_sweep(plotted: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_report_alone_on_a_plotted_sweep(
+    plotted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = shutil.copytree(plotted, tmp_path / "sweep")
     (root / "report.html").unlink(missing_ok=True)
     assert main(["report", str(root)]) == 0
@@ -198,15 +204,42 @@ def test_headline_reads_both_conditioning_layouts_and_metrics(plotted: Path, tmp
     rows = []
     for size, params in (("T-0.5M", 0.52e6), ("T-10M", 10.1e6)):
         for group, lang in (("SC", "en"), ("UC", "es")):
-            rows.append({"run_id": f"{size.lower()}-s400", "size": size, "params": params, "total_steps": 400,
-                         "step": 400, "seen_samples": 12800, "task": "caption", "lang": lang, "group": group,
-                         "loss": 4.0, "samples": 64, "partial": False, "image_shuffled_loss": 4.4,
-                         "prompt_shuffled_loss": 4.04, "shuffled_loss": ""})
+            rows.append(
+                {
+                    "run_id": f"{size.lower()}-s400",
+                    "size": size,
+                    "params": params,
+                    "total_steps": 400,
+                    "step": 400,
+                    "seen_samples": 12800,
+                    "task": "caption",
+                    "lang": lang,
+                    "group": group,
+                    "loss": 4.0,
+                    "samples": 64,
+                    "partial": False,
+                    "image_shuffled_loss": 4.4,
+                    "prompt_shuffled_loss": 4.04,
+                    "shuffled_loss": "",
+                }
+            )
     pd.DataFrame(rows).to_csv(root / "conditioning.csv", index=False)
-    metrics = [{"run_id": r["run_id"], "size": r["size"], "params": r["params"], "step": 400,
-                "seen_samples": 12800, "task": "caption", "lang": r["lang"], "group": r["group"],
-                "metric": "attribute_accuracy", "decoding": "greedy",
-                "value": 0.2 if r["params"] < 1e6 else 0.6} for r in rows]
+    metrics = [
+        {
+            "run_id": r["run_id"],
+            "size": r["size"],
+            "params": r["params"],
+            "step": 400,
+            "seen_samples": 12800,
+            "task": "caption",
+            "lang": r["lang"],
+            "group": r["group"],
+            "metric": "attribute_accuracy",
+            "decoding": "greedy",
+            "value": 0.2 if r["params"] < 1e6 else 0.6,
+        }
+        for r in rows
+    ]
     pd.DataFrame(metrics).to_csv(root / "metrics.csv", index=False)
     h = sweep_headline(root)
     uc = next(c for c in h["conditioning"] if c["group"] == "UC")

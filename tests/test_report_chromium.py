@@ -19,13 +19,23 @@ from florenz_scaling.report import write_report
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.chromium,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="Debian's chromium is not installed: run scripts/install-chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed: run scripts/install-chromium"
+    ),
 ]
 # Headless, offline, no profile state shared with anything else: the page must render from the file alone.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--virtual-time-budget=10000")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=10000",
+)
 # Appended to a copy of the report (never to the report itself, which has no script): records, once the page
 # has loaded, whether each <img> decoded and its natural size, where --dump-dom can read it.
 PROBE = """<script>window.addEventListener('load', () => {
@@ -37,8 +47,13 @@ PROBE = """<script>window.addEventListener('load', () => {
 
 
 def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
-                          capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        [str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +120,9 @@ def test_headline_is_the_first_section_and_names_every_group(report: Path, tmp_p
     assert got["top"] < got["figures"]
 
 
-def test_example_thumbnails_and_metric_figures_decode(tmp_path_factory: pytest.TempPathFactory,
-                                                      tmp_path: Path) -> None:
+def test_example_thumbnails_and_metric_figures_decode(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     """A sweep with generation metrics and decoded examples: its metric figures and every 64×64 thumbnail
     of "What the model says" decode in the browser."""
     from test_fit_metrics import sweep_with_metrics

@@ -41,12 +41,24 @@ def write_examples(root: Path, run: str, step: int, *, evil: bool = False) -> No
                 if decoding.endswith("+prefix") and task != "caption":
                     continue
                 for i in range(3):
-                    lines.append(json.dumps({
-                        "run_id": run, "step": step, "task": task, "lang": lang, "index": i,
-                        "decoding": decoding, "prompt": EVIL if evil else f"<CAPTION> {lang}",
-                        "prefix": "La imagen muestra" if decoding.endswith("+prefix") else "",
-                        "reference": f"ref {run} {i}", "output": f"out {run} {decoding} {i} & more",
-                        "image_png": png_b64(i)}, ensure_ascii=False))
+                    lines.append(
+                        json.dumps(
+                            {
+                                "run_id": run,
+                                "step": step,
+                                "task": task,
+                                "lang": lang,
+                                "index": i,
+                                "decoding": decoding,
+                                "prompt": EVIL if evil else f"<CAPTION> {lang}",
+                                "prefix": "La imagen muestra" if decoding.endswith("+prefix") else "",
+                                "reference": f"ref {run} {i}",
+                                "output": f"out {run} {decoding} {i} & more",
+                                "image_png": png_b64(i),
+                            },
+                            ensure_ascii=False,
+                        )
+                    )
     (root / "runs" / run / "examples.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -91,7 +103,7 @@ def test_examples_are_escaped_and_images_are_real_pngs(report: str) -> None:
     for src in thumbs:
         with Image.open(io.BytesIO(base64.b64decode(src))) as im:
             assert im.size == (64, 64)
-    assert thumbnail("not base64 \" onerror=alert(1)") == '<span class="muted">no image</span>'
+    assert thumbnail('not base64 " onerror=alert(1)') == '<span class="muted">no image</span>'
     gif = base64.b64encode(b"GIF89a" + b"\0" * 20).decode()
     assert "no image" in thumbnail(gif) and "no image" in thumbnail(None)
     assert "no image" in thumbnail(base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 40_000).decode())
@@ -110,8 +122,11 @@ def test_damaged_examples_file_is_reported_not_fatal(sweep: Path, tmp_path: Path
 
 
 def test_pick_examples_without_prefix_decodings() -> None:
-    recs = [{"task": "translate", "lang": "zh", "decoding": d, "index": i} for d in ("greedy", "beam4")
-            for i in range(3)]
+    recs = [
+        {"task": "translate", "lang": "zh", "decoding": d, "index": i}
+        for d in ("greedy", "beam4")
+        for i in range(3)
+    ]
     picked = pick_examples(recs)
     assert [(r["decoding"], r["index"]) for r in picked] == [("beam4", 0), ("beam4", 1)]
     assert pick_examples([]) == []

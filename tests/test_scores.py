@@ -14,8 +14,13 @@ from florenz_scaling.data.world import MAX_COUNT, sample_scene
 from florenz_scaling.train import score
 
 LANGS = ("en", "de", "fr", "es", "ru", "zh")
-VALUES = {"shape": SHAPES, "colour": COLOURS, "size": SIZES, "position": POSITIONS,
-          "count": tuple(range(1, MAX_COUNT + 1))}
+VALUES = {
+    "shape": SHAPES,
+    "colour": COLOURS,
+    "size": SIZES,
+    "position": POSITIONS,
+    "count": tuple(range(1, MAX_COUNT + 1)),
+}
 
 
 def scenes(n: int, seed: int = 0) -> list:
@@ -39,8 +44,9 @@ def test_each_changed_attribute_costs_exactly_one_object(lang: str, attr: str) -
         objs = list(scene.objects)
         i = len(objs) - 1
         taken = {o.position for o in objs}
-        value = next(v for v in VALUES[attr] if v != getattr(objs[i], attr)
-                     and (attr != "position" or v not in taken))
+        value = next(
+            v for v in VALUES[attr] if v != getattr(objs[i], attr) and (attr != "position" or v not in taken)
+        )
         wrong = objs[:i] + [objs[i]._replace(**{attr: value})]
         for framed in (False, True):
             text = "".join(describe(wrong, lang, framed))
@@ -60,8 +66,11 @@ def test_missing_and_extra_objects(lang: str) -> None:
     assert got["exact"] == 1 and got["shape"] == 1  # the second object is not described
     extra = objs + (Obj("cross", "black", "small", "bottom right", 2),)
     assert score.attribute_scores("".join(describe(extra, lang, True)), objs, lang)["exact"] == 2
-    assert score.attribute_scores("", objs, lang) == {"objects": 2, "exact": 0, **dict.fromkeys(
-        score.ATTRIBUTES, 0)}
+    assert score.attribute_scores("", objs, lang) == {
+        "objects": 2,
+        "exact": 0,
+        **dict.fromkeys(score.ATTRIBUTES, 0),
+    }
 
 
 def test_wrong_agreement_is_not_exact_but_states_the_attributes() -> None:

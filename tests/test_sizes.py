@@ -19,10 +19,15 @@ def test_analytic_counts_match_the_module_on_meta(name: str) -> None:
     assert trainable == counts["trainable"]
 
 
-@pytest.mark.parametrize("name,expected_p,expected_pt", [
-    ("F-0.4B", 0.43e9, 338e6), ("F-1.0B", 1.03e9, 677e6),
-    ("F-3.5B", 3.48e9, 1.10e9), ("F-11.2B", 11.22e9, 2.53e9),
-])
+@pytest.mark.parametrize(
+    "name,expected_p,expected_pt",
+    [
+        ("F-0.4B", 0.43e9, 338e6),
+        ("F-1.0B", 1.03e9, 677e6),
+        ("F-3.5B", 3.48e9, 1.10e9),
+        ("F-11.2B", 11.22e9, 2.53e9),
+    ],
+)
 def test_paper_sizes_match_the_paper(name: str, expected_p: float, expected_pt: float) -> None:
     s = SIZES[name]
     assert abs(s.params / expected_p - 1) < 0.03

@@ -32,45 +32,84 @@ BAD = [
     ("unknown size", {"sizes": ["T-0.2M", "F-99B"]}, "sizes[1]"),
     ("batch not divisible", {"train": {"micro_batch": 5}}, "grid.global_batch"),
     ("world size breaks divisibility", {"train": {"world_size": 3}}, "grid.global_batch"),
-    ("held-out language not in dataset", {"data": {"languages": ["en", "de", "fr", "es", "ru"],
-                                                   "translation_languages": ["de", "fr", "es", "ru"]}},
-     "data.groups.UC[1]"),
+    (
+        "held-out language not in dataset",
+        {
+            "data": {
+                "languages": ["en", "de", "fr", "es", "ru"],
+                "translation_languages": ["de", "fr", "es", "ru"],
+            }
+        },
+        "data.groups.UC[1]",
+    ),
     ("held-out task unknown", {"data": {"groups": {"UC": [["describe", "es"]]}}}, "data.groups.UC[0]"),
-    ("caption language outside the list", {"data": {"languages": ["en", "fr", "es", "zh", "ru", "de"],
-                                                    "caption_languages": ["en", "it"]}},
-     "data.caption_languages[1]"),
+    (
+        "caption language outside the list",
+        {"data": {"languages": ["en", "fr", "es", "zh", "ru", "de"], "caption_languages": ["en", "it"]}},
+        "data.caption_languages[1]",
+    ),
     ("bad ZeRO stage", {"train": {"zero_stage": 4}}, "train.zero_stage"),
     ("bad precision literal", {"train": {"precision": "fp8"}}, "train.precision"),
     ("grid and budget both", {"budget": {"compute_gmacs": [10.0], "global_batch": 16}}, "budget"),
-    ("steps and seen samples both", {"grid": {"steps": [10], "seen_samples": [160], "global_batch": 16}},
-     "grid.steps"),
+    (
+        "steps and seen samples both",
+        {"grid": {"steps": [10], "seen_samples": [160], "global_batch": 16}},
+        "grid.steps",
+    ),
     ("negative learning rate", {"train": {"lr": -1.0}}, "train.lr"),
     ("image size not a multiple of 32", {"data": {"image_size": 50}}, "data.image_size"),
     ("vocabulary too large for tiny sizes", {"data": {"vocab_size": 4096}}, "data.vocab_size"),
-    ("unknown resource field per size", {"launch": {"per_size": {"T-0.2M": {"gpus": 2}}}},
-     "launch.per_size.T-0.2M.gpus"),
+    (
+        "unknown resource field per size",
+        {"launch": {"per_size": {"T-0.2M": {"gpus": 2}}}},
+        "launch.per_size.T-0.2M.gpus",
+    ),
     ("utilisation above 1", {"cost": {"utilisation": 1.5}}, "cost.utilisation"),
     ("webdataset without a path", {"data": {"kind": "webdataset"}}, "data.path"),
     ("unknown fit law", {"fit": {"laws": ["compute", "kaplan"]}}, "fit.laws[1]"),
-    ("Gemma checkpoint for a BART size", {"pretrained": {"T-0.2M": {"gemma": "/models/gemma-2-2b"}}},
-     "pretrained.T-0.2M.gemma"),
-    ("checkpoint for an unknown size", {"pretrained": {"F-9B": {"florence": "/models/florence-2"}}},
-     "pretrained.F-9B"),
-    ("misspelt checkpoint kind", {"pretrained": {"T-0.2M": {"florance": "/models/florence-2"}}},
-     "pretrained.T-0.2M.florance"),
+    (
+        "Gemma checkpoint for a BART size",
+        {"pretrained": {"T-0.2M": {"gemma": "/models/gemma-2-2b"}}},
+        "pretrained.T-0.2M.gemma",
+    ),
+    (
+        "checkpoint for an unknown size",
+        {"pretrained": {"F-9B": {"florence": "/models/florence-2"}}},
+        "pretrained.F-9B",
+    ),
+    (
+        "misspelt checkpoint kind",
+        {"pretrained": {"T-0.2M": {"florance": "/models/florence-2"}}},
+        "pretrained.T-0.2M.florance",
+    ),
     ("infinite learning rate", {"train": {"lr": float("inf")}}, "train.lr"),
     ("NaN learning rate", {"train": {"lr": float("nan")}}, "train.lr"),
-    ("newline in an sbatch option name", {"launch": {"resources": {"additional": {"qos\nsrun rm": "x"}}}},
-     "launch.resources.additional.qos\nsrun rm"),
-    ("upper-case sbatch option name", {"launch": {"resources": {"additional": {"QOS": "high"}}}},
-     "launch.resources.additional.QOS"),
-    ("newline in an sbatch option value", {"launch": {"resources": {"additional": {"qos": "high\ntouch x"}}}},
-     "launch.resources.additional.qos"),
-    ("newline in the partition", {"launch": {"resources": {"partition": "debug\n#SBATCH --time=0"}}},
-     "launch.resources.partition"),
+    (
+        "newline in an sbatch option name",
+        {"launch": {"resources": {"additional": {"qos\nsrun rm": "x"}}}},
+        "launch.resources.additional.qos\nsrun rm",
+    ),
+    (
+        "upper-case sbatch option name",
+        {"launch": {"resources": {"additional": {"QOS": "high"}}}},
+        "launch.resources.additional.QOS",
+    ),
+    (
+        "newline in an sbatch option value",
+        {"launch": {"resources": {"additional": {"qos": "high\ntouch x"}}}},
+        "launch.resources.additional.qos",
+    ),
+    (
+        "newline in the partition",
+        {"launch": {"resources": {"partition": "debug\n#SBATCH --time=0"}}},
+        "launch.resources.partition",
+    ),
     ("tab in the account", {"launch": {"resources": {"account": "lab\tx"}}}, "launch.resources.account"),
-    ("newline in a per-size constraint", {"launch": {"per_size": {"T-0.2M": {"constraint": "a\nb"}}}},
-     "launch.per_size.T-0.2M.constraint"),
+    (
+        "newline in a per-size constraint",
+        {"launch": {"per_size": {"T-0.2M": {"constraint": "a\nb"}}}},
+        "launch.per_size.T-0.2M.constraint",
+    ),
     ("group name that is a path", {"data": {"groups": {"a/b": [["caption", "en"]]}}}, "data.groups.a/b"),
 ]
 
@@ -95,7 +134,9 @@ def test_duplicate_keys_are_refused_with_their_line(tmp_path: Path) -> None:
     text = DEMO.read_text()
     lines = text.splitlines()
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("lr:"))
-    twice = "\n".join(lines[: at + 1] + [lines[at].replace(lines[at].split(":")[1], " 0.5")] + lines[at + 1 :])
+    twice = "\n".join(
+        lines[: at + 1] + [lines[at].replace(lines[at].split(":")[1], " 0.5")] + lines[at + 1 :]
+    )
     (tmp_path / "two_lr.yaml").write_text(twice)
     with pytest.raises(SpecError, match=rf"duplicate key on line {at + 2}") as err:
         load_sweep(tmp_path / "two_lr.yaml")

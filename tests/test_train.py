@@ -27,22 +27,52 @@ from florenz_scaling.train.process import free_port
 CLI = str(Path(sys.executable).with_name("florenz-scaling"))
 # Held-out groups (SC, UC, ST: 6 pairs) plus training pairs in no group (translate de, fr, ru).
 EVAL_PAIRS = {
-    ("caption", "en", "SC"), ("caption", "de", "SC"), ("caption", "es", "UC"), ("caption", "zh", "UC"),
-    ("translate", "es", "ST"), ("translate", "zh", "ST"),
-    ("translate", "de", ""), ("translate", "fr", ""), ("translate", "ru", ""),
+    ("caption", "en", "SC"),
+    ("caption", "de", "SC"),
+    ("caption", "es", "UC"),
+    ("caption", "zh", "UC"),
+    ("translate", "es", "ST"),
+    ("translate", "zh", "ST"),
+    ("translate", "de", ""),
+    ("translate", "fr", ""),
+    ("translate", "ru", ""),
 }
 DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def make_run(root: Path, *, steps: int = 6, zero: int = 0, world_size: int = 1, global_batch: int = 8,
-             eval_every: int = 3, checkpoint_every: int = 3, keep: int = 2,
-             pretrained: spec.Pretrained | None = None) -> RunDir:
+def make_run(
+    root: Path,
+    *,
+    steps: int = 6,
+    zero: int = 0,
+    world_size: int = 1,
+    global_batch: int = 8,
+    eval_every: int = 3,
+    checkpoint_every: int = 3,
+    keep: int = 2,
+    pretrained: spec.Pretrained | None = None,
+) -> RunDir:
     """A run directory as the planner writes it: <sweep>/runs/<run_id>/run.yaml."""
-    train = spec.TrainSpec(lr=1e-3, warmup_steps=2, micro_batch=4, world_size=world_size, zero_stage=zero,
-                           eval_every=eval_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep,
-                           threads=1)
-    run = spec.RunSpec(sweep="test-sweep", size="T-0.2M", steps=steps, global_batch=global_batch, train=train,
-                       data=spec.DataSpec(heldout_per_pair=4), pretrained=pretrained)
+    train = spec.TrainSpec(
+        lr=1e-3,
+        warmup_steps=2,
+        micro_batch=4,
+        world_size=world_size,
+        zero_stage=zero,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep,
+        threads=1,
+    )
+    run = spec.RunSpec(
+        sweep="test-sweep",
+        size="T-0.2M",
+        steps=steps,
+        global_batch=global_batch,
+        train=train,
+        data=spec.DataSpec(heldout_per_pair=4),
+        pretrained=pretrained,
+    )
     rd = RunDir(root / "runs" / run.run_id)
     rd.root.mkdir(parents=True)
     spec.dump_yaml(run, rd.run_yaml)
@@ -56,24 +86,33 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def train(rd: RunDir, timeout: float = 240) -> subprocess.CompletedProcess:
-    proc = subprocess.run([CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
 def start(rd: RunDir) -> subprocess.Popen:
     # Own session, so that killing it can also take its wandb service process (the test started both).
-    return subprocess.Popen([CLI, "train", str(rd.root)], env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [CLI, "train", str(rd.root)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(cond, proc: subprocess.Popen, timeout: float = 180) -> None:
     t0 = time.monotonic()
     while not cond():
         if proc.poll() is not None:
-            pytest.fail(f"trainer exited ({proc.returncode}) before the test could interrupt it:\n"
-                        f"{proc.stdout.read()[-3000:]}")
+            pytest.fail(
+                f"trainer exited ({proc.returncode}) before the test could interrupt it:\n"
+                f"{proc.stdout.read()[-3000:]}"
+            )
         if time.monotonic() - t0 > timeout:
             proc.kill()
             pytest.fail("timed out waiting for the trainer")
@@ -130,8 +169,16 @@ def test_zero_stage_trains_and_evaluates_every_pair(tmp_path: Path, zero: int) -
 
 def test_zero2_two_processes_with_torchrun(tmp_path: Path) -> None:
     rd = make_run(tmp_path, zero=2, world_size=2, global_batch=16)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", CLI, "train",
-           str(rd.root)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        CLI,
+        "train",
+        str(rd.root),
+    ]
     proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     check_complete_run(rd, steps=6, eval_every=3)
@@ -167,8 +214,12 @@ def test_sigkill_and_restart_end_exactly_like_an_uninterrupted_run(tmp_path: Pat
     rd = make_run(tmp_path, **LONG)
     proc = start(rd)
     # Kill once the step-20 checkpoint is complete and some records after it exist: they must be redone once.
-    wait_for(lambda: 20 in complete_steps(rd.checkpoints)
-             and any(r.step > 20 for r in read_records(rd.losses).records), proc)
+    wait_for(
+        lambda: (
+            20 in complete_steps(rd.checkpoints) and any(r.step > 20 for r in read_records(rd.losses).records)
+        ),
+        proc,
+    )
     os.killpg(proc.pid, signal.SIGKILL)  # the trainer and its wandb service, as if the node died
     proc.wait()
     assert not rd.done.exists()

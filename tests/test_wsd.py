@@ -33,21 +33,47 @@ from florenz_scaling.train.process import free_port
 CLI = str(Path(sys.executable).with_name("florenz-scaling"))
 # The demo sweep as it was when run ids were last pinned (sweeps/demo.yaml changes with the demo).
 DEMO = {
-    "name": "demo", "seed": 44595, "sizes": ["T-0.2M", "T-0.5M", "T-1.3M"],
+    "name": "demo",
+    "seed": 44595,
+    "sizes": ["T-0.2M", "T-0.5M", "T-1.3M"],
     "grid": {"steps": [30, 60, 120], "global_batch": 16},
-    "train": {"lr": 1.0e-3, "warmup_steps": 10, "micro_batch": 16, "zero_stage": 0, "precision": "fp32",
-              "eval_every": 30, "checkpoint_every": 30, "threads": 1},
-    "data": {"image_size": 64, "prompt_len": 48, "target_len": 40, "vocab_size": 1024,
-             "heldout_per_pair": 32},
-    "launch": {"executor": "local", "array_parallelism": 2,
-               "resources": {"cpus_per_task": 1, "mem_gb": 2, "timeout_min": 30}},
+    "train": {
+        "lr": 1.0e-3,
+        "warmup_steps": 10,
+        "micro_batch": 16,
+        "zero_stage": 0,
+        "precision": "fp32",
+        "eval_every": 30,
+        "checkpoint_every": 30,
+        "threads": 1,
+    },
+    "data": {
+        "image_size": 64,
+        "prompt_len": 48,
+        "target_len": 40,
+        "vocab_size": 1024,
+        "heldout_per_pair": 32,
+    },
+    "launch": {
+        "executor": "local",
+        "array_parallelism": 2,
+        "resources": {"cpus_per_task": 1, "mem_gb": 2, "timeout_min": 30},
+    },
     "fit": {"bootstrap": 100},
 }
 # A tiny WSD sweep that trains for real in seconds: one size, three budgets, no decoding at the end.
 TINY = [
-    "sizes=[T-0.2M]", "grid.steps=[20,30,40]", "grid.global_batch=16", "train.micro_batch=8",
-    "train.warmup_steps=2", "train.eval_every=5", "train.checkpoint_every=5", "train.schedule=wsd",
-    "data.heldout_per_pair=4", "generate.enabled=false", "launch.resources.mem_gb=1",
+    "sizes=[T-0.2M]",
+    "grid.steps=[20,30,40]",
+    "grid.global_batch=16",
+    "train.micro_batch=8",
+    "train.warmup_steps=2",
+    "train.eval_every=5",
+    "train.checkpoint_every=5",
+    "train.schedule=wsd",
+    "data.heldout_per_pair=4",
+    "generate.enabled=false",
+    "launch.resources.mem_gb=1",
 ]
 
 
@@ -67,8 +93,12 @@ def planned(tmp: Path, overrides: list[str]) -> tuple[SweepSpec, list]:
 
 def test_cosine_run_ids_are_unchanged_by_the_wsd_fields() -> None:
     ids = [r.run_id for r in make_plan(sweep([]))]
-    assert ids[:4] == ["T-0.2M-s30-00998edfb7", "T-0.2M-s60-53f5c533af", "T-0.2M-s120-20b6f66161",
-                       "T-0.5M-s30-4d053de3d7"]
+    assert ids[:4] == [
+        "T-0.2M-s30-00998edfb7",
+        "T-0.2M-s60-53f5c533af",
+        "T-0.2M-s120-20b6f66161",
+        "T-0.5M-s30-4d053de3d7",
+    ]
     # Settings of the WSD schedule do not enter a cosine run's id (they do not change what it computes).
     assert [r.run_id for r in make_plan(sweep(["train.decay_shape=linear"]))] == ids
     assert not set(ids) & {r.run_id for r in make_plan(sweep(["train.schedule=wsd"]))}
@@ -93,7 +123,11 @@ def test_wsd_demo_sweep_plans_a_trunk_and_branches_at_most_055_of_cosine(tmp_pat
     branch = next(r for r in plan if r.role == "branch")
     row = by_id[branch.run_id]
     assert (row["role"], row["branch_of"], row["start_step"], row["schedule"]) == (
-        "branch", branch.run.start_from, "48", "wsd")
+        "branch",
+        branch.run.start_from,
+        "48",
+        "wsd",
+    )
     assert float(row["added_gmacs"]) == pytest.approx(float(row["compute_gmacs"]) * 12 / 60)
     text = format_plan(spec, plan)
     assert f"WSD/cosine = {ratio:.3f}" in text and "equivalent cosine grid" in text
@@ -109,8 +143,10 @@ def test_a_branch_inside_the_warmup_is_refused() -> None:
 def test_wsd_schedule_shapes_and_branch_points() -> None:
     from florenz_scaling.train.engine import decay_start, wsd_factor
 
-    f = {shape: [wsd_factor(s, 2, 8, 10, 0.1, shape) for s in range(10)] for shape in ("linear", "cosine",
-                                                                                         "1-sqrt")}
+    f = {
+        shape: [wsd_factor(s, 2, 8, 10, 0.1, shape) for s in range(10)]
+        for shape in ("linear", "cosine", "1-sqrt")
+    }
     for shape, values in f.items():
         assert values[:2] == [0.5, 1.0] and values[2:9] == [1.0] * 7, shape  # warm-up, stable, decay start
     assert f["linear"][9] == pytest.approx(0.1 + 0.9 * 0.5)
@@ -209,8 +245,11 @@ def test_killed_trunk_relaunched_finishes_without_duplicated_or_missing_records(
     assert (victim.root.name, trunk[1].run.start_step, trunk[1].run.steps) == (trunk[1].run_id, 32, 48)
     res = launch(spec, tmp_path, plan, executor="local")
     deadline = time.time() + 240
-    while not (35 in complete_steps(victim.checkpoints) and victim.losses.exists()
-               and any(x.step > 35 for x in read_records(victim.losses).records)):
+    while not (
+        35 in complete_steps(victim.checkpoints)
+        and victim.losses.exists()
+        and any(x.step > 35 for x in read_records(victim.losses).records)
+    ):
         assert time.time() < deadline and not victim.done.exists(), "could not catch the trunk mid-way"
         time.sleep(0.01)
     _kill_trainer(victim.root)  # the trunk's trainer dies without a word (say, the OOM killer)
@@ -249,11 +288,19 @@ def test_branch_resumed_after_sigkill_ends_exactly_like_an_uninterrupted_branch(
 
     rd = SweepDir(tmp_path / "b").run(branch.run_id)
     env = {**os.environ, "MASTER_PORT": str(free_port()), "WANDB_MODE": "disabled"}
-    proc = subprocess.Popen([CLI, "train", str(rd.root)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [CLI, "train", str(rd.root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
-    while not (30 in complete_steps(rd.checkpoints) and rd.losses.exists()
-               and any(x.step > 30 for x in read_records(rd.losses).records)):
+    while not (
+        30 in complete_steps(rd.checkpoints)
+        and rd.losses.exists()
+        and any(x.step > 30 for x in read_records(rd.losses).records)
+    ):
         assert proc.poll() is None and time.time() < deadline, "the branch ended before it could be killed"
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -276,8 +323,13 @@ def test_branch_resumed_after_sigkill_ends_exactly_like_an_uninterrupted_branch(
 @pytest.mark.slurm
 def test_wsd_sweep_on_slurm_with_job_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Path(__file__).resolve().parents[1]
-    r = subprocess.run([str(repo / "scripts" / "slurm-local"), "start"], capture_output=True, text=True,
-                       timeout=900, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [str(repo / "scripts" / "slurm-local"), "start"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
     if r.returncode != 0:
         pytest.skip(f"no local SLURM cluster: {r.stderr[-300:]}")
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -306,8 +358,11 @@ def test_wsd_sweep_on_slurm_with_job_dependencies(tmp_path: Path, monkeypatch: p
     assert [r.state for r in rows] == ["done"] * 6, format_status(rows)
     acct = ""
     while time.time() < deadline + 60:  # DONE is written before the job itself ends
-        acct = subprocess.run(["sacct", "-n", "-X", "-j", ",".join(job_of.values()), "-o", "JobID,State"],
-                              capture_output=True, text=True).stdout
+        acct = subprocess.run(
+            ["sacct", "-n", "-X", "-j", ",".join(job_of.values()), "-o", "JobID,State"],
+            capture_output=True,
+            text=True,
+        ).stdout
         if acct.count("COMPLETED") >= 6:
             break
         time.sleep(1)

@@ -14,8 +14,21 @@ from florenz_scaling.files import StorageError, storage_error
 from florenz_scaling.spec import SpecError
 
 # Sub-command name -> module under florenz_scaling.cli; listed in pipeline order.
-COMMANDS = ("components", "plan", "launch", "status", "cancel", "train", "collect", "fit", "plot", "report",
-            "run", "propose", "replay")
+COMMANDS = (
+    "components",
+    "plan",
+    "launch",
+    "status",
+    "cancel",
+    "train",
+    "collect",
+    "fit",
+    "plot",
+    "report",
+    "run",
+    "propose",
+    "replay",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,12 +17,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     b = verbs.add_parser("build", help="build the components the sweep's `components:` section asks for")
     add_spec_args(b)
-    b.add_argument("--out", type=Path, help="sweep directory (its data/ holds the tokenizer); "
-                   "default runs/<sweep name>")
-    b.add_argument("--cache", type=Path, help="component cache (default: components.cache, else "
-                   "$FLORENZ_COMPONENTS_CACHE, else ~/.cache/florenz-scaling/components)")
-    b.add_argument("--workers", type=int, help="builds at a time (default: launch.array_parallelism, "
-                   "at most the CPU count)")
+    b.add_argument(
+        "--out", type=Path, help="sweep directory (its data/ holds the tokenizer); default runs/<sweep name>"
+    )
+    b.add_argument(
+        "--cache",
+        type=Path,
+        help="component cache (default: components.cache, else "
+        "$FLORENZ_COMPONENTS_CACHE, else ~/.cache/florenz-scaling/components)",
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        help="builds at a time (default: launch.array_parallelism, at most the CPU count)",
+    )
     b.set_defaults(func=run)
 
 
@@ -36,13 +44,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.sweep} has no `components:` section: nothing to build", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    report = build_components(spec, args.out or Path("runs") / spec.name, cache=args.cache,
-                              workers=args.workers)
+    report = build_components(
+        spec, args.out or Path("runs") / spec.name, cache=args.cache, workers=args.workers
+    )
     for comp in report.plan.components:
         state = f"built in {report.built[comp.name]:.0f} s" if comp.name in report.built else "cached"
         print(f"{comp.name}  {state}  {summary(read_component(report.directory(comp)))}")
     for size, pre in sorted(with_components(spec, report).pretrained.items()):
         print(f"{size}: florence={pre.florence}" + (f" gemma={pre.gemma}" if pre.gemma else ""))
-    print(f"{len(report.built)} built, {len(report.reused)} reused in {time.perf_counter() - t0:.0f} s "
-          f"({report.cache})")
+    print(
+        f"{len(report.built)} built, {len(report.reused)} reused in {time.perf_counter() - t0:.0f} s "
+        f"({report.cache})"
+    )
     return 0

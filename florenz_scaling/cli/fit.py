@@ -27,25 +27,57 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--group", help="fit only this group (SC, UC, ST)")
     p.add_argument("--task", help="fit only this task (with --lang: one pair)")
     p.add_argument("--lang", help="fit only this language (with --task: one pair)")
-    p.add_argument("--bootstrap", type=int, default=None, metavar="K",
-                   help="bootstrap resamples of runs (default: 1000 for a whole sweep, else none)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=None,
+        metavar="K",
+        help="bootstrap resamples of runs (default: 1000 for a whole sweep, else none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--budgets", type=float, nargs="+", default=None, metavar="C",
-                   help="compute budgets for derived quantities (N*, D*, L* or L(C)) in the bootstrap")
-    p.add_argument("--method", choices=("auto", "lbfgs", "varpro"), default="auto",
-                   help="chinchilla/saturating-compute optimiser (auto: varpro when runs are few)")
+    p.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="C",
+        help="compute budgets for derived quantities (N*, D*, L* or L(C)) in the bootstrap",
+    )
+    p.add_argument(
+        "--method",
+        choices=("auto", "lbfgs", "varpro"),
+        default="auto",
+        help="chinchilla/saturating-compute optimiser (auto: varpro when runs are few)",
+    )
     p.add_argument("--per-pair", action="store_true", help="sweep: also fit every (task, language) pair")
-    p.add_argument("--drop-highest", type=int, default=0, metavar="K",
-                   help="drop the K highest-loss points first (e.g. 5 for the Chinchilla replication)")
-    p.add_argument("--objective", choices=("huber-log", "mse-raw"), default="huber-log",
-                   help="chinchilla/saturating-compute objective: Huber on log loss (default) or least "
-                   "squares on raw loss")
-    p.add_argument("--joint", action="store_true",
-                   help="fit --law jointly over groups: shared exponent(s), per-group coefficients, and the "
-                   "test of shared vs separate exponents (needs a 'group' column)")
+    p.add_argument(
+        "--drop-highest",
+        type=int,
+        default=0,
+        metavar="K",
+        help="drop the K highest-loss points first (e.g. 5 for the Chinchilla replication)",
+    )
+    p.add_argument(
+        "--objective",
+        choices=("huber-log", "mse-raw"),
+        default="huber-log",
+        help="chinchilla/saturating-compute objective: Huber on log loss (default) or least "
+        "squares on raw loss",
+    )
+    p.add_argument(
+        "--joint",
+        action="store_true",
+        help="fit --law jointly over groups: shared exponent(s), per-group coefficients, and the "
+        "test of shared vs separate exponents (needs a 'group' column)",
+    )
     p.add_argument("--groups", metavar="A,B,...", help="--joint: the groups to fit together (default: all)")
-    p.add_argument("--gap", metavar="A,B", nargs="?", const="UC,SC",
-                   help="fit the gap law log10(L_A/L_B) vs log10 C (default UC,SC) and where it would close")
+    p.add_argument(
+        "--gap",
+        metavar="A,B",
+        nargs="?",
+        const="UC,SC",
+        help="fit the gap law log10(L_A/L_B) vs log10 C (default UC,SC) and where it would close",
+    )
     p.add_argument("--json", metavar="OUT", help="write the fit as JSON to OUT ('-' for stdout)")
     p.set_defaults(func=run)
 
@@ -113,8 +145,14 @@ def run_comparison(args: argparse.Namespace, path: Path) -> int:
         print("error: --joint needs --law", file=sys.stderr)
         return 1
     groups = [g.strip() for g in args.groups.split(",")] if args.groups else None
-    j = fit_joint(points, args.law, groups, objective=args.objective,
-                  bootstrap=200 if args.bootstrap is None else args.bootstrap, seed=args.seed)
+    j = fit_joint(
+        points,
+        args.law,
+        groups,
+        objective=args.objective,
+        bootstrap=200 if args.bootstrap is None else args.bootstrap,
+        seed=args.seed,
+    )
     lines = joint_lines(j)
     _emit(j.to_json(), args, path, f"joint-{args.law}.json", lines)
     return 0
@@ -127,8 +165,10 @@ def joint_lines(j: Any) -> list[str]:
         ci = v.get("ci")
         return f"{name}={_fmt(v['value'])}" + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
 
-    out = [f"joint {j.law} over {', '.join(j.groups)} ({j.method}, {j.objective})",
-           "  shared: " + ", ".join(show(k, v) for k, v in j.shared.items())]
+    out = [
+        f"joint {j.law} over {', '.join(j.groups)} ({j.method}, {j.objective})",
+        "  shared: " + ", ".join(show(k, v) for k, v in j.shared.items()),
+    ]
     for g in j.groups:
         alone = ", ".join(show(k, v) for k, v in j.separate[g].items())
         own = ", ".join(show(k, v) for k, v in j.per_group[g].items())
@@ -162,8 +202,15 @@ def run(args: argparse.Namespace) -> int:
         if path.is_dir() and (args.law is None or not (args.group or args.task or args.lang)):
             laws = LAWS if args.law is None else (args.law,)
             k = 1000 if args.bootstrap is None else args.bootstrap
-            written = fit_sweep(path, laws=laws, bootstrap=k, per_pair=args.per_pair, seed=args.seed,
-                                budgets=args.budgets, objective=args.objective)
+            written = fit_sweep(
+                path,
+                laws=laws,
+                bootstrap=k,
+                per_pair=args.per_pair,
+                seed=args.seed,
+                budgets=args.budgets,
+                objective=args.objective,
+            )
             results = [FitResult.from_json(p.read_text()) for p in written if p.name.startswith(laws)]
             print("\n".join(summary_lines(results)))
             more = len(written) - len(results)
@@ -179,9 +226,18 @@ def run(args: argparse.Namespace) -> int:
         points = select(points, group=args.group, task=args.task, lang=args.lang)
         if args.drop_highest:
             points = points.sort_values("loss", kind="stable").iloc[: len(points) - args.drop_highest]
-        res = fit_points(points, args.law, bootstrap=args.bootstrap or 0, seed=args.seed,
-                         budgets=args.budgets, method=args.method, objective=args.objective,
-                         group=args.group, task=args.task, lang=args.lang)
+        res = fit_points(
+            points,
+            args.law,
+            bootstrap=args.bootstrap or 0,
+            seed=args.seed,
+            budgets=args.budgets,
+            method=args.method,
+            objective=args.objective,
+            group=args.group,
+            task=args.task,
+            lang=args.lang,
+        )
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -65,6 +65,9 @@ def _check(spec: object, laws: list[str], strict: bool) -> int:
     for f in findings:
         print(f"warning: {f}")
     checked = ", ".join(laws or spec.fit.laws)  # type: ignore[attr-defined]
-    print(f"check: {len(findings)} warning(s) for {checked}" if findings else f"check: the design can "
-          f"identify {checked}")
+    print(
+        f"check: {len(findings)} warning(s) for {checked}"
+        if findings
+        else f"check: the design can identify {checked}"
+    )
     return 1 if strict and findings else 0

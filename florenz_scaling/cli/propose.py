@@ -18,13 +18,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("propose", help="rank the next runs by expected target-variance reduction per GPU-h")
     p.add_argument("source", type=Path, help="a sweep directory (results.csv) or a CSV of N, D, C, loss")
     p.add_argument("--law", required=True, help="the law whose target to pin down")
-    p.add_argument("--target", required=True, help='"P=…,S=…" / "N=…,D=…" / "C=…" (the loss there) or a '
-                   "parameter, e.g. alpha")
+    p.add_argument(
+        "--target",
+        required=True,
+        help='"P=…,S=…" / "N=…,D=…" / "C=…" (the loss there) or a parameter, e.g. alpha',
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--group", help="the group of pairs to fit (a sweep's table)")
     which.add_argument("--pair", metavar="TASK/LANG", help="one task-language pair (a sweep's table)")
-    p.add_argument("--pool", type=Path, help="candidates: POOL.yaml (sizes × steps) or POOL.csv (N, D, "
-                   "cost); default: the sweep's grid extended by its sizes and budgets")
+    p.add_argument(
+        "--pool",
+        type=Path,
+        help="candidates: POOL.yaml (sizes × steps) or POOL.csv (N, D, "
+        "cost); default: the sweep's grid extended by its sizes and budgets",
+    )
     p.add_argument("--sweep", type=Path, help="sweep YAML for costs when SOURCE is a CSV")
     p.add_argument("--k", type=int, help="runs to choose (default 1, or as many as --budget allows)")
     p.add_argument("--budget", type=float, metavar="GPU-h", help="total cost of the chosen runs at most this")

@@ -9,10 +9,12 @@ from pathlib import Path
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``report`` sub-command."""
     p = subparsers.add_parser(
-        "report", help="write DIR/report.html: plan, run states, fits and figures in one file",
+        "report",
+        help="write DIR/report.html: plan, run states, fits and figures in one file",
         description="Write one self-contained HTML page (figures embedded, no network) with the plan, run "
-                    "states, fitted coefficients next to the paper's, and every figure that "
-                    "`florenz-scaling plot DIR` drew (listed in DIR/plots/index.json).")
+        "states, fitted coefficients next to the paper's, and every figure that "
+        "`florenz-scaling plot DIR` drew (listed in DIR/plots/index.json).",
+    )
     p.add_argument("sweep_dir", metavar="DIR", type=Path, help="sweep directory")
     p.set_defaults(func=run)
 

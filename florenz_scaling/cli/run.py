@@ -81,10 +81,20 @@ def _adaptive(args: argparse.Namespace) -> int:
         return 2
     ledger = Ledger(SweepDir(args.out).ledger)
     try:
-        run_adaptive(args.sweep, args.out, budget=args.budget, overrides=args.override, law=args.law,
-                     target=args.target, width=args.width, k=args.k, group=args.group, pair=args.pair,
-                     run_round=lambda y: run_pipeline(y, args.out, executor=args.executor, poll_s=args.poll),
-                     record=lambda row: ledger.record("round", "_design", **row))
+        run_adaptive(
+            args.sweep,
+            args.out,
+            budget=args.budget,
+            overrides=args.override,
+            law=args.law,
+            target=args.target,
+            width=args.width,
+            k=args.k,
+            group=args.group,
+            pair=args.pair,
+            run_round=lambda y: run_pipeline(y, args.out, executor=args.executor, poll_s=args.poll),
+            record=lambda row: ledger.record("round", "_design", **row),
+        )
     except (PipelineError, LaunchError, DesignError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -246,8 +256,12 @@ def run_pipeline(
 def _collect(sd: SweepDir, log: Callable[[str], None]) -> None:
     from florenz_scaling.results import collect, collect_metrics
 
-    inputs = [sd.plan_csv, *sd.runs.glob("*/losses.jsonl"), *sd.runs.glob("*/metrics.jsonl"),
-              *sd.runs.glob("*/DONE")]
+    inputs = [
+        sd.plan_csv,
+        *sd.runs.glob("*/losses.jsonl"),
+        *sd.runs.glob("*/metrics.jsonl"),
+        *sd.runs.glob("*/DONE"),
+    ]
     if _current([sd.results_csv, sd.results_parquet], inputs):
         log("collect: current")
         return

@@ -33,8 +33,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 IGNORE_INDEX = -100
 # Normalised value of every uint8 level per channel (256×3). A table lookup in numpy is single-threaded and
 # cheap; torch's elementwise ops fan out to the intra-op pool, which costs tens of ms on a busy CPU.
-_LUT = ((np.arange(256, dtype=np.float64)[:, None] / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
-        ).astype(np.float32)
+_LUT = (
+    (np.arange(256, dtype=np.float64)[:, None] / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,15 @@ def normalise_images(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def collate(samples: Sequence[Sample], tokenizer: Tokenizer, prompt_len: int,
-            target_len: int) -> dict[str, Any]:
+def collate(
+    samples: Sequence[Sample], tokenizer: Tokenizer, prompt_len: int, target_len: int
+) -> dict[str, Any]:
     """Tokenise and stack samples into the batch contract above."""
     n = len(samples)
-    ids = tokenizer.encode_many([s.prompt for s in samples] + [s.prefix for s in samples]
-                                + [s.body for s in samples])
-    prompts, prefixes, bodies = ids[:n], ids[n:2 * n], ids[2 * n:]
+    ids = tokenizer.encode_many(
+        [s.prompt for s in samples] + [s.prefix for s in samples] + [s.body for s in samples]
+    )
+    prompts, prefixes, bodies = ids[:n], ids[n : 2 * n], ids[2 * n :]
     pad = tokenizer.pad_id
     input_ids = np.full((n, prompt_len), pad, dtype=np.int64)
     attention = np.zeros((n, prompt_len), dtype=np.int64)
@@ -83,13 +86,13 @@ def collate(samples: Sequence[Sample], tokenizer: Tokenizer, prompt_len: int,
     labels = np.full((n, target_len), IGNORE_INDEX, dtype=np.int64)
     for i in range(n):
         p = prompts[i][:prompt_len]
-        input_ids[i, :len(p)] = p
-        attention[i, :len(p)] = 1
+        input_ids[i, : len(p)] = p
+        attention[i, : len(p)] = 1
         y = (prefixes[i] + bodies[i] + [tokenizer.eos_id])[:target_len]
         dec_in[i, 0] = tokenizer.bos_id
-        dec_in[i, 1:len(y)] = y[:-1]
-        labels[i, :len(y)] = y
-        labels[i, :min(len(prefixes[i]), len(y))] = IGNORE_INDEX
+        dec_in[i, 1 : len(y)] = y[:-1]
+        labels[i, : len(y)] = y
+        labels[i, : min(len(prefixes[i]), len(y))] = IGNORE_INDEX
     return {
         "pixel_values": normalise_images(np.stack([s.image for s in samples])),
         "input_ids": torch.from_numpy(input_ids),

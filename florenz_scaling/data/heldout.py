@@ -28,7 +28,8 @@ class HeldOut:
     def __init__(self, spec: DataSpec, tokenizer: Tokenizer, make: Callable[[Pair], list[Sample]]) -> None:
         self.spec, self.tokenizer, self._make = spec, tokenizer, make
         self.groups: dict[str, tuple[Pair, ...]] = {
-            g: tuple((p[0], p[1]) for p in ps) for g, ps in spec.groups.items()}
+            g: tuple((p[0], p[1]) for p in ps) for g, ps in spec.groups.items()
+        }
         seen: dict[Pair, None] = {}
         for pairs in self.groups.values():
             for p in pairs:
@@ -66,7 +67,7 @@ class HeldOut:
         """Collated batches of ``pair``'s set, in order; the last one may be smaller."""
         samples = self.samples(pair)
         for i in range(0, len(samples), batch_size):
-            chunk = samples[i:i + batch_size]
+            chunk = samples[i : i + batch_size]
             yield collate(chunk, self.tokenizer, self.spec.prompt_len, self.spec.target_len)
 
     def all_batches(self, batch_size: int) -> dict[Pair, list[dict[str, Any]]]:
@@ -86,7 +87,9 @@ def synthetic_heldout(spec: DataSpec, tokenizer: Tokenizer) -> HeldOut:
     def make(pair: Pair) -> list[Sample]:
         while len(scenes) < spec.heldout_per_pair:  # shared by all pairs, drawn once
             scenes.append(heldout_scene(spec.seed, len(scenes)))
-        return [synthetic_sample(s, pair[0], pair[1], spec.image_size, spec.decoder_prefix)
-                for s in scenes[:spec.heldout_per_pair]]
+        return [
+            synthetic_sample(s, pair[0], pair[1], spec.image_size, spec.decoder_prefix)
+            for s in scenes[: spec.heldout_per_pair]
+        ]
 
     return HeldOut(spec, tokenizer, make)

@@ -34,15 +34,36 @@ class Obj(NamedTuple):
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 SIZES = ("small", "large")
-POSITIONS = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom",
-             "bottom right")
+POSITIONS = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
 
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ru": "Russian",
-                  "zh": "Chinese"}
+LANGUAGE_NAMES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "ru": "Russian",
+    "zh": "Chinese",
+}
 
 # The paper's prefixes for conditional emergence of unseen-language captioning (reference §4).
-DECODER_PREFIXES = {"en": "The image shows", "de": "Das Bild zeigt", "fr": "La photo montre",
-                    "es": "La imagen muestra", "ru": "На картинке изображен", "zh": "图为"}
+DECODER_PREFIXES = {
+    "en": "The image shows",
+    "de": "Das Bild zeigt",
+    "fr": "La photo montre",
+    "es": "La imagen muestra",
+    "ru": "На картинке изображен",
+    "zh": "图为",
+}
 
 
 def caption_prompt(lang: str) -> str:
@@ -65,13 +86,26 @@ def _join(items: Sequence[str], conj: str) -> str:
 
 # --- English ------------------------------------------------------------------------------------------
 
-_EN_NOUN = {"circle": "circle", "square": "square", "triangle": "triangle", "diamond": "diamond",
-            "star": "star", "cross": "cross"}
+_EN_NOUN = {
+    "circle": "circle",
+    "square": "square",
+    "triangle": "triangle",
+    "diamond": "diamond",
+    "star": "star",
+    "cross": "cross",
+}
 _EN_PLURAL = {"cross": "crosses"}
-_EN_POS = {"top left": "at the top left", "top": "at the top", "top right": "at the top right",
-           "left": "on the left", "center": "in the center", "right": "on the right",
-           "bottom left": "at the bottom left", "bottom": "at the bottom",
-           "bottom right": "at the bottom right"}
+_EN_POS = {
+    "top left": "at the top left",
+    "top": "at the top",
+    "top right": "at the top right",
+    "left": "on the left",
+    "center": "in the center",
+    "right": "on the right",
+    "bottom left": "at the bottom left",
+    "bottom": "at the bottom",
+    "bottom right": "at the bottom right",
+}
 _EN_NUM = {1: "a", 2: "two", 3: "three"}
 
 
@@ -82,17 +116,46 @@ def _en(o: Obj, framed: bool) -> str:
 
 # --- German -------------------------------------------------------------------------------------------
 
-_DE_NOUN = {"circle": ("Kreis", "m", "Kreise"), "square": ("Quadrat", "n", "Quadrate"),
-            "triangle": ("Dreieck", "n", "Dreiecke"), "diamond": ("Raute", "f", "Rauten"),
-            "star": ("Stern", "m", "Sterne"), "cross": ("Kreuz", "n", "Kreuze")}
-_DE_ADJ = {"small": "klein", "large": "groß", "red": "rot", "green": "grün", "blue": "blau", "yellow": "gelb",
-           "purple": "violett", "orange": "orangefarben", "white": "weiß", "black": "schwarz"}
-_DE_POS = {"top left": "oben links", "top": "oben", "top right": "oben rechts", "left": "links",
-           "center": "in der Mitte", "right": "rechts", "bottom left": "unten links", "bottom": "unten",
-           "bottom right": "unten rechts"}
+_DE_NOUN = {
+    "circle": ("Kreis", "m", "Kreise"),
+    "square": ("Quadrat", "n", "Quadrate"),
+    "triangle": ("Dreieck", "n", "Dreiecke"),
+    "diamond": ("Raute", "f", "Rauten"),
+    "star": ("Stern", "m", "Sterne"),
+    "cross": ("Kreuz", "n", "Kreuze"),
+}
+_DE_ADJ = {
+    "small": "klein",
+    "large": "groß",
+    "red": "rot",
+    "green": "grün",
+    "blue": "blau",
+    "yellow": "gelb",
+    "purple": "violett",
+    "orange": "orangefarben",
+    "white": "weiß",
+    "black": "schwarz",
+}
+_DE_POS = {
+    "top left": "oben links",
+    "top": "oben",
+    "top right": "oben rechts",
+    "left": "links",
+    "center": "in der Mitte",
+    "right": "rechts",
+    "bottom left": "unten links",
+    "bottom": "unten",
+    "bottom right": "unten rechts",
+}
 # (article, adjective ending) after the indefinite article, by (case, gender): mixed declension.
-_DE_SG = {("nom", "m"): ("ein", "er"), ("nom", "n"): ("ein", "es"), ("nom", "f"): ("eine", "e"),
-          ("acc", "m"): ("einen", "en"), ("acc", "n"): ("ein", "es"), ("acc", "f"): ("eine", "e")}
+_DE_SG = {
+    ("nom", "m"): ("ein", "er"),
+    ("nom", "n"): ("ein", "es"),
+    ("nom", "f"): ("eine", "e"),
+    ("acc", "m"): ("einen", "en"),
+    ("acc", "n"): ("ein", "es"),
+    ("acc", "f"): ("eine", "e"),
+}
 _DE_NUM = {2: "zwei", 3: "drei"}
 
 
@@ -109,79 +172,136 @@ def _de(o: Obj, framed: bool) -> str:
 
 # --- French -------------------------------------------------------------------------------------------
 
-_FR_NOUN = {"circle": ("cercle", "m", "cercles"), "square": ("carré", "m", "carrés"),
-            "triangle": ("triangle", "m", "triangles"), "diamond": ("losange", "m", "losanges"),
-            "star": ("étoile", "f", "étoiles"), "cross": ("croix", "f", "croix")}
+_FR_NOUN = {
+    "circle": ("cercle", "m", "cercles"),
+    "square": ("carré", "m", "carrés"),
+    "triangle": ("triangle", "m", "triangles"),
+    "diamond": ("losange", "m", "losanges"),
+    "star": ("étoile", "f", "étoiles"),
+    "cross": ("croix", "f", "croix"),
+}
 # Forms: (m sg, f sg, m pl, f pl).
-_FR_ADJ = {"small": ("petit", "petite", "petits", "petites"),
-           "large": ("grand", "grande", "grands", "grandes"),
-           "red": ("rouge", "rouge", "rouges", "rouges"), "green": ("vert", "verte", "verts", "vertes"),
-           "blue": ("bleu", "bleue", "bleus", "bleues"), "yellow": ("jaune", "jaune", "jaunes", "jaunes"),
-           "purple": ("violet", "violette", "violets", "violettes"),
-           "orange": ("orange", "orange", "orange", "orange"),  # colour nouns as adjectives are invariable
-           "white": ("blanc", "blanche", "blancs", "blanches"), "black": ("noir", "noire", "noirs", "noires")}
-_FR_POS = {"top left": "en haut à gauche", "top": "en haut", "top right": "en haut à droite",
-           "left": "à gauche", "center": "au centre", "right": "à droite", "bottom left": "en bas à gauche",
-           "bottom": "en bas", "bottom right": "en bas à droite"}
+_FR_ADJ = {
+    "small": ("petit", "petite", "petits", "petites"),
+    "large": ("grand", "grande", "grands", "grandes"),
+    "red": ("rouge", "rouge", "rouges", "rouges"),
+    "green": ("vert", "verte", "verts", "vertes"),
+    "blue": ("bleu", "bleue", "bleus", "bleues"),
+    "yellow": ("jaune", "jaune", "jaunes", "jaunes"),
+    "purple": ("violet", "violette", "violets", "violettes"),
+    "orange": ("orange", "orange", "orange", "orange"),  # colour nouns as adjectives are invariable
+    "white": ("blanc", "blanche", "blancs", "blanches"),
+    "black": ("noir", "noire", "noirs", "noires"),
+}
+_FR_POS = {
+    "top left": "en haut à gauche",
+    "top": "en haut",
+    "top right": "en haut à droite",
+    "left": "à gauche",
+    "center": "au centre",
+    "right": "à droite",
+    "bottom left": "en bas à gauche",
+    "bottom": "en bas",
+    "bottom right": "en bas à droite",
+}
 
 
 def _fr(o: Obj, framed: bool) -> str:
     noun, gender, plural = _FR_NOUN[o.shape]
     form = (gender == "f") + 2 * (o.count > 1)
     det = {1: "une" if gender == "f" else "un", 2: "deux", 3: "trois"}[o.count]
-    return (f"{det} {_FR_ADJ[o.size][form]} {plural if o.count > 1 else noun} {_FR_ADJ[o.colour][form]} "
-            f"{_FR_POS[o.position]}")
+    return (
+        f"{det} {_FR_ADJ[o.size][form]} {plural if o.count > 1 else noun} {_FR_ADJ[o.colour][form]} "
+        f"{_FR_POS[o.position]}"
+    )
 
 
 # --- Spanish ------------------------------------------------------------------------------------------
 
-_ES_NOUN = {"circle": ("círculo", "m", "círculos"), "square": ("cuadrado", "m", "cuadrados"),
-            "triangle": ("triángulo", "m", "triángulos"), "diamond": ("rombo", "m", "rombos"),
-            "star": ("estrella", "f", "estrellas"), "cross": ("cruz", "f", "cruces")}
+_ES_NOUN = {
+    "circle": ("círculo", "m", "círculos"),
+    "square": ("cuadrado", "m", "cuadrados"),
+    "triangle": ("triángulo", "m", "triángulos"),
+    "diamond": ("rombo", "m", "rombos"),
+    "star": ("estrella", "f", "estrellas"),
+    "cross": ("cruz", "f", "cruces"),
+}
 
 
 def _es_o(stem: str) -> tuple[str, str, str, str]:
     return stem + "o", stem + "a", stem + "os", stem + "as"
 
 
-_ES_ADJ = {"small": _es_o("pequeñ"), "large": ("grande", "grande", "grandes", "grandes"),
-           "red": _es_o("roj"), "green": ("verde", "verde", "verdes", "verdes"),
-           "blue": ("azul", "azul", "azules", "azules"), "yellow": _es_o("amarill"), "purple": _es_o("morad"),
-           "orange": ("naranja", "naranja", "naranja", "naranja"), "white": _es_o("blanc"),
-           "black": _es_o("negr")}
-_ES_POS = {"top left": "arriba a la izquierda", "top": "arriba", "top right": "arriba a la derecha",
-           "left": "a la izquierda", "center": "en el centro", "right": "a la derecha",
-           "bottom left": "abajo a la izquierda", "bottom": "abajo", "bottom right": "abajo a la derecha"}
+_ES_ADJ = {
+    "small": _es_o("pequeñ"),
+    "large": ("grande", "grande", "grandes", "grandes"),
+    "red": _es_o("roj"),
+    "green": ("verde", "verde", "verdes", "verdes"),
+    "blue": ("azul", "azul", "azules", "azules"),
+    "yellow": _es_o("amarill"),
+    "purple": _es_o("morad"),
+    "orange": ("naranja", "naranja", "naranja", "naranja"),
+    "white": _es_o("blanc"),
+    "black": _es_o("negr"),
+}
+_ES_POS = {
+    "top left": "arriba a la izquierda",
+    "top": "arriba",
+    "top right": "arriba a la derecha",
+    "left": "a la izquierda",
+    "center": "en el centro",
+    "right": "a la derecha",
+    "bottom left": "abajo a la izquierda",
+    "bottom": "abajo",
+    "bottom right": "abajo a la derecha",
+}
 
 
 def _es(o: Obj, framed: bool) -> str:
     noun, gender, plural = _ES_NOUN[o.shape]
     form = (gender == "f") + 2 * (o.count > 1)
     det = {1: "una" if gender == "f" else "un", 2: "dos", 3: "tres"}[o.count]
-    return (f"{det} {plural if o.count > 1 else noun} {_ES_ADJ[o.colour][form]} {_ES_ADJ[o.size][form]} "
-            f"{_ES_POS[o.position]}")
+    return (
+        f"{det} {plural if o.count > 1 else noun} {_ES_ADJ[o.colour][form]} {_ES_ADJ[o.size][form]} "
+        f"{_ES_POS[o.position]}"
+    )
 
 
 # --- Russian ------------------------------------------------------------------------------------------
 
 # (nominative singular, gender, genitive singular — the form numerals 2-4 govern).
-_RU_NOUN = {"circle": ("круг", "m", "круга"), "square": ("квадрат", "m", "квадрата"),
-            "triangle": ("треугольник", "m", "треугольника"), "diamond": ("ромб", "m", "ромба"),
-            "star": ("звезда", "f", "звезды"), "cross": ("крест", "m", "креста")}
+_RU_NOUN = {
+    "circle": ("круг", "m", "круга"),
+    "square": ("квадрат", "m", "квадрата"),
+    "triangle": ("треугольник", "m", "треугольника"),
+    "diamond": ("ромб", "m", "ромба"),
+    "star": ("звезда", "f", "звезды"),
+    "cross": ("крест", "m", "креста"),
+}
 # Forms: (m nom sg, f nom sg, nom pl, gen pl).
-_RU_ADJ = {"small": ("маленький", "маленькая", "маленькие", "маленьких"),
-           "large": ("большой", "большая", "большие", "больших"),
-           "red": ("красный", "красная", "красные", "красных"),
-           "green": ("зелёный", "зелёная", "зелёные", "зелёных"),
-           "blue": ("синий", "синяя", "синие", "синих"),
-           "yellow": ("жёлтый", "жёлтая", "жёлтые", "жёлтых"),
-           "purple": ("фиолетовый", "фиолетовая", "фиолетовые", "фиолетовых"),
-           "orange": ("оранжевый", "оранжевая", "оранжевые", "оранжевых"),
-           "white": ("белый", "белая", "белые", "белых"),
-           "black": ("чёрный", "чёрная", "чёрные", "чёрных")}
-_RU_POS = {"top left": "вверху слева", "top": "вверху", "top right": "вверху справа", "left": "слева",
-           "center": "в центре", "right": "справа", "bottom left": "внизу слева", "bottom": "внизу",
-           "bottom right": "внизу справа"}
+_RU_ADJ = {
+    "small": ("маленький", "маленькая", "маленькие", "маленьких"),
+    "large": ("большой", "большая", "большие", "больших"),
+    "red": ("красный", "красная", "красные", "красных"),
+    "green": ("зелёный", "зелёная", "зелёные", "зелёных"),
+    "blue": ("синий", "синяя", "синие", "синих"),
+    "yellow": ("жёлтый", "жёлтая", "жёлтые", "жёлтых"),
+    "purple": ("фиолетовый", "фиолетовая", "фиолетовые", "фиолетовых"),
+    "orange": ("оранжевый", "оранжевая", "оранжевые", "оранжевых"),
+    "white": ("белый", "белая", "белые", "белых"),
+    "black": ("чёрный", "чёрная", "чёрные", "чёрных"),
+}
+_RU_POS = {
+    "top left": "вверху слева",
+    "top": "вверху",
+    "top right": "вверху справа",
+    "left": "слева",
+    "center": "в центре",
+    "right": "справа",
+    "bottom left": "внизу слева",
+    "bottom": "внизу",
+    "bottom right": "внизу справа",
+}
 
 
 def _ru(o: Obj, framed: bool) -> str:
@@ -199,13 +319,36 @@ def _ru(o: Obj, framed: bool) -> str:
 
 # --- Chinese ------------------------------------------------------------------------------------------
 
-_ZH_SHAPE = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "diamond": "菱形", "star": "星形",
-             "cross": "十字形"}
-_ZH_COLOUR = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "purple": "紫色",
-              "orange": "橙色", "white": "白色", "black": "黑色"}
+_ZH_SHAPE = {
+    "circle": "圆形",
+    "square": "正方形",
+    "triangle": "三角形",
+    "diamond": "菱形",
+    "star": "星形",
+    "cross": "十字形",
+}
+_ZH_COLOUR = {
+    "red": "红色",
+    "green": "绿色",
+    "blue": "蓝色",
+    "yellow": "黄色",
+    "purple": "紫色",
+    "orange": "橙色",
+    "white": "白色",
+    "black": "黑色",
+}
 _ZH_SIZE = {"small": "小", "large": "大"}
-_ZH_POS = {"top left": "左上方", "top": "上方", "top right": "右上方", "left": "左边", "center": "中间",
-           "right": "右边", "bottom left": "左下方", "bottom": "下方", "bottom right": "右下方"}
+_ZH_POS = {
+    "top left": "左上方",
+    "top": "上方",
+    "top right": "右上方",
+    "left": "左边",
+    "center": "中间",
+    "right": "右边",
+    "bottom left": "左下方",
+    "bottom": "下方",
+    "bottom right": "右下方",
+}
 _ZH_NUM = {1: "一", 2: "两", 3: "三"}
 
 

@@ -51,8 +51,9 @@ class PreparedData:
 
     def train_stream(self, seed: int | None = None, rank: int = 0, world_size: int = 1) -> TrainStream:
         """A fresh training stream for one rank; ``seed`` defaults to the data spec's seed."""
-        return make_train_stream(self.spec, self.tokenizer, self.spec.seed if seed is None else seed, rank,
-                                 world_size)
+        return make_train_stream(
+            self.spec, self.tokenizer, self.spec.seed if seed is None else seed, rank, world_size
+        )
 
     def heldout(self) -> HeldOut:
         """The held-out sets of every pair in ``spec.groups`` (one object per ``PreparedData``, memoised)."""
@@ -65,8 +66,9 @@ class PreparedData:
         return collate(samples, self.tokenizer, self.spec.prompt_len, self.spec.target_len)
 
 
-def make_train_stream(spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0,
-                      world_size: int = 1) -> TrainStream:
+def make_train_stream(
+    spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0, world_size: int = 1
+) -> TrainStream:
     """The training stream of ``spec.kind`` (synthetic world or WebDataset shards) for one rank."""
     cls = WebDatasetStream if spec.kind == "webdataset" else SyntheticStream
     return cls(spec, tokenizer, seed, rank, world_size)
@@ -88,10 +90,16 @@ def _build(spec: DataSpec, directory: Path) -> None:
         "format": DATA_FORMAT_VERSION,
         "hash": spec_hash(spec),
         "data": to_plain(spec),
-        "tokenizer": {"source": spec.tokenizer or "trained", "vocab_size": tokenizer.vocab_size,
-                      "requested_vocab_size": spec.vocab_size, "pad_id": tokenizer.pad_id,
-                      "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "unk_id": tokenizer.unk_id,
-                      "sha1": hashlib.sha1((directory / "tokenizer.json").read_bytes()).hexdigest()},
+        "tokenizer": {
+            "source": spec.tokenizer or "trained",
+            "vocab_size": tokenizer.vocab_size,
+            "requested_vocab_size": spec.vocab_size,
+            "pad_id": tokenizer.pad_id,
+            "bos_id": tokenizer.bos_id,
+            "eos_id": tokenizer.eos_id,
+            "unk_id": tokenizer.unk_id,
+            "sha1": hashlib.sha1((directory / "tokenizer.json").read_bytes()).hexdigest(),
+        },
     }
     write_atomic(directory / "data.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 

@@ -76,8 +76,9 @@ class SyntheticStream(BatchStream):
 
     kind = "synthetic"
 
-    def __init__(self, spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         self.spec, self.tokenizer = spec, tokenizer
@@ -116,8 +117,13 @@ class SyntheticStream(BatchStream):
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable position; ``load_state_dict`` of it replays the following samples exactly."""
-        return {"kind": self.kind, "seed": self.seed, "rank": self.rank, "world_size": self.world_size,
-                "position": self.position}
+        return {
+            "kind": self.kind,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "position": self.position,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a position saved by ``state_dict`` of a stream with the same seed, rank and world size."""
@@ -131,5 +137,7 @@ def check_state(state: dict[str, Any], kind: str, expected: dict[str, Any]) -> N
         raise ValueError(f"stream state is for a {state.get('kind')!r} stream, this one is {kind!r}")
     for key, value in expected.items():
         if state.get(key) != value:
-            raise ValueError(f"stream state has {key}={state.get(key)!r} but this stream has {key}={value!r};"
-                             " resume with the same seed, rank and world size (the data order depends on it)")
+            raise ValueError(
+                f"stream state has {key}={state.get(key)!r} but this stream has {key}={value!r};"
+                " resume with the same seed, rank and world size (the data order depends on it)"
+            )

@@ -33,18 +33,21 @@ from florenz_scaling.files import write_atomic
 
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 # Names a special token goes by in common Hugging Face tokenizers, tried when no config names it.
-_CANDIDATES = {"pad": ("<pad>", "[PAD]", "<|pad|>", "<|finetune_right_pad_id|>"),
-               "bos": ("<s>", "<bos>", "[CLS]", "<|begin_of_text|>", "<|startoftext|>"),
-               "eos": ("</s>", "<eos>", "[SEP]", "<|end_of_text|>", "<|endoftext|>"),
-               "unk": ("<unk>", "[UNK]")}
+_CANDIDATES = {
+    "pad": ("<pad>", "[PAD]", "<|pad|>", "<|finetune_right_pad_id|>"),
+    "bos": ("<s>", "<bos>", "[CLS]", "<|begin_of_text|>", "<|startoftext|>"),
+    "eos": ("</s>", "<eos>", "[SEP]", "<|end_of_text|>", "<|endoftext|>"),
+    "unk": ("<unk>", "[UNK]"),
+}
 _CORPUS_STREAM = 3  # RNG stream id of the tokenizer corpus (train = 1, held-out = 2)
 
 
 class Tokenizer:
     """A ``tokenizers.Tokenizer`` plus the special ids the data pipeline needs; never adds specials itself."""
 
-    def __init__(self, tok: tokenizers.Tokenizer, pad_id: int, bos_id: int, eos_id: int,
-                 unk_id: int | None = None) -> None:
+    def __init__(
+        self, tok: tokenizers.Tokenizer, pad_id: int, bos_id: int, eos_id: int, unk_id: int | None = None
+    ) -> None:
         self.tok = tok
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = pad_id, bos_id, eos_id, unk_id
 
@@ -78,9 +81,16 @@ class Tokenizer:
         """Write ``tokenizer.json`` and a ``tokenizer_config.json`` naming the specials, each atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        names = {k: self.tok.id_to_token(v) for k, v in
-                 (("pad", self.pad_id), ("bos", self.bos_id), ("eos", self.eos_id), ("unk", self.unk_id))
-                 if v is not None}
+        names = {
+            k: self.tok.id_to_token(v)
+            for k, v in (
+                ("pad", self.pad_id),
+                ("bos", self.bos_id),
+                ("eos", self.eos_id),
+                ("unk", self.unk_id),
+            )
+            if v is not None
+        }
         # tokenizer_class lets transformers' AutoTokenizer read the directory too.
         config = {f"{k}_token": v for k, v in names.items()} | {"tokenizer_class": "PreTrainedTokenizerFast"}
         write_atomic(directory / "tokenizer.json", self.to_json())
@@ -92,8 +102,10 @@ class Tokenizer:
         directory = Path(directory)
         path = directory / "tokenizer.json"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: data.tokenizer must name a directory holding a "
-                                    "Hugging Face tokenizer.json (e.g. a local copy of Gemma-2's tokenizer)")
+            raise FileNotFoundError(
+                f"{path} does not exist: data.tokenizer must name a directory holding a "
+                "Hugging Face tokenizer.json (e.g. a local copy of Gemma-2's tokenizer)"
+            )
         tok = tokenizers.Tokenizer.from_file(str(path))
         named = _configured_specials(directory)
         ids: dict[str, int | None] = {}
@@ -101,8 +113,10 @@ class Tokenizer:
             names = ([named[role]] if role in named else []) + list(candidates)
             ids[role] = next((i for i in (tok.token_to_id(n) for n in names) if i is not None), None)
         if ids["eos"] is None:
-            raise ValueError(f"{path}: found no end-of-sequence token (tried {_CANDIDATES['eos']}); "
-                             "name it as eos_token in tokenizer_config.json")
+            raise ValueError(
+                f"{path}: found no end-of-sequence token (tried {_CANDIDATES['eos']}); "
+                "name it as eos_token in tokenizer_config.json"
+            )
         eos = ids["eos"]
         # Tokenizers without a pad (or BOS) token reuse EOS: padding is masked from the loss anyway.
         pad = ids["pad"] if ids["pad"] is not None else eos
@@ -153,8 +167,13 @@ def train_tokenizer(languages: Sequence[str], vocab_size: int, seed: int) -> Tok
     # Byte-level: any text (names, digits, other scripts in WebDataset annotations) is encodable.
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIALS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(SPECIALS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus(languages, seed), trainer=trainer)
     pad, bos, eos, unk = (tok.token_to_id(s) for s in SPECIALS)
     return Tokenizer(tok, pad, bos, eos, unk)

@@ -66,8 +66,11 @@ def shard_paths(path: str) -> list[Path]:
     shards = sorted(p.glob("*.tar")) if p.is_dir() else sorted(Path(u) for u in expand_urls(path))
     missing = [s for s in shards if not s.is_file()]
     if not shards or missing:
-        raise FileNotFoundError(f"data.path {path!r}: no tar shards found" if not shards
-                                else f"data.path {path!r}: missing shards {[str(m) for m in missing[:3]]}")
+        raise FileNotFoundError(
+            f"data.path {path!r}: no tar shards found"
+            if not shards
+            else f"data.path {path!r}: missing shards {[str(m) for m in missing[:3]]}"
+        )
     return shards
 
 
@@ -75,8 +78,10 @@ def split_shards(path: str) -> tuple[list[Path], Path]:
     """(training shards, held-out shard): the last shard is held out."""
     shards = shard_paths(path)
     if len(shards) < 2:
-        raise ValueError(f"data.path {path!r} has one shard; need at least two (the last one is held out "
-                         "for evaluation so that held-out images are never trained on)")
+        raise ValueError(
+            f"data.path {path!r} has one shard; need at least two (the last one is held out "
+            "for evaluation so that held-out images are never trained on)"
+        )
     return shards[:-1], shards[-1]
 
 
@@ -118,8 +123,14 @@ def _prefixed(lang: str, text: str) -> tuple[str, str]:
     return prefix, " " + text
 
 
-def wds_sample(raw: dict[str, Any], ann: dict[str, Any], pair: Pair, image_size: int, decoder_prefix: bool,
-               choice: int = 0) -> Sample:
+def wds_sample(
+    raw: dict[str, Any],
+    ann: dict[str, Any],
+    pair: Pair,
+    image_size: int,
+    decoder_prefix: bool,
+    choice: int = 0,
+) -> Sample:
     """Build the example of ``pair`` from a raw sample; ``choice`` picks among a language's bitexts."""
     task, lang = pair
     image = decode_image(raw, image_size)
@@ -127,8 +138,9 @@ def wds_sample(raw: dict[str, Any], ann: dict[str, Any], pair: Pair, image_size:
         text = ann["caption"][lang]
         prefix, body = _prefixed(lang, text) if decoder_prefix else ("", text)
         return Sample(task, lang, image, caption_prompt(lang), prefix, body, raw["__key__"])
-    options = [t for t in ann.get("translation", [])
-               if t.get("lang") == lang and t.get("src") and t.get("tgt")]
+    options = [
+        t for t in ann.get("translation", []) if t.get("lang") == lang and t.get("src") and t.get("tgt")
+    ]
     t = options[choice % len(options)]
     return Sample(task, lang, image, translation_prompt(lang, t["src"]), "", t["tgt"], raw["__key__"])
 
@@ -142,8 +154,9 @@ class WebDatasetStream(BatchStream):
 
     kind = "webdataset"
 
-    def __init__(self, spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         if not spec.path:
@@ -178,9 +191,11 @@ class WebDatasetStream(BatchStream):
             if item is None:  # epoch exhausted: resample the shards in a new order
                 missing = [p for p in self.pairs if self._offered is not None and p not in self._offered]
                 if missing:
-                    raise ValueError(f"training pairs {missing} occur in no sample of rank {self.rank}'s "
-                                     f"share of {self.spec.path!r}; balanced sampling cannot draw them — "
-                                     "remove them from data.caption_languages / data.translation_languages")
+                    raise ValueError(
+                        f"training pairs {missing} occur in no sample of rank {self.rank}'s "
+                        f"share of {self.spec.path!r}; balanced sampling cannot draw them — "
+                        "remove them from data.caption_languages / data.translation_languages"
+                    )
                 self.epoch, self.offset, self._gen = self.epoch + 1, 0, None
                 continue
             k, raw = item
@@ -219,15 +234,23 @@ class WebDatasetStream(BatchStream):
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable position: epoch, offset within it, and the balancing counter."""
-        return {"kind": self.kind, "seed": self.seed, "rank": self.rank, "world_size": self.world_size,
-                "epoch": self.epoch, "offset": self.offset, "counts": list(self.counts)}
+        return {
+            "kind": self.kind,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "epoch": self.epoch,
+            "offset": self.offset,
+            "counts": list(self.counts),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a position saved by ``state_dict``; the following samples replay exactly."""
         check_state(state, self.kind, {"seed": self.seed, "rank": self.rank, "world_size": self.world_size})
         if len(state["counts"]) != len(self.pairs):
-            raise ValueError(f"stream state counts {len(state['counts'])} pairs, "
-                             f"this spec trains {len(self.pairs)}")
+            raise ValueError(
+                f"stream state counts {len(state['counts'])} pairs, this spec trains {len(self.pairs)}"
+            )
         self.epoch, self.offset = int(state["epoch"]), int(state["offset"])
         self.counts = [int(c) for c in state["counts"]]
         self._gen = None  # reopen the epoch at the saved offset on the next draw
@@ -257,8 +280,10 @@ def webdataset_heldout(spec: DataSpec, tokenizer: Tokenizer) -> HeldOut:
             empty = sorted(p for p, s in sets.items() if not s and p in grouped)
             if empty:
                 sets.clear()
-                raise ValueError(f"held-out shard {shard} has no samples for {empty}; every pair of "
-                                 "data.groups must be evaluable (add those annotations or drop the pairs)")
+                raise ValueError(
+                    f"held-out shard {shard} has no samples for {empty}; every pair of "
+                    "data.groups must be evaluable (add those annotations or drop the pairs)"
+                )
         if not sets.get(pair):
             raise KeyError(f"held-out shard {shard} has no samples for {pair}")
         return sets[pair]

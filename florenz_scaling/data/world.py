@@ -20,8 +20,16 @@ import numpy as np
 
 from florenz_scaling.data.language import COLOURS, POSITIONS, SHAPES, SIZES, Obj
 
-RGB = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 225), "yellow": (240, 220, 40),
-       "purple": (140, 60, 190), "orange": (250, 140, 30), "white": (245, 245, 245), "black": (15, 15, 15)}
+RGB = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 225),
+    "yellow": (240, 220, 40),
+    "purple": (140, 60, 190),
+    "orange": (250, 140, 30),
+    "white": (245, 245, 245),
+    "black": (15, 15, 15),
+}
 HELDOUT_MODULUS = 10  # 1 in 10 scene keys is reserved for evaluation
 MAX_OBJECTS = 3
 MAX_COUNT = 3
@@ -62,8 +70,15 @@ def draw_scene(rng: np.random.Generator) -> Scene:
     objects, jitter = [], []
     for i in range(n):
         count = 1 + int(attrs[i, 3] * MAX_COUNT)
-        objects.append(Obj(SHAPES[int(attrs[i, 0] * len(SHAPES))], COLOURS[int(attrs[i, 1] * len(COLOURS))],
-                           SIZES[int(attrs[i, 2] * len(SIZES))], POSITIONS[int(positions[i])], count))
+        objects.append(
+            Obj(
+                SHAPES[int(attrs[i, 0] * len(SHAPES))],
+                COLOURS[int(attrs[i, 1] * len(COLOURS))],
+                SIZES[int(attrs[i, 2] * len(SIZES))],
+                POSITIONS[int(positions[i])],
+                count,
+            )
+        )
         jitter.append(tuple((float(jit[i, c, 0]), float(jit[i, c, 1])) for c in range(count)))
     return Scene(tuple(objects), framed, (int(tint[0]), int(tint[1]), int(tint[2])), tuple(jitter))
 
@@ -131,5 +146,5 @@ def render(scene: Scene, size: int) -> np.ndarray:
             y0 = int(round(cy + (ly * 0.25 + jy) * cell - d / 2))
             x0 = int(round(cx + (lx * 0.25 + jx) * cell - d / 2))
             y0, x0 = min(max(y0, 0), size - d), min(max(x0, 0), size - d)
-            img[y0:y0 + d, x0:x0 + d][mask] = RGB[obj.colour]
+            img[y0 : y0 + d, x0 : x0 + d][mask] = RGB[obj.colour]
     return img

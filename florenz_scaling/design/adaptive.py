@@ -51,8 +51,9 @@ def pilot_design(pool: list[Candidate], law: str) -> list[Candidate]:
 def default_target(pool: list[Candidate], law: str) -> Target:
     """The loss at the pool's most expensive candidate: the corner the study most wants to predict."""
     top = max(pool, key=lambda c: c.cost)
-    return Target(law, inputs={k: v for k, v in zip(law_inputs(law), top.inputs(law_inputs(law)),
-                                                      strict=True)})
+    return Target(
+        law, inputs={k: v for k, v in zip(law_inputs(law), top.inputs(law_inputs(law)), strict=True)}
+    )
 
 
 def round_spec(spec: SweepSpec, bought: list[Candidate]) -> SweepSpec:
@@ -97,6 +98,7 @@ def run_adaptive(
     ``run_round(round_yaml)`` plans, launches, waits for, collects and fits one round's sweep (the ``run``
     pipeline); ``record(fields)`` appends the round to the ledger. Returns the rounds as written.
     """
+
     def log(msg: str) -> None:
         print(msg, file=say or sys.stdout, flush=True)
 
@@ -106,8 +108,10 @@ def run_adaptive(
     tgt = parse_target(target, law) if target else default_target(pool, law)
     bought = pilot_design(pool, law)
     if sum(c.cost for c in bought) > budget:
-        raise DesignError(f"the pilot design ({len(bought)} runs) needs {sum(c.cost for c in bought):.4g} "
-                          f"GPU-h, more than the budget of {budget:g}")
+        raise DesignError(
+            f"the pilot design ({len(bought)} runs) needs {sum(c.cost for c in bought):.4g} "
+            f"GPU-h, more than the budget of {budget:g}"
+        )
     design_dir = SweepDir(out).root / "design"
     design_dir.mkdir(parents=True, exist_ok=True)
     rounds: list[dict[str, Any]] = []
@@ -127,18 +131,31 @@ def run_adaptive(
             stop = f"budget spent ({spent:.4g} of {budget:g} GPU-h: no candidate fits what is left)"
         elif r == max_rounds - 1:
             stop = f"{max_rounds} rounds"
-        row = {"round": r, "time": time.time(), "law": law, "target": tgt.label, "estimate": prop.estimate,
-               "sd": sd, "interval": [prop.estimate - Z95 * sd, prop.estimate + Z95 * sd],
-               "width": 2 * Z95 * sd, "bought": [c.name for c in bought], "new": [c.name for c in new],
-               "spent_gpu_h": spent, "budget_gpu_h": budget,
-               "next": [] if stop else [c.name for c, _ in prop.chosen], "stop": stop}
+        row = {
+            "round": r,
+            "time": time.time(),
+            "law": law,
+            "target": tgt.label,
+            "estimate": prop.estimate,
+            "sd": sd,
+            "interval": [prop.estimate - Z95 * sd, prop.estimate + Z95 * sd],
+            "width": 2 * Z95 * sd,
+            "bought": [c.name for c in bought],
+            "new": [c.name for c in new],
+            "spent_gpu_h": spent,
+            "budget_gpu_h": budget,
+            "next": [] if stop else [c.name for c, _ in prop.chosen],
+            "stop": stop,
+        }
         rounds.append(row)
         with open(design_dir / ROUNDS_FILE, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
         if record is not None:
             record(row)
-        log(f"adaptive: {tgt.label} = {prop.estimate:.5g} ± {Z95 * sd:.3g} (95%), spent {spent:.4g} of "
-            f"{budget:g} GPU-h" + (f"; stop: {stop}" if stop else ""))
+        log(
+            f"adaptive: {tgt.label} = {prop.estimate:.5g} ± {Z95 * sd:.3g} (95%), spent {spent:.4g} of "
+            f"{budget:g} GPU-h" + (f"; stop: {stop}" if stop else "")
+        )
         if stop:
             break
         new = [c for c, _ in prop.chosen]

@@ -73,8 +73,9 @@ def condition_number(law: str, X: np.ndarray) -> float:
     return c if math.isfinite(c) else math.inf
 
 
-def check_design(points: Any, law: str, *, min_ratio_spread: float = MIN_RATIO_SPREAD,
-                 max_condition: float | None = None) -> list[Finding]:
+def check_design(
+    points: Any, law: str, *, min_ratio_spread: float = MIN_RATIO_SPREAD, max_condition: float | None = None
+) -> list[Finding]:
     """Findings for one law on a design's points (a table with the law's inputs N, D and/or C)."""
     inputs = law_inputs(law)
     X = np.column_stack([np.asarray(points[k], dtype=float) for k in inputs])
@@ -83,27 +84,50 @@ def check_design(points: Any, law: str, *, min_ratio_spread: float = MIN_RATIO_S
     if n < p:
         out.append(Finding(law, "points", f"{n} runs cannot determine its {p} parameters"))
     elif n < p + 2:
-        out.append(Finding(law, "points", f"{n} runs for {p} parameters leave {n - p} residual degrees of "
-                                          "freedom: the noise, and so every interval, is barely estimated"))
+        out.append(
+            Finding(
+                law,
+                "points",
+                f"{n} runs for {p} parameters leave {n - p} residual degrees of "
+                "freedom: the noise, and so every interval, is barely estimated",
+            )
+        )
     for j, name in enumerate(inputs):
         levels = len(np.unique(np.round(np.log(X[:, j]), 9)))
         if levels < LEVELS[law]:
-            out.append(Finding(law, "levels", f"only {levels} distinct {name} value(s); needs at least "
-                                              f"{LEVELS[law]} to identify the {name} term"))
+            out.append(
+                Finding(
+                    law,
+                    "levels",
+                    f"only {levels} distinct {name} value(s); needs at least "
+                    f"{LEVELS[law]} to identify the {name} term",
+                )
+            )
     if {"N", "D"} <= set(inputs) and n:
         ratio = X[:, inputs.index("D")] / X[:, inputs.index("N")]
         spread = float(ratio.max() / ratio.min())
         if spread < min_ratio_spread:
-            out.append(Finding(law, "tokens-per-parameter",
-                               f"D/N spans only a factor {spread:.3g} (< {min_ratio_spread:g}): N and D move "
-                               "together, so their exponents trade off; add runs at other D/N"))
+            out.append(
+                Finding(
+                    law,
+                    "tokens-per-parameter",
+                    f"D/N spans only a factor {spread:.3g} (< {min_ratio_spread:g}): N and D move "
+                    "together, so their exponents trade off; add runs at other D/N",
+                )
+            )
     if n >= 2:
         cond = condition_number(law, X)
         limit = MAX_CONDITION[law] if max_condition is None else max_condition
         if cond > limit:
             shown = "inf" if math.isinf(cond) else f"{cond:.3g}"
-            out.append(Finding(law, "condition", f"design condition number {shown} (> {limit:g}): the "
-                                                 "parameters trade off; widen the ranges of N and D/N"))
+            out.append(
+                Finding(
+                    law,
+                    "condition",
+                    f"design condition number {shown} (> {limit:g}): the "
+                    "parameters trade off; widen the ranges of N and D/N",
+                )
+            )
     return out
 
 
@@ -114,8 +138,13 @@ def check_plan(spec: Any, laws: Sequence[str] | None = None, **kwargs: Any) -> l
     from florenz_scaling.plan import make_plan
 
     plan = make_plan(spec)
-    points = pd.DataFrame({"N": [float(r.params) for r in plan], "D": [float(r.seen_samples) for r in plan],
-                           "C": [float(r.compute_gmacs) for r in plan]})
+    points = pd.DataFrame(
+        {
+            "N": [float(r.params) for r in plan],
+            "D": [float(r.seen_samples) for r in plan],
+            "C": [float(r.compute_gmacs) for r in plan],
+        }
+    )
     out: list[Finding] = []
     for law in laws or spec.fit.laws:
         out += check_design(points, law, **kwargs)

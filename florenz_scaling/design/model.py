@@ -69,8 +69,12 @@ def parse_target(text: str, law: str) -> Target:
     need = law_inputs(law)
     text = text.strip()
     params = (*LAW_PARAMS[law], *(("ratio",) if law == "chinchilla" else ()))
-    accepts = (f"law {law} accepts a target loss at " + ",".join(f"{k}=…" for k in need)
-               + (" (P/S for N/D)" if "N" in need else "") + f" or a parameter: {', '.join(params)}")
+    accepts = (
+        f"law {law} accepts a target loss at "
+        + ",".join(f"{k}=…" for k in need)
+        + (" (P/S for N/D)" if "N" in need else "")
+        + f" or a parameter: {', '.join(params)}"
+    )
     if "=" not in text:
         name = text.removeprefix("exponent:")
         if name not in params:
@@ -116,8 +120,10 @@ class LinearModel:
             coefs = ("A", "B") if self.law == "chinchilla" else ("A",)
             exps = ("alpha", "beta") if self.law == "chinchilla" else ("alpha",)
             tiny = 1e-300  # NNLS can return a coefficient of exactly 0: its term then carries no weight
-            a = [math.log(max(p[c], tiny)) - p[e] * c0
-                 for c, e, c0 in zip(coefs, exps, self.centre, strict=True)]
+            a = [
+                math.log(max(p[c], tiny)) - p[e] * c0
+                for c, e, c0 in zip(coefs, exps, self.centre, strict=True)
+            ]
             self.theta = np.array([*a, math.log(max(p["E"], tiny)), *(p[e] for e in exps)], dtype=float)
             m = len(coefs)
             self.prior = np.array([PRIOR_SD["coef"]] * (m + 1) + [PRIOR_SD["exponent"]] * m)

@@ -46,17 +46,25 @@ class Candidate:
 
 def _planned_candidate(spec: SweepSpec, r: PlannedRun) -> Candidate:
     c = r.compute_gmacs
-    return Candidate(name=f"{r.run.size}@{r.run.steps}", N=float(r.params), D=float(r.seen_samples), C=c,
-                     cost=est_gpu_hours(c, r.fwd_gmacs, r.params, r.trainable_params, spec), size=r.run.size,
-                     steps=r.run.steps, global_batch=r.run.global_batch)
+    return Candidate(
+        name=f"{r.run.size}@{r.run.steps}",
+        N=float(r.params),
+        D=float(r.seen_samples),
+        C=c,
+        cost=est_gpu_hours(c, r.fwd_gmacs, r.params, r.trainable_params, spec),
+        size=r.run.size,
+        steps=r.run.steps,
+        global_batch=r.run.global_batch,
+    )
 
 
 def plan_runs(spec: SweepSpec, runs: list[tuple[str, int, int | None]]) -> list[Candidate]:
     """Plan ``(size, steps, global_batch)`` runs with the sweep's settings; one candidate each, in order."""
     if not runs:
         return []
-    only = dataclasses.replace(spec, sizes=(), grid=None, budget=None,
-                               extra_runs=tuple(ExtraRun(s, st, gb) for s, st, gb in runs))
+    only = dataclasses.replace(
+        spec, sizes=(), grid=None, budget=None, extra_runs=tuple(ExtraRun(s, st, gb) for s, st, gb in runs)
+    )
     by_key = {(r.run.size, r.run.steps): r for r in make_plan(only)}
     return [_planned_candidate(spec, by_key[(s, st)]) for s, st, _ in runs if (s, st) in by_key]
 
@@ -81,19 +89,33 @@ def _read_csv_pool(path: Path, spec: SweepSpec | None) -> list[Candidate]:
     t = t.rename(columns={k: v for k, v in ALIASES.items() if k in t.columns and v not in t.columns})
     if spec is not None and {"size", "steps"} <= set(t.columns):
         gb = t["global_batch"] if "global_batch" in t.columns else [None] * len(t)
-        return plan_runs(spec, [(str(s), int(st), None if g is None or pd.isna(g) else int(g))
-                                for s, st, g in zip(t["size"], t["steps"], gb, strict=True)])
+        return plan_runs(
+            spec,
+            [
+                (str(s), int(st), None if g is None or pd.isna(g) else int(g))
+                for s, st, g in zip(t["size"], t["steps"], gb, strict=True)
+            ],
+        )
     if not {"N", "D"} <= set(t.columns) and "C" not in t.columns:
-        raise DesignError(f"{path}: a pool needs columns N and D (or C), or size and steps with a sweep; "
-                          f"has {', '.join(t.columns)}")
+        raise DesignError(
+            f"{path}: a pool needs columns N and D (or C), or size and steps with a sweep; "
+            f"has {', '.join(t.columns)}"
+        )
     if "C" not in t.columns:
         t["C"] = 6.0 * t["N"] * t["D"]
     cost_col = next((c for c in COST_COLUMNS if c in t.columns), "C")
     out = []
     for i, row in t.reset_index(drop=True).iterrows():
         name = str(row["run_id"]) if "run_id" in t.columns else f"row{i}"
-        out.append(Candidate(name, float(row.get("N", math.nan)), float(row.get("D", math.nan)),
-                             float(row["C"]), float(row[cost_col])))
+        out.append(
+            Candidate(
+                name,
+                float(row.get("N", math.nan)),
+                float(row.get("D", math.nan)),
+                float(row["C"]),
+                float(row[cost_col]),
+            )
+        )
     return out
 
 
@@ -105,10 +127,13 @@ def _read_yaml_pool(path: Path, spec: SweepSpec | None) -> list[Candidate]:
         runs = [(str(s), int(st), None) for s in data["sizes"] for st in data["steps"]]
     else:
         rows = data.get("candidates") if isinstance(data, dict) else data
-        if not isinstance(rows, list) or not all(isinstance(r, dict) and {"size", "steps"} <= set(r)
-                                                 for r in rows):
-            raise DesignError(f"{path}: a YAML pool is `candidates: [{{size, steps}}, ...]` or "
-                              "`{sizes: [...], steps: [...]}`")
+        if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and {"size", "steps"} <= set(r) for r in rows
+        ):
+            raise DesignError(
+                f"{path}: a YAML pool is `candidates: [{{size, steps}}, ...]` or "
+                "`{sizes: [...], steps: [...]}`"
+            )
         runs = [(str(r["size"]), int(r["steps"]), r.get("global_batch")) for r in rows]
     if spec is None:
         raise DesignError(f"{path}: sizes and steps need a sweep to plan their cost (give a sweep directory)")

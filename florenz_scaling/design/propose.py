@@ -21,8 +21,10 @@ from florenz_scaling.design.rank import Scored, greedy, score
 from florenz_scaling.fit import LAW_PARAMS, FitResult, fit_points
 from florenz_scaling.spec import ExtraRun, SweepSpec
 
-METHOD = ("Fisher information of the linearised law (delta method with the fit's residual variance); "
-          "expected posterior variance after a candidate by a rank-1 update")
+METHOD = (
+    "Fisher information of the linearised law (delta method with the fit's residual variance); "
+    "expected posterior variance after a candidate by a rank-1 update"
+)
 
 
 @dataclass
@@ -41,20 +43,45 @@ class Proposal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the target now, the chosen batch in order and the whole ranked pool."""
+
         def row(c: Candidate, s: Scored) -> dict[str, Any]:
-            return {"run": c.name, **c.to_dict(), "var_after": s.var_after,
-                    "sd_after": math.sqrt(s.var_after), "ratio": s.ratio, "gain_per_cost": s.gain_per_cost}
+            return {
+                "run": c.name,
+                **c.to_dict(),
+                "var_after": s.var_after,
+                "sd_after": math.sqrt(s.var_after),
+                "ratio": s.ratio,
+                "gain_per_cost": s.gain_per_cost,
+            }
 
-        return {"law": self.law, "target": self.target.label, "target_inputs": self.target.inputs,
-                "target_param": self.target.param, "estimate": self.estimate, "var_now": self.var_now,
-                "sd_now": math.sqrt(self.var_now), "measured_runs": self.model.n_points,
-                "sigma": math.sqrt(self.model.sigma2), "method": METHOD, "fit_method": self.fit.method,
-                "chosen": [row(c, s) for c, s in self.chosen], "ranked": [row(c, s) for c, s in self.ranked],
-                "warnings": self.warnings}
+        return {
+            "law": self.law,
+            "target": self.target.label,
+            "target_inputs": self.target.inputs,
+            "target_param": self.target.param,
+            "estimate": self.estimate,
+            "var_now": self.var_now,
+            "sd_now": math.sqrt(self.var_now),
+            "measured_runs": self.model.n_points,
+            "sigma": math.sqrt(self.model.sigma2),
+            "method": METHOD,
+            "fit_method": self.fit.method,
+            "chosen": [row(c, s) for c, s in self.chosen],
+            "ranked": [row(c, s) for c, s in self.ranked],
+            "warnings": self.warnings,
+        }
 
 
-def propose(points: Any, law: str, target: Target, pool: list[Candidate], *, k: int | None = 1,
-            budget: float | None = None, fit: FitResult | None = None) -> Proposal:
+def propose(
+    points: Any,
+    law: str,
+    target: Target,
+    pool: list[Candidate],
+    *,
+    k: int | None = 1,
+    budget: float | None = None,
+    fit: FitResult | None = None,
+) -> Proposal:
     """Fit ``law`` to ``points`` (unless ``fit`` is given), rank the unmeasured candidates of ``pool`` by
     expected target-variance reduction per cost, and choose up to ``k`` of them within ``budget``."""
     inputs = law_inputs(law)
@@ -64,8 +91,10 @@ def propose(points: Any, law: str, target: Target, pool: list[Candidate], *, k: 
     if missing:
         raise DesignError(f"the measured runs lack {', '.join(missing)}, which law {law} needs")
     if len(points) < len(LAW_PARAMS[law]):
-        raise DesignError(f"{len(points)} measured runs cannot fit law {law} ({len(LAW_PARAMS[law])} "
-                          "parameters): run a pilot design first (`plan SWEEP --check` says what it needs)")
+        raise DesignError(
+            f"{len(points)} measured runs cannot fit law {law} ({len(LAW_PARAMS[law])} "
+            "parameters): run a pilot design first (`plan SWEEP --check` says what it needs)"
+        )
     try:
         res = fit or fit_points(points, law, validate=False)
     except (ValueError, FloatingPointError) as e:
@@ -82,27 +111,42 @@ def propose(points: Any, law: str, target: Target, pool: list[Candidate], *, k: 
     warnings = list(res.warnings)
     if budget is not None and not picked:
         warnings.append(f"no candidate fits the budget of {budget:g} (cheapest costs {min(costs):.4g})")
-    return Proposal(law, target, res, model, model.target_value(target), var_now,
-                    [(cands[s.index], s) for s in scored], [(cands[s.index], s) for s in picked], warnings)
+    return Proposal(
+        law,
+        target,
+        res,
+        model,
+        model.target_value(target),
+        var_now,
+        [(cands[s.index], s) for s in scored],
+        [(cands[s.index], s) for s in picked],
+        warnings,
+    )
 
 
 def format_proposal(p: Proposal, unit: str = "GPU-h", limit: int = 20) -> str:
     """The ranked table: the chosen batch in the order picked, then the best of the rest."""
     sd = math.sqrt(p.var_now)
-    lines = [f"{p.law} on {p.model.n_points} measured runs: target {p.target.label} = {p.estimate:.6g} "
-             f"± {sd:.3g} (1 sd, Fisher/delta method)",
-             f"{'':2s}{'run':28s} {'cost ' + unit:>12s} {'var after':>11s} {'sd after':>10s} {'ratio':>7s} "
-             f"{'gain/cost':>10s}"]
+    lines = [
+        f"{p.law} on {p.model.n_points} measured runs: target {p.target.label} = {p.estimate:.6g} "
+        f"± {sd:.3g} (1 sd, Fisher/delta method)",
+        f"{'':2s}{'run':28s} {'cost ' + unit:>12s} {'var after':>11s} {'sd after':>10s} {'ratio':>7s} "
+        f"{'gain/cost':>10s}",
+    ]
     shown = [(c, s, True) for c, s in p.chosen]
     chosen = {id(c) for c, _ in p.chosen}
     shown += [(c, s, False) for c, s in p.ranked if id(c) not in chosen][: max(0, limit - len(shown))]
     for c, s, mark in shown:
-        lines.append(f"{'* ' if mark else '  '}{c.name:28s} {c.cost:12.4g} {s.var_after:11.4g} "
-                     f"{math.sqrt(s.var_after):10.4g} {s.ratio:7.3f} {s.gain_per_cost:10.3g}")
+        lines.append(
+            f"{'* ' if mark else '  '}{c.name:28s} {c.cost:12.4g} {s.var_after:11.4g} "
+            f"{math.sqrt(s.var_after):10.4g} {s.ratio:7.3f} {s.gain_per_cost:10.3g}"
+        )
     total = sum(c.cost for c, _ in p.chosen)
     after = p.chosen[-1][1].var_after if p.chosen else p.var_now
-    lines.append(f"* chosen: {len(p.chosen)} run(s), {total:.4g} {unit}; target sd {sd:.3g} -> "
-                 f"{math.sqrt(after):.3g} (expected)")
+    lines.append(
+        f"* chosen: {len(p.chosen)} run(s), {total:.4g} {unit}; target sd {sd:.3g} -> "
+        f"{math.sqrt(after):.3g} (expected)"
+    )
     lines += [f"warning: {w}" for w in p.warnings]
     return "\n".join(lines)
 

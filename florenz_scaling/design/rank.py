@@ -64,8 +64,13 @@ def target_variance(model: LinearModel, targets: Sequence[Target], cov: np.ndarr
     return float(np.einsum("ti,ij,tj->", G, S, G))
 
 
-def score(model: LinearModel, targets: Sequence[Target], X: np.ndarray, costs: Sequence[float],
-          cov: np.ndarray | None = None) -> list[Scored]:
+def score(
+    model: LinearModel,
+    targets: Sequence[Target],
+    X: np.ndarray,
+    costs: Sequence[float],
+    cov: np.ndarray | None = None,
+) -> list[Scored]:
     """Score each candidate point (rows of ``X``, law inputs) for adding it alone to covariance ``cov``."""
     S = model.covariance() if cov is None else cov
     G = _weights(model, targets)
@@ -75,8 +80,10 @@ def score(model: LinearModel, targets: Sequence[Target], X: np.ndarray, costs: S
     denom = model.sigma2 + np.einsum("cp,cp->c", SJ, J)
     num = ((SJ @ G.T) ** 2).sum(axis=1)  # Σ_t (g_tᵀ Σ j)²
     after = before - num / denom
-    return [Scored(i, float(c), before, float(max(a, 0.0))) for i, (c, a) in enumerate(zip(costs, after,
-                                                                                            strict=True))]
+    return [
+        Scored(i, float(c), before, float(max(a, 0.0)))
+        for i, (c, a) in enumerate(zip(costs, after, strict=True))
+    ]
 
 
 def add_point(model: LinearModel, cov: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -86,8 +93,15 @@ def add_point(model: LinearModel, cov: np.ndarray, x: np.ndarray) -> np.ndarray:
     return cov - np.outer(Sj, Sj) / (model.sigma2 + j @ Sj)
 
 
-def greedy(model: LinearModel, targets: Sequence[Target], X: np.ndarray, costs: Sequence[float], *,
-           k: int | None = None, budget: float | None = None) -> list[Scored]:
+def greedy(
+    model: LinearModel,
+    targets: Sequence[Target],
+    X: np.ndarray,
+    costs: Sequence[float],
+    *,
+    k: int | None = None,
+    budget: float | None = None,
+) -> list[Scored]:
     """Choose up to ``k`` candidates (and at most ``budget`` total cost) one at a time by gain per cost.
 
     Each pick is scored against the covariance after the earlier picks, so a batch does not buy the same

@@ -51,9 +51,14 @@ class Curve:
 
     def to_dict(self, total: float, tolerance: float) -> dict[str, Any]:
         """JSON: the curve and its compute fraction."""
-        return {"strategy": self.strategy, "compute_fraction": self.compute_fraction(total, tolerance),
-                "steps": [{"bought": b, "cost": c, "fraction": c / total, "errors": e}
-                          for b, c, e in zip(self.bought, self.cost, self.errors, strict=True)]}
+        return {
+            "strategy": self.strategy,
+            "compute_fraction": self.compute_fraction(total, tolerance),
+            "steps": [
+                {"bought": b, "cost": c, "fraction": c / total, "errors": e}
+                for b, c, e in zip(self.bought, self.cost, self.errors, strict=True)
+            ],
+        }
 
 
 def check_inputs(law: str, pool: Any, targets: Any) -> tuple[str, ...]:
@@ -77,8 +82,9 @@ def check_inputs(law: str, pool: Any, targets: Any) -> tuple[str, ...]:
 class Replayer:
     """The pool, the targets and the fitter of one replay; ``curve(order)`` refits along a purchase order."""
 
-    def __init__(self, pool: Any, targets: Any, law: str, *,
-                 fit_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, pool: Any, targets: Any, law: str, *, fit_kwargs: dict[str, Any] | None = None
+    ) -> None:
         self.inputs = check_inputs(law, pool, targets)
         self.law = law
         self.pool = pool.reset_index(drop=True)
@@ -86,8 +92,9 @@ class Replayer:
         self.cost = np.asarray(self.pool["C"], dtype=float)
         self.total = float(self.cost.sum())
         self.names = [str(v) for v in self.pool.get("run_id", [f"row{i}" for i in range(len(self.pool))])]
-        self.targets = [Target(law, inputs={k: float(row[k]) for k in self.inputs})
-                        for _, row in targets.iterrows()]
+        self.targets = [
+            Target(law, inputs={k: float(row[k]) for k in self.inputs}) for _, row in targets.iterrows()
+        ]
         self.truth = np.asarray(targets["loss"], dtype=float)
         kwargs = {"method": "auto"} if law in ("chinchilla", "saturating-compute") else {}
         self.fit_fn = fitter(law, **{**kwargs, **(fit_kwargs or {})})
@@ -170,9 +177,16 @@ class Replayer:
         return left[best.index]
 
 
-def replay(pool: Any, targets: Any, law: str, *, tolerance: float = 0.03, seeds: int = 10,
-           strategies: Sequence[str] = STRATEGIES,
-           fit_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def replay(
+    pool: Any,
+    targets: Any,
+    law: str,
+    *,
+    tolerance: float = 0.03,
+    seeds: int = 10,
+    strategies: Sequence[str] = STRATEGIES,
+    fit_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Every strategy's curve and compute fraction; random is reported per seed and as their mean."""
     rp = Replayer(pool, targets, law, fit_kwargs=fit_kwargs)
     n = len(rp.pool)
@@ -186,28 +200,46 @@ def replay(pool: Any, targets: Any, law: str, *, tolerance: float = 0.03, seeds:
             curves[s] = rp.curve(s, rp.adaptive_order(rp.d_optimal_pick)).to_dict(rp.total, tolerance)
         elif s == "cheapest-first":
             curves[s] = rp.curve(s, [int(i) for i in np.argsort(rp.cost, kind="stable")]).to_dict(
-                rp.total, tolerance)
+                rp.total, tolerance
+            )
         elif s == "full":
             full = rp.curve(s, list(range(n)))
             curves[s] = Curve(s, ["all"], [rp.total], [full.errors[-1]]).to_dict(rp.total, tolerance)
         else:
-            runs = [rp.curve(s, [int(i) for i in np.random.default_rng(seed).permutation(n)]).to_dict(
-                rp.total, tolerance) for seed in range(seeds)]
+            runs = [
+                rp.curve(s, [int(i) for i in np.random.default_rng(seed).permutation(n)]).to_dict(
+                    rp.total, tolerance
+                )
+                for seed in range(seeds)
+            ]
             fr = [r["compute_fraction"] for r in runs]
-            curves[s] = {"strategy": s, "seeds": seeds, "per_seed": runs,
-                         "compute_fraction": None if not fr or None in fr else float(np.mean(fr)),
-                         "compute_fraction_per_seed": fr}
-    return {"law": law, "tolerance": tolerance, "pool_runs": n, "pool_cost": rp.total,
-            "targets": [{"inputs": t.inputs, "loss": float(v)}
-                        for t, v in zip(rp.targets, rp.truth, strict=True)],
-            "strategies": curves}
+            curves[s] = {
+                "strategy": s,
+                "seeds": seeds,
+                "per_seed": runs,
+                "compute_fraction": None if not fr or None in fr else float(np.mean(fr)),
+                "compute_fraction_per_seed": fr,
+            }
+    return {
+        "law": law,
+        "tolerance": tolerance,
+        "pool_runs": n,
+        "pool_cost": rp.total,
+        "targets": [
+            {"inputs": t.inputs, "loss": float(v)} for t, v in zip(rp.targets, rp.truth, strict=True)
+        ],
+        "strategies": curves,
+    }
 
 
 def format_replay(result: dict[str, Any]) -> str:
     """The replay as text: compute fraction per strategy, then each ordered strategy's error curve."""
     tol = result["tolerance"]
-    lines = [f"replay of {result['pool_runs']} runs (total cost {result['pool_cost']:.4g}), law "
-             f"{result['law']}, tolerance {tol:.3g}", f"{'strategy':16s} compute_fraction"]
+    lines = [
+        f"replay of {result['pool_runs']} runs (total cost {result['pool_cost']:.4g}), law "
+        f"{result['law']}, tolerance {tol:.3g}",
+        f"{'strategy':16s} compute_fraction",
+    ]
     for s, c in result["strategies"].items():
         fr = c["compute_fraction"]
         extra = f"  (mean over {c['seeds']} seeds)" if s == "random" else ""

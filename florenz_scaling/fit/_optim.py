@@ -205,7 +205,12 @@ def batched_lbfgs(
 
 
 def polish(
-    problem: LSEProblem, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, maxiter: int = 10_000,
+    problem: LSEProblem,
+    x0: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    maxiter: int = 10_000,
     deep: bool = False,
 ):
     """scipy L-BFGS-B from ``x0`` with the recipe's tight tolerances (ftol 1e-12, gtol 1e-10).
@@ -282,5 +287,11 @@ def _multistart(problem, starts, lo, hi, *, n_polish, screen_iter, keep) -> dict
     for r in results:
         if not any(np.abs(r.x - np.array(o["theta"])).max() <= 1e-3 for o in optima):
             optima.append({"theta": r.x.tolist(), "objective": float(r.fun)})
-    return {"res": best, "n_starts": len(starts), "n_screened_long": n_keep, "n_polished": len(picked),
-            "nit": int(best.nit), "local_optima": optima}
+    return {
+        "res": best,
+        "n_starts": len(starts),
+        "n_screened_long": n_keep,
+        "n_polished": len(picked),
+        "nit": int(best.nit),
+        "local_optima": optima,
+    }

@@ -152,8 +152,11 @@ def bootstrap(
         unit=groups_col if groups_col in table.columns else "row",
         n_runs=len(ids),
         interval="percentile",
-        per_resample_fit=("polished from the full fit's best local optima (see resample_fitter)"
-                          if isinstance(fit_fn, str) else getattr(fit_fn, "__name__", "custom")),
+        per_resample_fit=(
+            "polished from the full fit's best local optima (see resample_fitter)"
+            if isinstance(fit_fn, str)
+            else getattr(fit_fn, "__name__", "custom")
+        ),
         param_median={k: float(np.median(v)) for k, v in samples.items() if v},
         derived_point=derived(point, budgets),
         derived=dsum,

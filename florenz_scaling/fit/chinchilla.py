@@ -29,9 +29,11 @@ E_ZERO = 1e-3
 # With fewer points than this the 5-parameter Chinchilla fit is ill-posed; fit_chinchilla(method="auto")
 # and fit_sweep then use variable projection instead.
 FEW_POINTS = 20
-FLOP_NOTE = ("compute_optimal assumes C = 6·N·D training FLOPs (Hoffmann et al.); a Florenz sweep's C is "
-             "measured forward GMACs × (1 + P_t/P) (paper Eq. 2): N*, D* are only meaningful for C in "
-             "6·N·D FLOPs.")
+FLOP_NOTE = (
+    "compute_optimal assumes C = 6·N·D training FLOPs (Hoffmann et al.); a Florenz sweep's C is "
+    "measured forward GMACs × (1 + P_t/P) (paper Eq. 2): N*, D* are only meaningful for C in "
+    "6·N·D FLOPs."
+)
 
 
 def hoffmann_grid(m: int = 2) -> np.ndarray:
@@ -115,15 +117,21 @@ def _lse_fit(
     cond = _hessian_condition(problem, theta)
     if cond is None or cond > 1e10:
         shown = "inf" if cond is None else f"{cond:.2g}"
-        warnings.append(f"ill-conditioned: Hessian condition number {shown} (parameters trade off; "
-                        "prefer the bootstrap intervals)")
+        warnings.append(
+            f"ill-conditioned: Hessian condition number {shown} (parameters trade off; "
+            "prefer the bootstrap intervals)"
+        )
     n_par = 2 * m + 1
     if len(L) < 4 * n_par:
         warnings.append(f"only {len(L)} points for {n_par} parameters: consider method='varpro'")
     solver = {
         "objective": objective,
-        "objective_kind": (f"Huber(delta={delta}) of log residuals" if objective == "huber-log" else
-                           "squared error of the raw loss") + f", {reduction} over points",
+        "objective_kind": (
+            f"Huber(delta={delta}) of log residuals"
+            if objective == "huber-log"
+            else "squared error of the raw loss"
+        )
+        + f", {reduction} over points",
         "optimizer": "batched float32 L-BFGS screen, then scipy L-BFGS-B (ftol 1e-12, gtol 1e-10)",
         "optimizer_message": str(res.message),
         "optimizer_status": int(res.status),
@@ -138,9 +146,20 @@ def _lse_fit(
     # L-BFGS-B ending on an "ABNORMAL" line search at a tiny gradient has converged to machine precision.
     ok = res.status == 0 or (np.abs(res.jac).max() < 1e-6 * max(1.0, abs(res.fun)))
     status = "converged" if ok else f"not converged: {res.message}"
-    return FitResult(law=law, params=params, objective=float(res.fun), status=status, n_points=len(L),
-                     used=[True] * len(L), method="lbfgs", nit=out["nit"], at_bound=at_bound,
-                     warnings=warnings, solver=solver, extras=dict(meta.get("extras", {})))
+    return FitResult(
+        law=law,
+        params=params,
+        objective=float(res.fun),
+        status=status,
+        n_points=len(L),
+        used=[True] * len(L),
+        method="lbfgs",
+        nit=out["nit"],
+        at_bound=at_bound,
+        warnings=warnings,
+        solver=solver,
+        extras=dict(meta.get("extras", {})),
+    )
 
 
 def _hessian_condition(problem: LSEProblem, theta: np.ndarray) -> float | None:
@@ -158,8 +177,14 @@ def _hessian_condition(problem: LSEProblem, theta: np.ndarray) -> float | None:
 
 
 def _varpro(
-    law: str, names: tuple[str, ...], inputs: Sequence[np.ndarray], L: np.ndarray, delta: float,
-    meta: dict[str, Any], grid_n: int | None = None, init: Sequence[float] | None = None,
+    law: str,
+    names: tuple[str, ...],
+    inputs: Sequence[np.ndarray],
+    L: np.ndarray,
+    delta: float,
+    meta: dict[str, Any],
+    grid_n: int | None = None,
+    init: Sequence[float] | None = None,
     objective: str = "huber-log",
 ) -> FitResult:
     """Variable projection: minimise over exponents the relative SSE of a non-negative least-squares fit of
@@ -190,8 +215,12 @@ def _varpro(
     if init is not None:
         cands.append(np.clip(np.asarray(init, dtype=float), *EXP_BOUNDS))
     best = min(((solve(a)[0], a) for a in cands), key=lambda t: t[0])
-    res = minimize(lambda a: solve(np.clip(a, *EXP_BOUNDS))[0], np.array(best[1]), method="Nelder-Mead",
-                   options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 4000})
+    res = minimize(
+        lambda a: solve(np.clip(a, *EXP_BOUNDS))[0],
+        np.array(best[1]),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 4000},
+    )
     alphas = np.clip(res.x, *EXP_BOUNDS)
     sse, coef = solve(alphas)
     params = {"E": float(coef[0])}
@@ -210,17 +239,30 @@ def _varpro(
     warnings = [f"{k} at its {v} bound" for k, v in at_bound.items() if v]
     solver = {
         "objective": objective,
-        "objective_kind": ("relative SSE sum((L_hat - L)/L)^2" if objective == "huber-log" else
-                           "SSE sum(L_hat - L)^2") + " of the NNLS fit of the linear coefficients at the "
+        "objective_kind": (
+            "relative SSE sum((L_hat - L)/L)^2" if objective == "huber-log" else "SSE sum(L_hat - L)^2"
+        )
+        + " of the NNLS fit of the linear coefficients at the "
         "best exponents",
         "huber_objective": huber,
         "optimizer_message": str(res.message),
         **meta.get("solver", {}),
     }
     status = "converged" if res.success else f"not converged: {res.message}"
-    return FitResult(law=law, params=params, objective=sse, status=status, n_points=len(L),
-                     used=[True] * len(L), method="varpro", nit=int(res.nit), at_bound=at_bound,
-                     warnings=warnings, solver=solver, extras=dict(meta.get("extras", {})))
+    return FitResult(
+        law=law,
+        params=params,
+        objective=sse,
+        status=status,
+        n_points=len(L),
+        used=[True] * len(L),
+        method="varpro",
+        nit=int(res.nit),
+        at_bound=at_bound,
+        warnings=warnings,
+        solver=solver,
+        extras=dict(meta.get("extras", {})),
+    )
 
 
 def fit_chinchilla(
@@ -254,16 +296,27 @@ def fit_chinchilla(
     meta: dict[str, Any] = {"extras": {"flop_convention": FLOP_NOTE}, "solver": {}}
     if method == "auto":
         method = "varpro" if len(L) < FEW_POINTS else "lbfgs"
-        meta["solver"]["method_reason"] = (f"auto: {len(L)} points "
-                                           f"({'<' if method == 'varpro' else '>='} {FEW_POINTS})")
+        meta["solver"]["method_reason"] = (
+            f"auto: {len(L)} points ({'<' if method == 'varpro' else '>='} {FEW_POINTS})"
+        )
     if method == "varpro":
         with single_threaded_blas():
             return _varpro("chinchilla", names, (N, D), L, delta, meta, varpro_grid, varpro_init, objective)
     if method != "lbfgs":
         raise ValueError("method must be 'lbfgs', 'varpro' or 'auto'")
-    r = _lse_fit("chinchilla", names, (N, D), L, delta=delta, reduction=reduction, objective=objective,
-                 init_grid=init_grid,
-                 n_polish=n_polish, meta=meta, screen_iter=(10, 200) if screen else None)
+    r = _lse_fit(
+        "chinchilla",
+        names,
+        (N, D),
+        L,
+        delta=delta,
+        reduction=reduction,
+        objective=objective,
+        init_grid=init_grid,
+        n_polish=n_polish,
+        meta=meta,
+        screen_iter=(10, 200) if screen else None,
+    )
     return r.replace(extras={**r.extras, "derived": derived_chinchilla(r.params)})
 
 
@@ -291,16 +344,32 @@ def fit_saturating_compute(
         meta["solver"]["method_reason"] = f"auto: {len(L)} points"
     if method == "varpro":
         with single_threaded_blas():
-            return _varpro("saturating-compute", names, (C,), L, delta, meta, varpro_grid, varpro_init,
-                           objective)
+            return _varpro(
+                "saturating-compute", names, (C,), L, delta, meta, varpro_grid, varpro_init, objective
+            )
     if method != "lbfgs":
         raise ValueError("method must be 'lbfgs', 'varpro' or 'auto'")
     if init_grid is None:  # 3 parameters: a denser grid than Hoffmann's costs nothing
-        init_grid = np.array(list(itertools.product(np.arange(0.0, 30.1, 2.5), np.arange(-2.0, 1.01, 0.5),
-                                                    np.arange(0.0, 2.01, 0.25))))
-    return _lse_fit("saturating-compute", names, (C,), L, delta=delta, reduction=reduction,
-                    objective=objective, init_grid=init_grid, n_polish=n_polish, meta=meta,
-                    screen_iter=(10, 200) if screen else None)
+        init_grid = np.array(
+            list(
+                itertools.product(
+                    np.arange(0.0, 30.1, 2.5), np.arange(-2.0, 1.01, 0.5), np.arange(0.0, 2.01, 0.25)
+                )
+            )
+        )
+    return _lse_fit(
+        "saturating-compute",
+        names,
+        (C,),
+        L,
+        delta=delta,
+        reduction=reduction,
+        objective=objective,
+        init_grid=init_grid,
+        n_polish=n_polish,
+        meta=meta,
+        screen_iter=(10, 200) if screen else None,
+    )
 
 
 def compute_optimal(result: FitResult | dict[str, float], C: Any) -> dict[str, Any]:
@@ -313,16 +382,26 @@ def compute_optimal(result: FitResult | dict[str, float], C: Any) -> dict[str, A
     p = result.params if isinstance(result, FitResult) else result
     E, A, B, al, be = (p[k] for k in ("E", "A", "B", "alpha", "beta"))
     if not (A > 0 and B > 0 and al > 0 and be > 0):
-        raise ValueError(f"no compute-optimal allocation: needs A, B, alpha, beta > 0 (got A={A:g}, B={B:g}, "
-                         f"alpha={al:g}, beta={be:g})")
+        raise ValueError(
+            f"no compute-optimal allocation: needs A, B, alpha, beta > 0 (got A={A:g}, B={B:g}, "
+            f"alpha={al:g}, beta={be:g})"
+        )
     C = np.asarray(C, dtype=float)
     G = (al * A / (be * B)) ** (1.0 / (al + be))
     a, b = be / (al + be), al / (al + be)
     n_opt = G * (C / 6.0) ** a
     d_opt = (C / 6.0) ** b / G
     l_opt = E + A / n_opt**al + B / d_opt**be
-    return {"N_opt": n_opt, "D_opt": d_opt, "L_opt": l_opt, "tokens_per_param": d_opt / n_opt, "G": G,
-            "a": a, "b": b, "convention": FLOP_NOTE}
+    return {
+        "N_opt": n_opt,
+        "D_opt": d_opt,
+        "L_opt": l_opt,
+        "tokens_per_param": d_opt / n_opt,
+        "G": G,
+        "a": a,
+        "b": b,
+        "convention": FLOP_NOTE,
+    }
 
 
 def derived_chinchilla(params: dict[str, float]) -> dict[str, float]:

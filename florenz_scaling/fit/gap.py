@@ -111,24 +111,42 @@ def fit_gap(points: Any, group_a: str = "UC", group_b: str = "SC", *, level: flo
     g0, g1 = fit["coef"]["gamma0"], fit["coef"]["gamma1"]
     lo, hi = fit["ci"]["gamma1"]
     at_max = g0 + g1 * x.max()
-    common = dict(group_a=group_a, group_b=group_b, params=fit["coef"], ci=fit["ci"], pvalues=fit["pvalues"],
-                  n_points=len(x), max_compute=float(C.max()), gap_at_max=float(10**at_max - 1),
-                  points=[{"run_id": str(r), "C": float(c), "loss_a": float(la), "loss_b": float(lb)}
-                          for r, c, la, lb in both[["run_id", "C", "loss_a", "loss_b"]].itertuples(
-                              index=False)])
+    common = dict(
+        group_a=group_a,
+        group_b=group_b,
+        params=fit["coef"],
+        ci=fit["ci"],
+        pvalues=fit["pvalues"],
+        n_points=len(x),
+        max_compute=float(C.max()),
+        gap_at_max=float(10**at_max - 1),
+        points=[
+            {"run_id": str(r), "C": float(c), "loss_a": float(la), "loss_b": float(lb)}
+            for r, c, la, lb in both[["run_id", "C", "loss_a", "loss_b"]].itertuples(index=False)
+        ],
+    )
     p1 = fit["pvalues"]["gamma1"]
     slope = f"gamma1 = {g1:.3g} [{lo:.3g}, {hi:.3g}] per decade of compute (p = {p1:.2g})"
     if lo <= 0 <= hi:
-        return GapFit(**common, closes=None,
-                      evidence=f"no evidence that the gap moves with compute: {slope} includes 0")
+        return GapFit(
+            **common, closes=None, evidence=f"no evidence that the gap moves with compute: {slope} includes 0"
+        )
     if np.sign(g1) == np.sign(at_max):
-        return GapFit(**common, closes=False,
-                      evidence=f"does not close: the gap widens with compute, {slope}")
+        return GapFit(
+            **common, closes=False, evidence=f"does not close: the gap widens with compute, {slope}"
+        )
     root = -g0 / g1
     t = float(stats.t.ppf(0.5 + level / 2.0, fit["df"]))
     (r_lo, r_hi), bounded = _fieller(np.array([g0, g1]), np.asarray(fit["cov"]), t)
     close_ci = [10**r_lo, 10**r_hi] if bounded else [None, None]
     beyond = root - x.max()
-    return GapFit(**common, closes=True, close_at=float(10**root), close_ci=close_ci,
-                  evidence=(f"closes at C ≈ {10**root:.3g} ({beyond:.2g} decades beyond the largest run, an "
-                            f"extrapolation): {slope}"))
+    return GapFit(
+        **common,
+        closes=True,
+        close_at=float(10**root),
+        close_ci=close_ci,
+        evidence=(
+            f"closes at C ≈ {10**root:.3g} ({beyond:.2g} decades beyond the largest run, an "
+            f"extrapolation): {slope}"
+        ),
+    )

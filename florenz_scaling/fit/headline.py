@@ -42,9 +42,13 @@ def _rows(fits: list[Any], paper: dict | None, groups: list[str]) -> tuple[list[
         else:
             v = verdict_of(f)
             shown = v.shown and "alpha1" in f.params
-            row.update(exponent=f.params.get("alpha1") if shown else None,
-                       ci=f.ci.get("alpha1") if shown else None, verdict=v.level, reason="; ".join(v.reasons),
-                       interval=f.interval_kind)
+            row.update(
+                exponent=f.params.get("alpha1") if shown else None,
+                ci=f.ci.get("alpha1") if shown else None,
+                verdict=v.level,
+                reason="; ".join(v.reasons),
+                interval=f.interval_kind,
+            )
         rows.append(row)
     return rows, skipped
 
@@ -60,16 +64,26 @@ def conditioning_table(cond: Any) -> Any:
     for (run, group), d in c.groupby(["run_id", "group"], sort=False):
         w = d["samples"].astype(float)
         loss = float((d["loss"].astype(float) * w).sum() / w.sum())
-        row = {"run": run, "size": d["size"].iloc[0], "group": group, "steps": int(d["step"].iloc[0]),
-               "held-out loss": loss}
+        row = {
+            "run": run,
+            "size": d["size"].iloc[0],
+            "group": group,
+            "steps": int(d["step"].iloc[0]),
+            "held-out loss": loss,
+        }
         for col, what in PROBES:
             values = pd.to_numeric(d[col], errors="coerce") if col in d.columns else None
             if values is None or values.isna().any():
                 continue  # a probe this run did not write is empty in the file
             shuffled = float((values * w).sum() / w.sum())
             pre = "" if what == "both" else f"{what} "
-            row.update({f"{pre}shuffled": shuffled, f"{pre}gap": shuffled - loss,
-                        f"{pre}gap %": 100 * (shuffled - loss) / loss})
+            row.update(
+                {
+                    f"{pre}shuffled": shuffled,
+                    f"{pre}gap": shuffled - loss,
+                    f"{pre}gap %": 100 * (shuffled - loss) / loss,
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -122,28 +136,57 @@ def emergence(metrics: Any, group: str = "UC", reference: str = "SC") -> list[di
         first, last = float(curve.iloc[0]), float(curve.iloc[-1])
         rise = (last - first) / max(abs(first), 1e-12) if first else (1.0 if last > 0 else 0.0)
         ref = by.loc[reference].sort_index() if reference in by.index.get_level_values(0) else None
-        out.append({"metric": str(metric), "decoding": str(decoding), "seen_samples": float(budgets.max()),
-                    "sizes": [float(p) for p in curve.index], "values": [float(v) for v in curve],
-                    "emerges": bool(rise > EMERGES_BY), "rise": float(rise),
-                    "reference": reference if ref is not None else None,
-                    "reference_at_largest": None if ref is None else float(ref.iloc[-1])})
+        out.append(
+            {
+                "metric": str(metric),
+                "decoding": str(decoding),
+                "seen_samples": float(budgets.max()),
+                "sizes": [float(p) for p in curve.index],
+                "values": [float(v) for v in curve],
+                "emerges": bool(rise > EMERGES_BY),
+                "rise": float(rise),
+                "reference": reference if ref is not None else None,
+                "reference_at_largest": None if ref is None else float(ref.iloc[-1]),
+            }
+        )
     return out
 
 
-def build_headline(fits: list[Any], *, paper: dict | None = None, joint: list[Any] = (),
-                   gaps: list[Any] = (), conditioning: Any = None, metrics: Any = None) -> dict[str, Any]:
+def build_headline(
+    fits: list[Any],
+    *,
+    paper: dict | None = None,
+    joint: list[Any] = (),
+    gaps: list[Any] = (),
+    conditioning: Any = None,
+    metrics: Any = None,
+) -> dict[str, Any]:
     """The headline as a dict: groups, rows (one per group), skipped, joint, gaps, conditioning, emergence."""
     from florenz_scaling.results import group_order
 
     groups = group_order(f.group for f in _group_fits(fits))
     rows, skipped = _rows(fits, paper, groups)
     return {
-        "groups": groups, "rows": rows, "skipped": skipped,
-        "joint": [{"law": j.law, "groups": j.groups, "shared": j.shared, "separate": j.separate,
-                   "test": j.test} for j in joint],
-        "gaps": [{"name": g.name, "closes": g.closes, "evidence": g.evidence, "gamma1": g.params["gamma1"],
-                  "ci": g.ci.get("gamma1"), "close_at": g.close_at, "close_ci": g.close_ci,
-                  "gap_at_max": g.gap_at_max} for g in gaps],
+        "groups": groups,
+        "rows": rows,
+        "skipped": skipped,
+        "joint": [
+            {"law": j.law, "groups": j.groups, "shared": j.shared, "separate": j.separate, "test": j.test}
+            for j in joint
+        ],
+        "gaps": [
+            {
+                "name": g.name,
+                "closes": g.closes,
+                "evidence": g.evidence,
+                "gamma1": g.params["gamma1"],
+                "ci": g.ci.get("gamma1"),
+                "close_at": g.close_at,
+                "close_ci": g.close_ci,
+                "gap_at_max": g.gap_at_max,
+            }
+            for g in gaps
+        ],
         "conditioning": conditioning_gaps(conditioning),
         "emergence": emergence(metrics),
     }
@@ -159,8 +202,14 @@ def sweep_headline(sweep_dir: str | Path) -> dict[str, Any]:
     sd = SweepDir(sweep_dir)
     cond = read_table(sd.conditioning_csv) if sd.conditioning_csv.is_file() else None
     metrics = read_table(sd.metrics_csv) if sd.metrics_csv.is_file() else None
-    return build_headline(load_fits(sd.root), paper=load_paper(sd.root), joint=load_joint(sd.root),
-                          gaps=load_gaps(sd.root), conditioning=cond, metrics=metrics)
+    return build_headline(
+        load_fits(sd.root),
+        paper=load_paper(sd.root),
+        joint=load_joint(sd.root),
+        gaps=load_gaps(sd.root),
+        conditioning=cond,
+        metrics=metrics,
+    )
 
 
 def _ci(ci: Any) -> str:
@@ -181,8 +230,10 @@ def headline_lines(h: dict[str, Any]) -> list[str]:
         t = j["test"]
         shared = ", ".join(f"{k} = {v['value']:.3g}{_ci(v['ci'])}" for k, v in j["shared"].items())
         p = "n/a" if t.get("p_value") is None else f"{t['p_value']:.3g}"
-        out.append(f"  shared vs separate exponents, {j['law']} ({', '.join(j['groups'])}): {shared}; "
-                   f"p = {p} ({t['method']})")
+        out.append(
+            f"  shared vs separate exponents, {j['law']} ({', '.join(j['groups'])}): {shared}; "
+            f"p = {p} ({t['method']})"
+        )
     for g in h["gaps"]:
         out.append(f"  gap {g['name']}: {g['evidence']}")
     for c in h["conditioning"]:

@@ -63,14 +63,16 @@ def sweep_points(table: Any, level: str = "group") -> Any:
         t = group_losses(t)
         for gap in t.attrs.get("incomplete", []):
             left_out.setdefault(str(gap["run_id"]), f"group {gap['group']} lacks {', '.join(gap['missing'])}")
-    out = pd.DataFrame({
-        "N": t["params"].astype(float).to_numpy(),
-        "D": t["seen_samples"].astype(float).to_numpy(),
-        "C": t["compute_gmacs"].astype(float).to_numpy(),
-        "loss": t["loss"].astype(float).to_numpy(),
-        "run_id": t["run_id"].astype(str).to_numpy(),
-        "group": t["group"].astype(str).to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "N": t["params"].astype(float).to_numpy(),
+            "D": t["seen_samples"].astype(float).to_numpy(),
+            "C": t["compute_gmacs"].astype(float).to_numpy(),
+            "loss": t["loss"].astype(float).to_numpy(),
+            "run_id": t["run_id"].astype(str).to_numpy(),
+            "group": t["group"].astype(str).to_numpy(),
+        }
+    )
     if level == "pair":
         out["task"] = t["task"].astype(str).to_numpy()
         out["lang"] = t["lang"].astype(str).to_numpy()
@@ -224,8 +226,9 @@ def fit_sweep(
     for name, pts, meta in jobs:
         for law in laws:
             try:
-                res = fit_points(pts, law, bootstrap=bootstrap, seed=seed, budgets=budgets,
-                                 objective=objective, **meta)
+                res = fit_points(
+                    pts, law, bootstrap=bootstrap, seed=seed, budgets=budgets, objective=objective, **meta
+                )
             except (ValueError, np.linalg.LinAlgError) as e:
                 print(f"warning: {law} on {name}: not fitted: {e}", file=sys.stderr)
                 continue
@@ -238,20 +241,25 @@ def fit_sweep(
     left_out = {**groups.attrs.get("left_out", {})}
     for law in laws:
         for stale in out_dir.glob(f"{law}-*.json"):
-            is_pair = "_" in stale.stem[len(law) + 1:]
+            is_pair = "_" in stale.stem[len(law) + 1 :]
             if stale in written or not (per_pair or not is_pair):
                 continue
             if left_out:
-                print(f"fit: kept earlier {stale.name}: not fittable now, but this table left out "
-                      f"{len(left_out)} run(s): " + ", ".join(sorted(left_out)), file=sys.stderr)
+                print(
+                    f"fit: kept earlier {stale.name}: not fittable now, but this table left out "
+                    f"{len(left_out)} run(s): " + ", ".join(sorted(left_out)),
+                    file=sys.stderr,
+                )
                 continue
             print(f"fit: removed stale {stale.name} (no longer fittable on this table)", file=sys.stderr)
             stale.unlink()
     written += write_comparisons(out_dir, groups, laws, keep_stale=bool(left_out))
     written += _metric_fits(root, out_dir, groups)
     if left_out:
-        print("fit: runs left out: " + "; ".join(f"{r}: {w}" for r, w in sorted(left_out.items())),
-              file=sys.stderr)
+        print(
+            "fit: runs left out: " + "; ".join(f"{r}: {w}" for r, w in sorted(left_out.items())),
+            file=sys.stderr,
+        )
     return written
 
 
@@ -271,8 +279,14 @@ def _metric_fits(root: Path, out_dir: Path, groups: Any) -> list[Path]:
 GAP_DEFAULT = ("UC", "SC")
 
 
-def write_comparisons(out_dir: Path, groups: Any, laws: Sequence[str], *, keep_stale: bool = False,
-                      gap: tuple[str, str] = GAP_DEFAULT) -> list[Path]:
+def write_comparisons(
+    out_dir: Path,
+    groups: Any,
+    laws: Sequence[str],
+    *,
+    keep_stale: bool = False,
+    gap: tuple[str, str] = GAP_DEFAULT,
+) -> list[Path]:
     """Across groups: the joint OLS fits (fits/joint-<law>.json) and the gap law (fits/gap-A-B.json).
 
     Only the OLS laws are fitted jointly here (cheap and exact); the non-linear joint fits are on request
@@ -284,8 +298,11 @@ def write_comparisons(out_dir: Path, groups: Any, laws: Sequence[str], *, keep_s
     from florenz_scaling.fit.joint import fit_joint_ols
 
     named = sorted({g for g in groups["group"].astype(str) if g})
-    jobs: list[tuple[str, Any]] = [(f"joint-{law}.json", lambda law=law: fit_joint_ols(groups, law))
-                                   for law in laws if law in ("compute", "size-data") and len(named) >= 2]
+    jobs: list[tuple[str, Any]] = [
+        (f"joint-{law}.json", lambda law=law: fit_joint_ols(groups, law))
+        for law in laws
+        if law in ("compute", "size-data") and len(named) >= 2
+    ]
     if set(gap) <= set(named):
         jobs.append((f"gap-{gap[0]}-{gap[1]}.json", lambda: fit_gap(groups, *gap)))
     written = []

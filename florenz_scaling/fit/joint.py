@@ -128,12 +128,17 @@ def f_test(rss0: float, df0: int, rss1: float, df1: int) -> dict[str, Any]:
     if q <= 0 or df1 <= 0:
         return {"statistic": None, "df": [q, df1], "p_value": None, "method": "F-test (undefined: no dof)"}
     F = ((rss0 - rss1) / q) / (rss1 / df1) if rss1 > 0 else float("inf")
-    return {"statistic": float(F), "df": [int(q), int(df1)], "p_value": float(stats.f.sf(F, q, df1)),
-            "method": "F-test of nested OLS models (shared vs per-group slopes)"}
+    return {
+        "statistic": float(F),
+        "df": [int(q), int(df1)],
+        "p_value": float(stats.f.sf(F, q, df1)),
+        "method": "F-test of nested OLS models (shared vs per-group slopes)",
+    }
 
 
-def fit_joint_ols(points: Any, law: str, groups: list[str] | None = None, *, frontier_only: bool = True,
-                  level: float = 0.95) -> JointFit:
+def fit_joint_ols(
+    points: Any, law: str, groups: list[str] | None = None, *, frontier_only: bool = True, level: float = 0.95
+) -> JointFit:
     """Joint compute or size-data law: per-group intercepts, shared slope(s), t intervals and the F-test."""
     from florenz_scaling.fit.laws import ols
 
@@ -149,17 +154,20 @@ def fit_joint_ols(points: Any, law: str, groups: list[str] | None = None, *, fro
         raise ValueError(f"{len(y)} points leave no residual degrees of freedom for a joint {law} fit")
 
     def entry(fit: dict, name: str) -> dict[str, Any]:
-        return _param(fit["coef"][name], fit["ci"][name], stderr=fit["stderr"][name],
-                      pvalue=fit["pvalues"][name])
+        return _param(
+            fit["coef"][name], fit["ci"][name], stderr=fit["stderr"][name], pvalue=fit["pvalues"][name]
+        )
 
     return JointFit(
-        law=law, groups=groups,
+        law=law,
+        groups=groups,
         shared={s: entry(shared_fit, s) for s in slopes},
         per_group={g: {intercept: entry(shared_fit, f"{intercept}[{g}]")} for g in groups},
         separate={g: {s: entry(sep_fit, f"{s}[{g}]") for s in slopes} for g in groups},
         test=f_test(shared_fit["rss"], shared_fit["df"], sep_fit["rss"], sep_fit["df"]),
         n_points={g: len(b[1]) for g, b in zip(groups, blocks, strict=True)},
-        method="ols", objective="least squares of log10 L",
+        method="ols",
+        objective="least squares of log10 L",
         warnings=[] if shared_fit["df"] >= 3 else [f"only {shared_fit['df']} residual degrees of freedom"],
     )
 
@@ -180,8 +188,8 @@ def _problems(points: Any, law: str, groups: list[str], objective: str, weights:
 
 def _split(theta: np.ndarray, G: int, m: int) -> list[np.ndarray]:
     """Each group's LSE vector (a…, e, α…) from the joint one (per group a…, e; then the shared α…)."""
-    exps = theta[G * (m + 1):]
-    return [np.concatenate([theta[g * (m + 1):(g + 1) * (m + 1)], exps]) for g in range(G)]
+    exps = theta[G * (m + 1) :]
+    return [np.concatenate([theta[g * (m + 1) : (g + 1) * (m + 1)], exps]) for g in range(G)]
 
 
 def _joint_polish(problems: list, starts: list[np.ndarray], m: int, deep: bool = True) -> Any:
@@ -196,22 +204,26 @@ def _joint_polish(problems: list, starts: list[np.ndarray], m: int, deep: bool =
         for g, (pr, th) in enumerate(zip(problems, _split(theta, G, m), strict=True)):
             fg, gg = pr.scalar(th)
             f += fg
-            grad[g * (m + 1):(g + 1) * (m + 1)] = gg[:m + 1]
-            grad[G * (m + 1):] += gg[m + 1:]
+            grad[g * (m + 1) : (g + 1) * (m + 1)] = gg[: m + 1]
+            grad[G * (m + 1) :] += gg[m + 1 :]
         return f, grad
 
     lo, hi = [], []
     for pr in problems:
         lo_g, hi_g = lse_bounds(m, float(np.exp(pr.logL).min()))
-        lo += list(lo_g[:m + 1])
-        hi += list(hi_g[:m + 1])
+        lo += list(lo_g[: m + 1])
+        hi += list(hi_g[: m + 1])
     lo_g, hi_g = lse_bounds(m, 1.0)
-    bounds = list(zip(lo + list(lo_g[m + 1:]), hi + list(hi_g[m + 1:]), strict=True))
+    bounds = list(zip(lo + list(lo_g[m + 1 :]), hi + list(hi_g[m + 1 :]), strict=True))
     # To the floor for the point estimate (see _optim.polish); the recipe's tolerances per resample.
     ftol, gtol = (0.0, 1e-14) if deep else (1e-12, 1e-10)
     opts = {"ftol": ftol, "gtol": gtol, "maxiter": 10_000, "maxfun": 20_000}
-    runs = [minimize(fun, np.clip(s, *np.array(bounds).T), jac=True, method="L-BFGS-B", bounds=bounds,
-                     options=opts) for s in starts]
+    runs = [
+        minimize(
+            fun, np.clip(s, *np.array(bounds).T), jac=True, method="L-BFGS-B", bounds=bounds, options=opts
+        )
+        for s in starts
+    ]
     return min(runs, key=lambda r: r.fun)
 
 
@@ -223,9 +235,16 @@ def _rss(problem: Any, theta: np.ndarray) -> float:
     return float(np.sum(problem.w * r * r))
 
 
-def fit_joint_nonlinear(points: Any, law: str, groups: list[str] | None = None, *,
-                        objective: str = "huber-log", bootstrap: int = 200, seed: int = 0,
-                        level: float = 0.95) -> JointFit:
+def fit_joint_nonlinear(
+    points: Any,
+    law: str,
+    groups: list[str] | None = None,
+    *,
+    objective: str = "huber-log",
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> JointFit:
     """Joint Chinchilla or saturating-compute law: shared exponents, per-group coefficients; bootstrap
     intervals over runs and the likelihood-ratio test of shared vs separate exponents."""
     from scipy import stats
@@ -240,12 +259,16 @@ def fit_joint_nonlinear(points: Any, law: str, groups: list[str] | None = None, 
     sep = {}
     for g in groups:
         t = points[points["group"].astype(str) == g]
-        sep[g] = one(*(t[c].to_numpy(float) for c in cols), t["loss"].to_numpy(float), method="lbfgs",
-                     objective=objective)
+        sep[g] = one(
+            *(t[c].to_numpy(float) for c in cols),
+            t["loss"].to_numpy(float),
+            method="lbfgs",
+            objective=objective,
+        )
     thetas = {g: np.array(list(sep[g].solver["theta"].values())) for g in groups}  # (a…, e, α…)
     # Starts: every group's own exponents and their mean, with each group's own coefficients.
-    cands = [thetas[g][m + 1:] for g in groups] + [np.mean([thetas[g][m + 1:] for g in groups], axis=0)]
-    base = np.concatenate([thetas[g][:m + 1] for g in groups])
+    cands = [thetas[g][m + 1 :] for g in groups] + [np.mean([thetas[g][m + 1 :] for g in groups], axis=0)]
+    base = np.concatenate([thetas[g][: m + 1] for g in groups])
     problems = _problems(points, law, groups, objective)
     best = _joint_polish(problems, [np.concatenate([base, c]) for c in cands], m)
     rss0 = sum(_rss(p, th) for p, th in zip(problems, _split(best.x, G, m), strict=True))
@@ -254,9 +277,17 @@ def fit_joint_nonlinear(points: Any, law: str, groups: list[str] | None = None, 
     q = (G - 1) * m
     lr = max(0.0, n * np.log(rss0 / rss1)) if rss1 > 0 else float("inf")
     how = "Gaussian likelihood ratio n·log(RSS_shared/RSS_separate) ~ χ²"
-    test = {"statistic": float(lr), "df": q, "p_value": float(stats.chi2.sf(lr, q)),
-            "method": how + (" (RSS of log residuals at the Huber estimates: approximate)"
-                             if objective == "huber-log" else " (least squares on raw loss)")}
+    test = {
+        "statistic": float(lr),
+        "df": q,
+        "p_value": float(stats.chi2.sf(lr, q)),
+        "method": how
+        + (
+            " (RSS of log residuals at the Huber estimates: approximate)"
+            if objective == "huber-log"
+            else " (least squares on raw loss)"
+        ),
+    }
     samples = _bootstrap(points, law, groups, objective, best.x, m, bootstrap, seed) if bootstrap else None
     q_lo, q_hi = 50 * (1 - level), 50 * (1 + level)
 
@@ -275,15 +306,23 @@ def fit_joint_nonlinear(points: Any, law: str, groups: list[str] | None = None, 
         row["E"] = _param(E, ci(k0 + m, np.exp), at_bound="lower" if driven_to_zero else None)
         per_group[g] = row
     warnings = [] if samples is not None else ["no bootstrap: no intervals"]
-    return JointFit(law=law, groups=groups, shared=shared, per_group=per_group,
-                    separate={g: {e: _param(sep[g].params[e], None) for e in exps} for g in groups},
-                    test=test, n_points={g: len(p.logL) for g, p in zip(groups, problems, strict=True)},
-                    method="lbfgs (joint L-BFGS-B from the separate fits)", objective=objective,
-                    warnings=warnings + [w for g in groups for w in sep[g].warnings if "bound" in w])
+    return JointFit(
+        law=law,
+        groups=groups,
+        shared=shared,
+        per_group=per_group,
+        separate={g: {e: _param(sep[g].params[e], None) for e in exps} for g in groups},
+        test=test,
+        n_points={g: len(p.logL) for g, p in zip(groups, problems, strict=True)},
+        method="lbfgs (joint L-BFGS-B from the separate fits)",
+        objective=objective,
+        warnings=warnings + [w for g in groups for w in sep[g].warnings if "bound" in w],
+    )
 
 
-def _bootstrap(points: Any, law: str, groups: list[str], objective: str, theta: np.ndarray, m: int,
-               n: int, seed: int) -> np.ndarray:
+def _bootstrap(
+    points: Any, law: str, groups: list[str], objective: str, theta: np.ndarray, m: int, n: int, seed: int
+) -> np.ndarray:
     """Joint refits of ``n`` resamples of runs (weights = multiplicities), each polished from ``theta``."""
     rng = np.random.default_rng(seed)
     runs = points["run_id"].astype(str).to_numpy() if "run_id" in points.columns else np.arange(len(points))
@@ -291,8 +330,9 @@ def _bootstrap(points: Any, law: str, groups: list[str], objective: str, theta: 
     out = []
     for _ in range(n):
         counts = dict(zip(*np.unique(rng.choice(ids, len(ids)), return_counts=True), strict=True))
-        weights = {g: [counts.get(r, 0) for r in runs[(points["group"].astype(str) == g).to_numpy()]]
-                   for g in groups}
+        weights = {
+            g: [counts.get(r, 0) for r in runs[(points["group"].astype(str) == g).to_numpy()]] for g in groups
+        }
         if any(sum(w) == 0 for w in weights.values()):
             continue
         problems = _problems(points, law, groups, objective, weights)
@@ -300,8 +340,16 @@ def _bootstrap(points: Any, law: str, groups: list[str], objective: str, theta: 
     return np.array(out)
 
 
-def fit_joint(points: Any, law: str, groups: list[str] | None = None, *, objective: str = "huber-log",
-              bootstrap: int = 200, seed: int = 0, level: float = 0.95) -> JointFit:
+def fit_joint(
+    points: Any,
+    law: str,
+    groups: list[str] | None = None,
+    *,
+    objective: str = "huber-log",
+    bootstrap: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> JointFit:
     """The joint fit of ``law`` over ``groups`` (default: every group in ``points``)."""
     if law in ("compute", "size-data"):
         return fit_joint_ols(points, law, groups, level=level)
@@ -309,6 +357,7 @@ def fit_joint(points: Any, law: str, groups: list[str] | None = None, *, objecti
         from florenz_scaling.fit._blas import single_threaded_blas
 
         with single_threaded_blas():  # tiny L-BFGS-B problems: idle BLAS threads would starve them
-            return fit_joint_nonlinear(points, law, groups, objective=objective, bootstrap=bootstrap,
-                                       seed=seed, level=level)
+            return fit_joint_nonlinear(
+                points, law, groups, objective=objective, bootstrap=bootstrap, seed=seed, level=level
+            )
     raise ValueError(f"unknown law {law!r}")

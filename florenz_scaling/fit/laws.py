@@ -37,7 +37,7 @@ def pareto_frontier(C: Any, L: Any) -> np.ndarray:
         block = order[i:j]  # equal compute, sorted by loss
         lmin = L[block[0]]
         ties = block[L[block] == lmin]
-        distinct_min = np.all(L[block[len(ties):]] > lmin)
+        distinct_min = np.all(L[block[len(ties) :]] > lmin)
         if lmin < best_before and distinct_min:
             out[ties] = True
         best_before = min(best_before, lmin)
@@ -84,8 +84,9 @@ def ols(y: np.ndarray, design: np.ndarray, names: tuple[str, ...], level: float 
     return out
 
 
-def _result(law: str, fit: dict[str, Any], used: np.ndarray, extras: dict[str, Any],
-            warnings: list[str] | None = None) -> FitResult:
+def _result(
+    law: str, fit: dict[str, Any], used: np.ndarray, extras: dict[str, Any], warnings: list[str] | None = None
+) -> FitResult:
     """The typed result of an ``ols`` fit; the remaining OLS diagnostics go to ``solver``."""
     fit = dict(fit)
     df = fit.pop("df")
@@ -95,11 +96,25 @@ def _result(law: str, fit: dict[str, Any], used: np.ndarray, extras: dict[str, A
         warnings.append(f"only {df} residual degrees of freedom: wide CIs")
     stats = {k: fit.pop(k, None) for k in ("coef", "ci", "cov", "sigma2", "stderr", "pvalues", "r2")}
     solver = {**fit, "objective_kind": "residual sum of squares of log10 L"}
-    return FitResult(law=law, params=stats["coef"], ci=stats["ci"] or {}, objective=fit["rss"], status=status,
-                     n_points=int(used.sum()), used=used.tolist(), method="ols", covariance=stats["cov"],
-                     dof=df, residual_variance=stats["sigma2"], stderr=stats["stderr"] or {},
-                     pvalues=stats["pvalues"] or {}, r2=stats["r2"], warnings=warnings, solver=solver,
-                     extras={"space": "log10", **extras})
+    return FitResult(
+        law=law,
+        params=stats["coef"],
+        ci=stats["ci"] or {},
+        objective=fit["rss"],
+        status=status,
+        n_points=int(used.sum()),
+        used=used.tolist(),
+        method="ols",
+        covariance=stats["cov"],
+        dof=df,
+        residual_variance=stats["sigma2"],
+        stderr=stats["stderr"] or {},
+        pvalues=stats["pvalues"] or {},
+        r2=stats["r2"],
+        warnings=warnings,
+        solver=solver,
+        extras={"space": "log10", **extras},
+    )
 
 
 def fit_compute(C: Any, L: Any, *, frontier_only: bool = True, level: float = 0.95) -> FitResult:

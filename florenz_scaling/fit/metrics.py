@@ -78,26 +78,40 @@ def metric_points(metrics: Any, losses: Any = None) -> Any:
     if "partial" in m.columns:
         m = m[~_truthy(m["partial"])]
     m = m.assign(decoding=m["decoding"].fillna("").astype(str), _w=m["value"].astype(float) * m["n"])
-    members = {k: set(zip(d["task"], d["lang"], strict=True))
-               for k, d in m.groupby(["group", "metric", "decoding"])}
+    members = {
+        k: set(zip(d["task"], d["lang"], strict=True)) for k, d in m.groupby(["group", "metric", "decoding"])
+    }
     rows = []
     for (run, group, metric, decoding), d in m.groupby(["run_id", "group", "metric", "decoding"]):
         if set(zip(d["task"], d["lang"], strict=True)) != members[(group, metric, decoding)]:
             continue
         r = d.iloc[0]
-        rows.append({"run_id": str(run), "group": str(group), "metric": str(metric), "decoding": decoding,
-                     "value": float(d["_w"].sum() / d["n"].sum()), "n": int(d["n"].sum()),
-                     "N": float(r["params"]), "D": float(r["seen_samples"]), "C": float(r["compute_gmacs"])})
+        rows.append(
+            {
+                "run_id": str(run),
+                "group": str(group),
+                "metric": str(metric),
+                "decoding": decoding,
+                "value": float(d["_w"].sum() / d["n"].sum()),
+                "n": int(d["n"].sum()),
+                "N": float(r["params"]),
+                "D": float(r["seen_samples"]),
+                "C": float(r["compute_gmacs"]),
+            }
+        )
     out = pd.DataFrame(rows, columns=["run_id", "group", "metric", "decoding", "value", "n", "N", "D", "C"])
     loss = {}
     if losses is not None and len(losses):
-        loss = {(str(r), str(g)): float(v)
-                for r, g, v in zip(losses["run_id"], losses["group"], losses["loss"], strict=True)}
+        loss = {
+            (str(r), str(g)): float(v)
+            for r, g, v in zip(losses["run_id"], losses["group"], losses["loss"], strict=True)
+        }
     out["loss"] = [loss.get((r, g), float("nan")) for r, g in zip(out["run_id"], out["group"], strict=True)]
     return out
 
 
 # ---- the two forms -------------------------------------------------------------------------------------
+
 
 def _clip(value: np.ndarray, n: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
     """Q clipped into (0, 1) by half a sample, and how many points were clipped."""
@@ -115,11 +129,15 @@ def fit_direct(x: Any, q: Any) -> dict[str, Any]:
         raise ValueError(f"need points at 2 or more distinct x, got {np.unique(x).size}")
     fit = ols(np.log10(-np.log(q)), np.column_stack([np.ones(len(x)), np.log10(x)]), ("a0", "a1"))
     ci = fit.get("ci", {})
-    return {"form": "-ln(Q) = A * x^(-alpha)",
-            "params": {"log10_A": fit["coef"]["a0"], "alpha": -fit["coef"]["a1"]},
-            "ci": {"log10_A": ci["a0"], "alpha": [-ci["a1"][1], -ci["a1"][0]]} if ci else {},
-            "dof": fit["df"], "r2": fit["r2"], "n_points": len(x),
-            "status": "converged" if fit["df"] > 0 else "exact fit: no residual degrees of freedom"}
+    return {
+        "form": "-ln(Q) = A * x^(-alpha)",
+        "params": {"log10_A": fit["coef"]["a0"], "alpha": -fit["coef"]["a1"]},
+        "ci": {"log10_A": ci["a0"], "alpha": [-ci["a1"][1], -ci["a1"][0]]} if ci else {},
+        "dof": fit["df"],
+        "r2": fit["r2"],
+        "n_points": len(x),
+        "status": "converged" if fit["df"] > 0 else "exact fit: no residual degrees of freedom",
+    }
 
 
 def direct_q(params: dict[str, float], x: Any) -> np.ndarray:
@@ -166,15 +184,28 @@ def fit_sigmoid(loss: Any, q: Any) -> dict[str, Any]:
     rss = ((lo[..., None] + span[..., None] * sig - q) ** 2).sum(axis=-1)
     i, j = np.unravel_index(int(np.argmin(rss)), rss.shape)
     start = np.clip([lo[i, j], max(span[i, j], 1e-3), ks[i], L0s[j]], lower, upper)
-    best = least_squares(lambda p: parts(p)[1], start, jac=jac, bounds=(lower, upper), method="trf",
-                         x_scale="jac", max_nfev=500)
+    best = least_squares(
+        lambda p: parts(p)[1],
+        start,
+        jac=jac,
+        bounds=(lower, upper),
+        method="trf",
+        x_scale="jac",
+        max_nfev=500,
+    )
     names = ("lo", "span", "k", "L0")
-    at = {n: ("lower" if v <= lo + 1e-9 else "upper" if v >= hi - 1e-9 else None)
-          for n, v, lo, hi in zip(names, best.x, lower, upper, strict=True)}
-    return {"form": "Q = lo + span / (1 + exp(k * (L - L0)))",
-            "params": dict(zip(names, map(float, best.x), strict=True)), "rss": float(2 * best.cost),
-            "n_points": len(L), "at_bound": at,
-            "status": "converged" if best.success else f"not converged: {best.message}"}
+    at = {
+        n: ("lower" if v <= lo + 1e-9 else "upper" if v >= hi - 1e-9 else None)
+        for n, v, lo, hi in zip(names, best.x, lower, upper, strict=True)
+    }
+    return {
+        "form": "Q = lo + span / (1 + exp(k * (L - L0)))",
+        "params": dict(zip(names, map(float, best.x), strict=True)),
+        "rss": float(2 * best.cost),
+        "n_points": len(L),
+        "at_bound": at,
+        "status": "converged" if best.success else f"not converged: {best.message}",
+    }
 
 
 @dataclass(frozen=True)
@@ -248,6 +279,7 @@ class MetricFit:
 
 # ---- fitting one metric --------------------------------------------------------------------------------
 
+
 def _axis_points(pts: Any, axis: str) -> tuple[Any, float | None]:
     """The points the direct form describes: the metric frontier (compute) or the largest shared budget."""
     if axis == "compute":
@@ -258,8 +290,9 @@ def _axis_points(pts: Any, axis: str) -> tuple[Any, float | None]:
         raise ValueError("no seen-samples budget measured for two sizes")
     budget = float(budgets.max())
     sub = pts[pts["D"] == budget]
-    return sub.groupby("N", as_index=False).agg({"value": "mean", "n": "sum", "C": "mean", "D": "first",
-                                                   "loss": "mean", "run_id": "first"}), budget
+    return sub.groupby("N", as_index=False).agg(
+        {"value": "mean", "n": "sum", "C": "mean", "D": "first", "loss": "mean", "run_id": "first"}
+    ), budget
 
 
 def _forms(train: Any, axis: str, scale: float, sig_points: Any) -> tuple[dict | None, dict | None, list]:
@@ -280,8 +313,10 @@ def _forms(train: Any, axis: str, scale: float, sig_points: Any) -> tuple[dict |
     try:
         law = fit_compute(s["C"].to_numpy(float), s["loss"].to_numpy(float))
         # The sigmoid takes Q as measured: no logarithm here, so nothing to clip (a clipped 0 would lift lo).
-        two = {"loss_law": {"alpha0": law.params["alpha0"], "alpha1": law.params["alpha1"]},
-               "sigmoid": fit_sigmoid(s["loss"].to_numpy(float), s["value"].to_numpy(float) / scale)}
+        two = {
+            "loss_law": {"alpha0": law.params["alpha0"], "alpha1": law.params["alpha1"]},
+            "sigmoid": fit_sigmoid(s["loss"].to_numpy(float), s["value"].to_numpy(float) / scale),
+        }
     except (ValueError, np.linalg.LinAlgError) as e:
         notes.append(f"two-stage form not fitted: {e}")
     return direct, two, notes
@@ -289,28 +324,38 @@ def _forms(train: Any, axis: str, scale: float, sig_points: Any) -> tuple[dict |
 
 def _errors(fit: MetricFit, test: Any, train_sizes: int) -> dict[str, Any]:
     """Rollout errors of ``fit`` (fitted without the largest size) on the held-out points, metric units."""
-    out: dict[str, Any] = {"held_out": f"largest size: N = {test['N'].max():.6g}", "n_test": len(test),
-                           "n_train_sizes": train_sizes}
+    out: dict[str, Any] = {
+        "held_out": f"largest size: N = {test['N'].max():.6g}",
+        "n_test": len(test),
+        "n_train_sizes": train_sizes,
+    }
     x = test["C" if fit.axis == "compute" else "N"].to_numpy(float)
     obs, C = test["value"].to_numpy(float), test["C"].to_numpy(float)
-    preds = {"direct": (lambda: fit.predict_direct(x)) if fit.direct else None,
-             "two_stage": (lambda: fit.predict_two_stage(C)) if fit.two_stage else None}
+    preds = {
+        "direct": (lambda: fit.predict_direct(x)) if fit.direct else None,
+        "two_stage": (lambda: fit.predict_two_stage(C)) if fit.two_stage else None,
+    }
     for form, pred in preds.items():
         if pred is None:
             out[form] = None
             continue
         p = np.asarray(pred(), dtype=float)
-        out[form] = {"points": [{"N": float(a), "C": float(c), "observed": float(o), "predicted": float(b)}
-                                for a, c, o, b in zip(test["N"], C, obs, p, strict=True)],
-                     "mean_abs_error": float(np.mean(np.abs(p - obs))),
-                     "signed_bias": float(np.mean(p - obs))}
+        out[form] = {
+            "points": [
+                {"N": float(a), "C": float(c), "observed": float(o), "predicted": float(b)}
+                for a, c, o, b in zip(test["N"], C, obs, p, strict=True)
+            ],
+            "mean_abs_error": float(np.mean(np.abs(p - obs))),
+            "signed_bias": float(np.mean(p - obs)),
+        }
     errs = {k: out[k]["mean_abs_error"] for k in preds if out[k]}
     out["better"] = min(errs, key=errs.get) if len(errs) == 2 else None
     return out
 
 
-def fit_metric(pts: Any, axis: str, *, metric: str, decoding: str, group: str,
-               rollout: bool = True) -> MetricFit:
+def fit_metric(
+    pts: Any, axis: str, *, metric: str, decoding: str, group: str, rollout: bool = True
+) -> MetricFit:
     """Both forms for one (metric, decoding, group) on ``metric_points`` rows of that key, and their rollout
     (fit without the largest size, predict its points) where there are ``ROLLOUT_MIN_SIZES`` sizes."""
     scale = metric_scale(metric, pts["value"])
@@ -321,10 +366,32 @@ def fit_metric(pts: Any, axis: str, *, metric: str, decoding: str, group: str,
         b = np.polyfit(np.log10(points["N"].to_numpy(float)), np.log10(points["C"].to_numpy(float)), 1)
         c_of_n = [float(b[1]), float(b[0])]
     used = (direct or {}).get("used") or [False] * len(points)
-    rows = [{"run_id": str(r.run_id), "N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "value": r.value,
-             "n": r.n, "used": bool(u)} for r, u in zip(points.itertuples(), used, strict=True)]
-    fit = MetricFit(metric=metric, decoding=decoding, group=group, axis=axis, scale=scale, points=rows,
-                    direct=direct, two_stage=two, budget=budget, c_of_n=c_of_n, warnings=notes)
+    rows = [
+        {
+            "run_id": str(r.run_id),
+            "N": r.N,
+            "D": r.D,
+            "C": r.C,
+            "loss": r.loss,
+            "value": r.value,
+            "n": r.n,
+            "used": bool(u),
+        }
+        for r, u in zip(points.itertuples(), used, strict=True)
+    ]
+    fit = MetricFit(
+        metric=metric,
+        decoding=decoding,
+        group=group,
+        axis=axis,
+        scale=scale,
+        points=rows,
+        direct=direct,
+        two_stage=two,
+        budget=budget,
+        c_of_n=c_of_n,
+        warnings=notes,
+    )
     sizes = np.sort(points["N"].unique())
     if not rollout or len(sizes) < ROLLOUT_MIN_SIZES:
         return fit
@@ -338,8 +405,9 @@ def fit_metric(pts: Any, axis: str, *, metric: str, decoding: str, group: str,
     return dataclasses.replace(fit, rollout=_errors(trained, test, len(sizes) - 1))
 
 
-def fit_metrics(metrics: Any, losses: Any = None, *,
-                rollout: bool = True) -> tuple[list[MetricFit], list[str]]:
+def fit_metrics(
+    metrics: Any, losses: Any = None, *, rollout: bool = True
+) -> tuple[list[MetricFit], list[str]]:
     """Every (metric, decoding, group) of metrics.csv on both axes (``losses``: see ``metric_points``);
     returns (fits, why some were not fitted)."""
     pts = metric_points(metrics, losses)
@@ -347,8 +415,16 @@ def fit_metrics(metrics: Any, losses: Any = None, *,
     for (metric, decoding, group), sub in pts.groupby(["metric", "decoding", "group"], sort=True):
         for axis in AXES:
             try:
-                fits.append(fit_metric(sub, axis, metric=str(metric), decoding=str(decoding),
-                                       group=str(group), rollout=rollout))
+                fits.append(
+                    fit_metric(
+                        sub,
+                        axis,
+                        metric=str(metric),
+                        decoding=str(decoding),
+                        group=str(group),
+                        rollout=rollout,
+                    )
+                )
             except (ValueError, np.linalg.LinAlgError) as e:
                 skipped.append(f"{metric} {decoding or '-'} {group} vs {axis}: {e}")
     return fits, skipped
@@ -386,6 +462,19 @@ def read_metric_file(path: str | Path) -> list[MetricFit]:
     return [MetricFit.from_dict(d) for d in (data if isinstance(data, list) else [data])]
 
 
-__all__ = ["AXES", "METRIC_SCALE", "MetricFit", "direct_q", "fit_direct", "fit_metric", "fit_metrics",
-           "fit_sigmoid", "metric_file", "metric_points", "metric_scale", "read_metric_file", "sigmoid_q",
-           "write_metric_fits"]
+__all__ = [
+    "AXES",
+    "METRIC_SCALE",
+    "MetricFit",
+    "direct_q",
+    "fit_direct",
+    "fit_metric",
+    "fit_metrics",
+    "fit_sigmoid",
+    "metric_file",
+    "metric_points",
+    "metric_scale",
+    "read_metric_file",
+    "sigmoid_q",
+    "write_metric_fits",
+]

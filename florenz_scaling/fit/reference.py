@@ -46,8 +46,10 @@ def paper_coefficients(paper: dict[str, Any] | None, law: str, group: str) -> di
     if not isinstance(entry, dict) or not entry.get("params"):
         return None
     ci, pv = entry.get("ci") or {}, entry.get("pvalues") or {}
-    return {name: (float(v), *(float(x) for x in ci.get(name, (np.nan, np.nan))), str(pv.get(name, "")))
-            for name, v in entry["params"].items()}
+    return {
+        name: (float(v), *(float(x) for x in ci.get(name, (np.nan, np.nan))), str(pv.get(name, "")))
+        for name, v in entry["params"].items()
+    }
 
 
 def paper_predict(coef: dict[str, tuple], law: str, **inputs: Any) -> np.ndarray:

@@ -132,13 +132,39 @@ class Verdict:
 
 
 # Where the statistics lived in fits/*.json before they were fields: extras[key] -> field.
-_OLD_FIELDS = {"method": "method", "df": "dof", "cov": "covariance", "sigma2": "residual_variance",
-               "stderr": "stderr", "pvalues": "pvalues", "r2": "r2", "nit": "nit", "at_bound": "at_bound",
-               "warnings": "warnings", "bootstrap": "bootstrap", "rollout": "rollout"}
+_OLD_FIELDS = {
+    "method": "method",
+    "df": "dof",
+    "cov": "covariance",
+    "sigma2": "residual_variance",
+    "stderr": "stderr",
+    "pvalues": "pvalues",
+    "r2": "r2",
+    "nit": "nit",
+    "at_bound": "at_bound",
+    "warnings": "warnings",
+    "bootstrap": "bootstrap",
+    "rollout": "rollout",
+}
 # Estimator diagnostics that lived in extras and now live in ``solver``.
-_OLD_SOLVER = ("adj_r2", "tvalues", "condition_number", "rss", "objective_kind", "method_reason", "optimizer",
-               "optimizer_message", "optimizer_status", "n_starts", "n_polished", "local_optima", "theta",
-               "grad_inf_norm", "hessian_cond", "huber_objective")
+_OLD_SOLVER = (
+    "adj_r2",
+    "tvalues",
+    "condition_number",
+    "rss",
+    "objective_kind",
+    "method_reason",
+    "optimizer",
+    "optimizer_message",
+    "optimizer_status",
+    "n_starts",
+    "n_polished",
+    "local_optima",
+    "theta",
+    "grad_inf_norm",
+    "hessian_cond",
+    "huber_objective",
+)
 
 
 def _upgrade(d: dict[str, Any]) -> dict[str, Any]:
@@ -213,8 +239,17 @@ class FitResult:
             put(self, "bootstrap", BootstrapSummary.from_dict(self.bootstrap))
         if isinstance(self.verdict, dict):
             put(self, "verdict", Verdict(**self.verdict))
-        for name in ("covariance", "residual_variance", "stderr", "pvalues", "r2", "at_bound", "rollout",
-                     "solver", "extras"):
+        for name in (
+            "covariance",
+            "residual_variance",
+            "stderr",
+            "pvalues",
+            "r2",
+            "at_bound",
+            "rollout",
+            "solver",
+            "extras",
+        ):
             put(self, name, jsonable(getattr(self, name)))
 
     @property

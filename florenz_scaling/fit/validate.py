@@ -71,8 +71,12 @@ def rollout(
         "train_params": train_fit.params,
         "train_status": train_fit.status,
         "points": [
-            {**{k: float(v[i]) for k, v in _inputs(train_fit.law, held).items()}, "observed": float(obs[i]),
-             "predicted": float(pred[i]), "rel_error": float(rel[i])}
+            {
+                **{k: float(v[i]) for k, v in _inputs(train_fit.law, held).items()},
+                "observed": float(obs[i]),
+                "predicted": float(pred[i]),
+                "rel_error": float(rel[i]),
+            }
             for i in range(len(obs))
         ],
         "mean_abs_rel_error": float(np.mean(np.abs(rel))),

@@ -120,8 +120,10 @@ def assess(fit: FitResult, inputs: Sequence[Any] | None = None) -> Verdict:
     cond = design_condition(fit, inputs)
     diag["design_condition"] = cond
     if cond is not None and (not math.isfinite(cond) or cond > COND_WEAK):
-        flag(2 if not math.isfinite(cond) or cond > COND_BAD else 1,
-             f"condition number of the design {cond:.3g}: parameters trade off")
+        flag(
+            2 if not math.isfinite(cond) or cond > COND_BAD else 1,
+            f"condition number of the design {cond:.3g}: parameters trade off",
+        )
     bounds = sorted(name for name, side in fit.at_bound.items() if side)
     diag["at_bound"] = bounds
     for name in bounds:

@@ -18,23 +18,32 @@ def dependency_parameters(job_ids: list[str]) -> dict[str, str]:
     return {"dependency": "afterok:" + ":".join(job_ids), "kill-on-invalid-dep": "yes"}
 
 
-def startable(chosen: list[PlannedRun], skipped: dict[str, str], states: dict[str, str], executor: str
-              ) -> list[PlannedRun]:
+def startable(
+    chosen: list[PlannedRun], skipped: dict[str, str], states: dict[str, str], executor: str
+) -> list[PlannedRun]:
     """``chosen`` less the runs whose start run will not have finished (dropping a trunk segment drops
     everything that starts from it); each dropped run's reason goes into ``skipped``."""
     while True:
         ids = {r.run_id for r in chosen}
         live = ("queued", "running") if executor == "slurm" else ()
-        blocked = [r for r in chosen if r.run.start_from is not None and r.run.start_from not in ids
-                   and states.get(r.run.start_from) not in ("done", *live)]
+        blocked = [
+            r
+            for r in chosen
+            if r.run.start_from is not None
+            and r.run.start_from not in ids
+            and states.get(r.run.start_from) not in ("done", *live)
+        ]
         if not blocked:
             return chosen
         for r in blocked:
             p = r.run.start_from
             state = states.get(p or "", "pending")
             waiting = state in ("queued", "running")
-            skipped[r.run_id] = (f"waits for {p} ({state} in another job); launch again once it is done"
-                                 if waiting else f"starts from {p}: {state}, not launched")
+            skipped[r.run_id] = (
+                f"waits for {p} ({state} in another job); launch again once it is done"
+                if waiting
+                else f"starts from {p}: {state}, not launched"
+            )
         chosen = [r for r in chosen if r not in blocked]
 
 
@@ -46,5 +55,8 @@ def live_parents(chosen: list[PlannedRun], out: Path) -> dict[str, str]:
     parents = {r.run.start_from for r in chosen if r.run.start_from is not None} - ids
     if not parents:
         return {}  # no second scheduler query for a sweep without WSD runs
-    return {s.run_id: s.job_id for s in sweep_status(out, reconcile=False)
-            if s.run_id in parents and s.state in ("queued", "running")}
+    return {
+        s.run_id: s.job_id
+        for s in sweep_status(out, reconcile=False)
+        if s.run_id in parents and s.state in ("queued", "running")
+    }

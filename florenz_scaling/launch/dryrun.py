@@ -65,8 +65,11 @@ def _sizes(sub: Submission) -> str:
 
 def _run_line(j: int, r: PlannedRun, call: str) -> str:
     # A WSD trunk segment or branch: the checkpoint it starts from (its samples added, not S, are its cost).
-    start = f" {r.role} from {r.run.start_from}@{r.run.start_step}" if r.run.start_from else (
-        f" {r.role}" if r.role != "run" else "")
+    start = (
+        f" {r.role} from {r.run.start_from}@{r.run.start_step}"
+        if r.run.start_from
+        else (f" {r.role}" if r.role != "run" else "")
+    )
     return (
         f"  [{j}] {r.run_id} {r.run.size} steps={r.run.steps} S={_si(r.seen_samples)} "
         f"C={r.compute_gmacs:.4g} GMACs{start} -> {call}"

@@ -121,8 +121,13 @@ class GatedCrossAttention(nn.Module):
         rep = self.heads // self.kv_heads
         return k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
 
-    def forward(self, h: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor | None,
-                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        h: torch.Tensor,
+        enc: torch.Tensor,
+        enc_mask: torch.Tensor | None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         b, t, _ = h.shape
         q = self.q_proj(h).view(b, t, self.heads, self.head_dim).transpose(1, 2)
         k, v = kv if kv is not None else self.key_values(enc)
@@ -168,7 +173,10 @@ class GemmaCrossDecoder(nn.Module):
         return CrossAttentionCache(self.config)
 
     def forward(
-        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None,
+        self,
+        input_ids: torch.Tensor,
+        enc: torch.Tensor | None,
+        enc_mask: torch.Tensor | None,
         cache: CrossAttentionCache | None = None,
     ) -> torch.Tensor:
         """Logits of ``input_ids``; with ``cache``, they continue the cached tokens (and extend the cache)."""
@@ -230,12 +238,18 @@ class BartCrossDecoder(nn.Module):
         return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
 
     def forward(
-        self, input_ids: torch.Tensor, enc: torch.Tensor | None, enc_mask: torch.Tensor | None,
+        self,
+        input_ids: torch.Tensor,
+        enc: torch.Tensor | None,
+        enc_mask: torch.Tensor | None,
         cache: EncoderDecoderCache | None = None,
     ) -> torch.Tensor:
         """Logits of ``input_ids``; with ``cache``, they continue the cached tokens (and extend the cache)."""
         h = self.decoder(
-            input_ids=input_ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask, cache=cache,
+            input_ids=input_ids,
+            encoder_hidden_states=enc,
+            encoder_attention_mask=enc_mask,
+            cache=cache,
             use_cache=cache is not None,
         ).last_hidden_state
         return F.linear(h, self.decoder.embed_tokens.weight)

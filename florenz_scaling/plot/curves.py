@@ -69,13 +69,27 @@ def loss_vs_samples(table: pd.DataFrame) -> Figure:
                 curve = _size_curve(d[d["size"] == size])
                 if curve.empty:
                     continue
-                ax.plot(curve["seen_samples"], curve["loss"], marker="o", ms=3.5, lw=1.4, color=colors[size],
-                        label=size)
+                ax.plot(
+                    curve["seen_samples"],
+                    curve["loss"],
+                    marker="o",
+                    ms=3.5,
+                    lw=1.4,
+                    color=colors[size],
+                    label=size,
+                )
             # An unfinished run's latest checkpoint: shown, but not joined to the finished runs' curve.
             late = d[d["final"] & d["partial"]]
             for row in late.itertuples(index=False):
-                ax.scatter(row.seen_samples, row.loss, s=22, facecolors="none", edgecolors=[colors[row.size]],
-                           zorder=3, label="unfinished run (latest checkpoint)")
+                ax.scatter(
+                    row.seen_samples,
+                    row.loss,
+                    s=22,
+                    facecolors="none",
+                    edgecolors=[colors[row.size]],
+                    zorder=3,
+                    label="unfinished run (latest checkpoint)",
+                )
             set_scale(ax, "x", d["seen_samples"], count=True)
             loss_log_axis(ax)
             ax.set_title(f"{g}: {task} · {lang}", fontsize="medium")
@@ -91,8 +105,12 @@ def loss_vs_samples(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def training_curves(table: pd.DataFrame, train: pd.DataFrame | None = None,
-                    run_ids: Sequence[str] | None = None, ncols: int = 4) -> Figure:
+def training_curves(
+    table: pd.DataFrame,
+    train: pd.DataFrame | None = None,
+    run_ids: Sequence[str] | None = None,
+    ncols: int = 4,
+) -> Figure:
     """One panel per run: the training loss (black) and the held-out loss of every pair (coloured) vs step.
 
     ``train`` holds the runs' training-loss records (columns run_id, step, loss; see
@@ -111,7 +129,7 @@ def training_curves(table: pd.DataFrame, train: pd.DataFrame | None = None,
     nrows = math.ceil(len(runs) / ncols)
     fig = new_figure(3.3 * ncols + 0.4, 2.7 * nrows + 0.7)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(runs):]:
+    for ax in axes[len(runs) :]:
         ax.set_axis_off()
     for ax, rid in zip(axes, runs, strict=False):
         d = t[t["run_id"] == rid]
@@ -121,8 +139,15 @@ def training_curves(table: pd.DataFrame, train: pd.DataFrame | None = None,
         for task, lang in pairs:
             e = d[(d["task"] == task) & (d["lang"] == lang)].sort_values("step")
             if len(e):
-                ax.plot(e["step"], e["loss"], color=colors[(task, lang)], marker="o", ms=2.5, lw=1.1,
-                        label=f"held-out {task} · {lang}")
+                ax.plot(
+                    e["step"],
+                    e["loss"],
+                    color=colors[(task, lang)],
+                    marker="o",
+                    ms=2.5,
+                    lw=1.1,
+                    label=f"held-out {task} · {lang}",
+                )
         steps = np.concatenate([tr["step"].to_numpy(float), d["step"].to_numpy(float)])
         losses = np.concatenate([tr["loss"].to_numpy(float), d["loss"].to_numpy(float)])
         set_scale(ax, "x", steps)

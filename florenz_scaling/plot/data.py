@@ -52,8 +52,9 @@ def pair_order(table: pd.DataFrame, groups: Sequence[str]) -> list[tuple[str, st
     return [(r.group, r.task, r.lang) for r in rows]
 
 
-def find_fit(fits: Iterable[Any], law: str, group: str, task: str | None = None,
-             lang: str | None = None) -> Any | None:
+def find_fit(
+    fits: Iterable[Any], law: str, group: str, task: str | None = None, lang: str | None = None
+) -> Any | None:
     """The fit of ``law`` for a group (or a pair, given task and lang), or None."""
     for f in fits:
         if f.law == law and f.group == group and (f.task or None) == task and (f.lang or None) == lang:

@@ -98,9 +98,16 @@ def fit_residuals(table: pd.DataFrame, fits: Sequence[Any]) -> Figure:
                 m = used == u
                 if m.any():
                     pick = [c for c, k in zip(cols, m, strict=True) if k]
-                    ax.scatter(d["C"][m], res[m], s=28, zorder=3, facecolors=pick if u else "none",
-                               edgecolors="k" if u else pick, linewidths=0.4 if u else 1.0,
-                               gid="used" if u else "unused")
+                    ax.scatter(
+                        d["C"][m],
+                        res[m],
+                        s=28,
+                        zorder=3,
+                        facecolors=pick if u else "none",
+                        edgecolors="k" if u else pick,
+                        linewidths=0.4 if u else 1.0,
+                        gid="used" if u else "unused",
+                    )
             ax.axhline(0.0, color=FIT_COLOR, lw=1.0)
             rms = float(np.sqrt(np.mean(res[used] ** 2))) if used.any() else math.nan
             ax.set_title(f"{law} · {g}   RMS = {rms:.3g}", fontsize="medium")
@@ -110,8 +117,10 @@ def fit_residuals(table: pd.DataFrame, fits: Sequence[Any]) -> Figure:
                 ax.set_xlabel(COMPUTE_LABEL)
             ax.grid(True, which="both", alpha=0.25)
     handles = [Line2D([], [], ls="", marker="o", color=colors[s], mec="k", mew=0.4) for s in sizes]
-    handles += [Line2D([], [], ls="", marker="o", color="0.6", mec="k", mew=0.4),
-                Line2D([], [], ls="", marker="o", mfc="none", mec="0.4")]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="0.6", mec="k", mew=0.4),
+        Line2D([], [], ls="", marker="o", mfc="none", mec="0.4"),
+    ]
     legend_outside(fig, handles, [*sizes, "used by the fit", "not used (off the frontier)"])
     return fig
 
@@ -159,19 +168,35 @@ def compute_optimal_frontier(table: pd.DataFrame, fits: Sequence[Any]) -> Figure
             C = log_grid(min(C[0], iv["C"].min()), max(C[-1], iv["C"].max()))
         n_star = np.asarray(compute_optimal(fit, C)["N_opt"], dtype=float)
         if len(iv) >= 2:
-            ax.fill_between(iv["C"], iv["lo"], iv["hi"], color=FIT_COLOR, alpha=0.2, lw=0,
-                            label="95% bootstrap interval")
+            ax.fill_between(
+                iv["C"], iv["lo"], iv["hi"], color=FIT_COLOR, alpha=0.2, lw=0, label="95% bootstrap interval"
+            )
         if len(iv):
             mid = np.asarray(compute_optimal(fit, iv["C"].to_numpy())["N_opt"], dtype=float)
-            ax.errorbar(iv["C"], mid, yerr=[mid - iv["lo"], iv["hi"] - mid], fmt="none", ecolor=FIT_COLOR,
-                        capsize=3, lw=1.0, label="95% bootstrap interval at the budgets fitted")
+            ax.errorbar(
+                iv["C"],
+                mid,
+                yerr=[mid - iv["lo"], iv["hi"] - mid],
+                fmt="none",
+                ecolor=FIT_COLOR,
+                capsize=3,
+                lw=1.0,
+                label="95% bootstrap interval at the budgets fitted",
+            )
         else:
             note(ax, "no interval: fit with a bootstrap and budgets\n(fit_sweep(..., budgets=[...]))")
         ax.plot(C, n_star, color=FIT_COLOR, lw=1.8, label="N*(C) from the Chinchilla fit")
         if len(d):
             mask = np.asarray(pareto_frontier(flops, d["loss"].to_numpy(float)), dtype=bool)
-            ax.scatter(flops[mask], d["params"].to_numpy(float)[mask], color=FRONTIER_COLOR, edgecolors="k",
-                       linewidths=0.4, zorder=3, label="sizes on the measured frontier")
+            ax.scatter(
+                flops[mask],
+                d["params"].to_numpy(float)[mask],
+                color=FRONTIER_COLOR,
+                edgecolors="k",
+                linewidths=0.4,
+                zorder=3,
+                label="sizes on the measured frontier",
+            )
         ax.set_xscale("log")
         count_axis(ax, "y")
         ax.set_title(group_title(g))

@@ -57,13 +57,21 @@ def _scatter_runs(ax: Any, d: pd.DataFrame, x: str, colors: dict, markers: dict)
     # One collection per (size, budget, finished?) rather than per point: scatter calls dominate build time.
     for (size, s, hollow), e in d.groupby(["size", "seen_samples", "partial"], sort=False):
         c = colors[size]
-        ax.scatter(e[x], e["loss"], marker=markers[float(s)], s=36, zorder=3,
-                   facecolors="none" if hollow else [c], edgecolors=[c] if hollow else "k",
-                   linewidths=1.0 if hollow else 0.4)
+        ax.scatter(
+            e[x],
+            e["loss"],
+            marker=markers[float(s)],
+            s=36,
+            zorder=3,
+            facecolors="none" if hollow else [c],
+            edgecolors=[c] if hollow else "k",
+            linewidths=1.0 if hollow else 0.4,
+        )
 
 
-def _paper_line(ax: Any, paper: dict | None, law: str, group: str, x: np.ndarray, label: str,
-                **inputs: Any) -> str | None:
+def _paper_line(
+    ax: Any, paper: dict | None, law: str, group: str, x: np.ndarray, label: str, **inputs: Any
+) -> str | None:
     """The paper's fitted line, drawn without rescaling the axes (it may lie far from a toy sweep's range)."""
     coef = paper_coefficients(paper, law, group)
     if coef is None:
@@ -111,17 +119,40 @@ def loss_vs_compute(table: pd.DataFrame, fits: Sequence[Any] = (), paper: dict |
             # The staircase holds each frontier loss until a larger budget beats it, out to the largest run.
             xs = np.append(f["compute_gmacs"].to_numpy(), done["compute_gmacs"].max())
             ys = np.append(f["loss"].to_numpy(), f["loss"].iloc[-1])
-            ax.step(xs, ys, where="post", color=FRONTIER_COLOR, lw=1.6, alpha=0.8, zorder=2,
-                    label="Pareto frontier")
-            ax.scatter(f["compute_gmacs"], f["loss"], s=110, facecolors="none", edgecolors=FRONTIER_COLOR,
-                       linewidths=1.4, zorder=4, gid=f"pareto-{g}", label="frontier point (fitted)")
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color=FRONTIER_COLOR,
+                lw=1.6,
+                alpha=0.8,
+                zorder=2,
+                label="Pareto frontier",
+            )
+            ax.scatter(
+                f["compute_gmacs"],
+                f["loss"],
+                s=110,
+                facecolors="none",
+                edgecolors=FRONTIER_COLOR,
+                linewidths=1.4,
+                zorder=4,
+                gid=f"pareto-{g}",
+                label="frontier point (fitted)",
+            )
         c_lo, c_hi = d["compute_gmacs"].min() / 1.5, d["compute_gmacs"].max() * 1.5
         grid = log_grid(c_lo, c_hi)
         fit = find_fit(fits, "compute", g)
         if fit is not None:
             draw_bands(ax, fit, grid, C=grid)
-            ax.plot(grid, fit.predict(C=grid), color=FIT_COLOR, lw=1.8, zorder=2,
-                    label="compute law fitted to the frontier (Eq. 1)")
+            ax.plot(
+                grid,
+                fit.predict(C=grid),
+                color=FIT_COLOR,
+                lw=1.8,
+                zorder=2,
+                label="compute law fitted to the frontier (Eq. 1)",
+            )
             notes.append(f"fit: α0 = {fit.params['alpha0']:.3g}, α1 = {fit.params['alpha1']:.3g}")
         ax.set_xscale("log")
         loss_log_axis(ax)
@@ -149,8 +180,13 @@ def default_budget(pts: pd.DataFrame) -> float:
     return float(best.index.max())
 
 
-def loss_vs_params(table: pd.DataFrame, fits: Sequence[Any] = (), paper: dict | None = None,
-                   seen_samples: float | None = None, extrapolate: float = 30.0) -> Figure:
+def loss_vs_params(
+    table: pd.DataFrame,
+    fits: Sequence[Any] = (),
+    paper: dict | None = None,
+    seen_samples: float | None = None,
+    extrapolate: float = 30.0,
+) -> Figure:
     """Predicted loss vs parameters at one seen-samples budget S from the ``size-data`` law (paper Fig. 4).
 
     Solid over the measured sizes, dashed when extrapolated up to ``extrapolate`` × the largest size, with
@@ -172,20 +208,41 @@ def loss_vs_params(table: pd.DataFrame, fits: Sequence[Any] = (), paper: dict | 
         notes: list[str | None] = []
         at_s = d[(np.abs(np.log(d["seen_samples"] / S)) < 0.05) & ~d["partial"]]
         if len(at_s):
-            ax.scatter(at_s["params"], at_s["loss"], c=[colors[s] for s in at_s["size"]], edgecolors="k",
-                       linewidths=0.4, s=40, zorder=4, gid=f"measured-{g}")
+            ax.scatter(
+                at_s["params"],
+                at_s["loss"],
+                c=[colors[s] for s in at_s["size"]],
+                edgecolors="k",
+                linewidths=0.4,
+                s=40,
+                zorder=4,
+                gid=f"measured-{g}",
+            )
         p_min, p_max = d["params"].min(), d["params"].max()
         measured, beyond = log_grid(p_min / 1.3, p_max), log_grid(p_max, p_max * extrapolate, 100)
         whole = np.concatenate([measured, beyond[1:]])
         fit = find_fit(fits, "size-data", g)
         if fit is not None:
             draw_bands(ax, fit, whole, P=whole, S=np.full_like(whole, S))
-            ax.plot(measured, fit.predict(P=measured, S=S), color=FIT_COLOR, lw=1.8, zorder=3,
-                    label="size-data law (Eq. 3) over the trained sizes")
+            ax.plot(
+                measured,
+                fit.predict(P=measured, S=S),
+                color=FIT_COLOR,
+                lw=1.8,
+                zorder=3,
+                label="size-data law (Eq. 3) over the trained sizes",
+            )
             b = fit.params
             notes.append(f"fit: β0 = {b['beta0']:.3g}, β1 = {b['beta1']:.3g}, β2 = {b['beta2']:.3g}")
-            ax.plot(beyond, fit.predict(P=beyond, S=S), color=FIT_COLOR, lw=1.8, ls="--", zorder=3,
-                    label=f"extrapolation to {extrapolate:g}× the largest size")
+            ax.plot(
+                beyond,
+                fit.predict(P=beyond, S=S),
+                color=FIT_COLOR,
+                lw=1.8,
+                ls="--",
+                zorder=3,
+                label=f"extrapolation to {extrapolate:g}× the largest size",
+            )
         count_axis(ax, "x")
         loss_log_axis(ax)
         ax.set_xlim(whole[0], whole[-1])

@@ -43,8 +43,13 @@ from florenz_scaling.results import group_order, read_table
 # The metrics drawn, in this order: the paper's captioning metric, the translation one, and the synthetic
 # world's exact reading of the scene (the others stay in metrics.csv and fits/metric-*.json).
 PRIMARY = ("cider", "bleu", "attr_acc")
-LABELS = {"cider": "CIDEr", "bleu": "BLEU", "chrf": "chrF", "attr_acc": "attribute accuracy",
-          "exact_match": "exact match"}
+LABELS = {
+    "cider": "CIDEr",
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "attr_acc": "attribute accuracy",
+    "exact_match": "exact match",
+}
 # The decoding each group's compute figure shows: the paper's protocol first (beam 4, seeded with the prefix).
 PREFERRED = ("beam4+prefix", "greedy+prefix", "beam4", "greedy")
 TWO_STAGE_COLOR = "#1f77b4"
@@ -123,8 +128,11 @@ def _fit_note(fit: Any) -> str:
         band = f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci and None not in ci else ""
         parts.append(f"direct α = {a:.3g}{band}")
     r = fit.rollout or {}
-    errs = [f"{name} {r[k]['mean_abs_error']:.3g}" for k, name in (("direct", "direct"),
-                                                                  ("two_stage", "two-stage")) if r.get(k)]
+    errs = [
+        f"{name} {r[k]['mean_abs_error']:.3g}"
+        for k, name in (("direct", "direct"), ("two_stage", "two-stage"))
+        if r.get(k)
+    ]
     if errs:
         parts.append("rollout |err|: " + ", ".join(errs))
     return "\n".join(parts)
@@ -157,8 +165,14 @@ def metric_vs_compute(points: pd.DataFrame, fits: list[Any], metrics: Sequence[s
             d = d[d["decoding"] == decoding]
             for N, e in d.groupby("N"):
                 ax.scatter(e["C"], e["value"], color=colors[str(N)], s=30, edgecolor="k", lw=0.4, zorder=3)
-            fit = next((f for f in fits if (f.metric, f.group, f.decoding, f.axis) ==
-                        (metric, group, decoding, "compute")), None)
+            fit = next(
+                (
+                    f
+                    for f in fits
+                    if (f.metric, f.group, f.decoding, f.axis) == (metric, group, decoding, "compute")
+                ),
+                None,
+            )
             x = log_grid(d["C"].min() / 1.5, d["C"].max() * 3)
             if fit is not None and fit.direct:
                 ax.plot(x, fit.predict_direct(x), color=FIT_COLOR, lw=1.5, zorder=2)
@@ -166,9 +180,18 @@ def metric_vs_compute(points: pd.DataFrame, fits: list[Any], metrics: Sequence[s
                 ax.plot(x, fit.predict_two_stage(x), color=TWO_STAGE_COLOR, lw=1.5, ls="--", zorder=2)
             if fit is not None and (text := _fit_note(fit)):
                 # Upper left: the metric rises with compute, so the lower left holds the small runs' points.
-                ax.text(0.02, 0.98, text, transform=ax.transAxes, fontsize="x-small", va="top", ha="left",
-                        color="0.25", zorder=6,
-                        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.85})
+                ax.text(
+                    0.02,
+                    0.98,
+                    text,
+                    transform=ax.transAxes,
+                    fontsize="x-small",
+                    va="top",
+                    ha="left",
+                    color="0.25",
+                    zorder=6,
+                    bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.85},
+                )
             ax.set_xscale("log")
             ax.set_title(f"{group_title(group)} · {decoding}", fontsize="small")
             ax.set_xlabel(COMPUTE_LABEL, fontsize="small")
@@ -193,15 +216,22 @@ def metric_figures(sweep_dir: str | Path) -> list[tuple[str, str, str, Figure]]:
         return []
     fits = load_metric_fits(sweep_dir)
     return [
-        ("metric_vs_size", "What the model says vs model size (paper Fig. 6)",
-         "Generation metrics of each group at the largest seen-samples budget measured for two sizes or "
-         "more, vs parameters; solid: decoded without the target-language prefix, dashed: seeded with it.",
-         metric_vs_size(points)),
-        ("metric_vs_compute", "What the model says vs training compute",
-         "Each run's final value (colour: size) for the group's decoding shown in the title, with the direct "
-         "power law on −ln Q (red) and the two-stage map held-out loss → sigmoid (blue, dashed); the corner "
-         "gives the direct exponent and both rollout errors (fit without the largest size, predict it).",
-         metric_vs_compute(points, fits)),
+        (
+            "metric_vs_size",
+            "What the model says vs model size (paper Fig. 6)",
+            "Generation metrics of each group at the largest seen-samples budget measured for two sizes or "
+            "more, vs parameters; solid: decoded without the target-language prefix, dashed: seeded with it.",
+            metric_vs_size(points),
+        ),
+        (
+            "metric_vs_compute",
+            "What the model says vs training compute",
+            "Each run's final value (colour: size) for the group's decoding shown in the title, with the "
+            "direct power law on −ln Q (red) and the two-stage map held-out loss → sigmoid (blue, dashed); "
+            "the corner gives the direct exponent and both rollout errors (fit without the largest size, "
+            "predict it).",
+            metric_vs_compute(points, fits),
+        ),
     ]
 
 

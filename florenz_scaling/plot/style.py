@@ -163,15 +163,30 @@ def legend_outside(fig: Figure, handles: list[Any], labels: list[str], ncol: int
         if lab and not lab.startswith("_") and lab not in seen:
             seen[lab] = h
     ncol = ncol or min(len(seen), 6)
-    fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=max(ncol, 1),
-               fontsize="small", frameon=False)
+    fig.legend(
+        list(seen.values()),
+        list(seen),
+        loc="outside lower center",
+        ncol=max(ncol, 1),
+        fontsize="small",
+        frameon=False,
+    )
 
 
 def note(ax: Axes, text: str) -> None:
     """A short remark in the panel's lower-left corner (fit coefficients, an off-scale reference line)."""
-    ax.text(0.02, 0.02, text, transform=ax.transAxes, fontsize="x-small", va="bottom", ha="left",
-            color="0.25",
-            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.85}, zorder=6)
+    ax.text(
+        0.02,
+        0.02,
+        text,
+        transform=ax.transAxes,
+        fontsize="x-small",
+        va="bottom",
+        ha="left",
+        color="0.25",
+        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.85},
+        zorder=6,
+    )
 
 
 def empty_panel(ax: Axes, message: str) -> None:

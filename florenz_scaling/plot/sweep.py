@@ -55,33 +55,63 @@ def sweep_figures(sweep_dir: str | Path) -> list[SweepFigure]:
     train = load_train_losses(sd.root, sorted(set(table["run_id"])) if len(table) else None)
     compute = loss_vs_compute(table, fits, paper)
     out = [
-        SweepFigure("loss_vs_compute", "Held-out loss vs training compute",
-                    "Final checkpoint of each run (colour: size, marker: seen samples), the Pareto frontier "
-                    "(gray staircase), the compute law fitted to the frontier with 95% confidence and "
-                    "prediction bands, and the paper's Eq. 1 (Table 2).", compute.figure),
-        SweepFigure("loss_vs_params", "Predicted loss vs model size at a fixed seen-samples budget",
-                    "Size-data law (Eq. 3) with 95% bands; dashed beyond the largest trained size; dots are "
-                    "runs measured at that budget; the paper's Eq. 3 (Table 3) for comparison.",
-                    loss_vs_params(table, fits, paper)),
-        SweepFigure("loss_vs_samples", "Loss vs seen samples per task and language",
-                    "Final checkpoint of each run, one line per model size.", loss_vs_samples(table)),
-        SweepFigure("training_curves", "Training curves",
-                    "Training loss and held-out loss of every task-language pair vs optimizer step.",
-                    training_curves(table, train)),
+        SweepFigure(
+            "loss_vs_compute",
+            "Held-out loss vs training compute",
+            "Final checkpoint of each run (colour: size, marker: seen samples), the Pareto frontier "
+            "(gray staircase), the compute law fitted to the frontier with 95% confidence and "
+            "prediction bands, and the paper's Eq. 1 (Table 2).",
+            compute.figure,
+        ),
+        SweepFigure(
+            "loss_vs_params",
+            "Predicted loss vs model size at a fixed seen-samples budget",
+            "Size-data law (Eq. 3) with 95% bands; dashed beyond the largest trained size; dots are "
+            "runs measured at that budget; the paper's Eq. 3 (Table 3) for comparison.",
+            loss_vs_params(table, fits, paper),
+        ),
+        SweepFigure(
+            "loss_vs_samples",
+            "Loss vs seen samples per task and language",
+            "Final checkpoint of each run, one line per model size.",
+            loss_vs_samples(table),
+        ),
+        SweepFigure(
+            "training_curves",
+            "Training curves",
+            "Training loss and held-out loss of every task-language pair vs optimizer step.",
+            training_curves(table, train),
+        ),
     ]
     if (wsd := wsd_curves(table)) is not None:
-        out.append(SweepFigure("wsd_curves", "WSD trunk and branches",
-                               "Held-out group loss vs seen samples of one size: the constant-lr trunk "
-                               "(dashed) and each branch's decay to its budget (its final point is the "
-                               "run's measurement).", wsd))
+        out.append(
+            SweepFigure(
+                "wsd_curves",
+                "WSD trunk and branches",
+                "Held-out group loss vs seen samples of one size: the constant-lr trunk "
+                "(dashed) and each branch's decay to its budget (its final point is the "
+                "run's measurement).",
+                wsd,
+            )
+        )
     if fits:
-        out.append(SweepFigure("fit_residuals", "Fit residuals",
-                               "log10(measured / predicted) for each law and group vs compute.",
-                               fit_residuals(table, fits)))
+        out.append(
+            SweepFigure(
+                "fit_residuals",
+                "Fit residuals",
+                "log10(measured / predicted) for each law and group vs compute.",
+                fit_residuals(table, fits),
+            )
+        )
     if any(f.law == "chinchilla" and f.group and not f.task for f in fits):
-        out.append(SweepFigure("compute_optimal", "Compute-optimal model size (Chinchilla form)",
-                               "N*(C) with its bootstrap interval, and the sizes on the measured frontier.",
-                               compute_optimal_frontier(table, fits)))
+        out.append(
+            SweepFigure(
+                "compute_optimal",
+                "Compute-optimal model size (Chinchilla form)",
+                "N*(C) with its bootstrap interval, and the sizes on the measured frontier.",
+                compute_optimal_frontier(table, fits),
+            )
+        )
     out += [SweepFigure(*f) for f in metric_figures(sd.root)]  # only a sweep with metrics.csv has them
     return out
 

@@ -48,8 +48,10 @@ def wsd_curves(table: pd.DataFrame, size: str | None = None) -> Figure | None:
     groups = group_order(g["group"])
     fig = new_figure(3.6 * max(1, len(groups)) + 0.6, 3.4)
     axes = fig.subplots(1, max(1, len(groups)), squeeze=False)[0]
-    branches = sorted(set(g.loc[g["role"] == "branch", "run_id"]),
-                      key=lambda r: int(g.loc[g["run_id"] == r, "total_steps"].iloc[0]))
+    branches = sorted(
+        set(g.loc[g["role"] == "branch", "run_id"]),
+        key=lambda r: int(g.loc[g["run_id"] == r, "total_steps"].iloc[0]),
+    )
     colors = size_palette(branches)
     for ax, group in zip(axes, groups, strict=False):
         d = g[g["group"] == group]

@@ -214,12 +214,22 @@ def _build_parallel(
                 if len(running) >= workers:
                     break
                 waiting.remove(comp)
-                job = {"component": _to_json(comp), "size": _first_size(plan, comp), "cache": str(cache),
-                       "data_dir": str(data_dir), "heldout": heldout, "threads": threads}
+                job = {
+                    "component": _to_json(comp),
+                    "size": _first_size(plan, comp),
+                    "cache": str(cache),
+                    "data_dir": str(data_dir),
+                    "heldout": heldout,
+                    "threads": threads,
+                }
                 logfile = cache / f".{comp.name}.log"
                 with open(logfile, "w") as out:
-                    proc = subprocess.Popen([sys.executable, "-m", "florenz_scaling.pretrain.worker",
-                                             json.dumps(job)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "florenz_scaling.pretrain.worker", json.dumps(job)],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                    )
                 running[proc] = (comp, time.perf_counter(), logfile)
             if not running:
                 raise RuntimeError(f"components {[c.name for c in waiting]} wait for ones not built")
@@ -290,4 +300,3 @@ def ensure_components(
     if spec.components is None:
         return spec
     return with_components(spec, build_components(spec, sweep_dir, cache=cache, workers=workers, log=log))
-

@@ -12,8 +12,14 @@ from florenz_scaling.pretrain.build import _from_json, build_component
 def main(argv: list[str]) -> int:
     """Build the component the JSON job names (see ``build._build_parallel``)."""
     job = json.loads(argv[0])
-    build_component(_from_json(job["component"]), job["size"], Path(job["cache"]), Path(job["data_dir"]),
-                    job["heldout"], job["threads"])
+    build_component(
+        _from_json(job["component"]),
+        job["size"],
+        Path(job["cache"]),
+        Path(job["data_dir"]),
+        job["heldout"],
+        job["threads"],
+    )
     return 0
 
 

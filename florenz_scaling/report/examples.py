@@ -84,8 +84,10 @@ def pick_examples(records: list[dict[str, Any]], per_pair: int = PER_PAIR) -> li
         chosen: list[dict[str, Any]] = []
         for i in range(per_pair):
             want = kinds[i % len(kinds)]
-            pool = sorted((r for r in rs if str(r.get("decoding", "")).endswith("+prefix") == want
-                           and r not in chosen), key=lambda r: _rank(str(r.get("decoding", ""))))
+            pool = sorted(
+                (r for r in rs if str(r.get("decoding", "")).endswith("+prefix") == want and r not in chosen),
+                key=lambda r: _rank(str(r.get("decoding", ""))),
+            )
             used = {r.get("index") for r in chosen}
             pick = next((r for r in pool if r.get("index") not in used), pool[0] if pool else None)
             if pick is not None:
@@ -99,12 +101,13 @@ def _run_rank(table: pd.DataFrame | None) -> dict[str, tuple[float, float]]:
     if table is None or not len(table) or not {"run_id", "params", "total_steps"} <= set(table.columns):
         return {}
     t = table.groupby("run_id")[["params", "total_steps"]].max()
-    return {str(r): (float(p), float(s))
-            for r, p, s in zip(t.index, t["params"], t["total_steps"], strict=True)}
+    return {
+        str(r): (float(p), float(s)) for r, p, s in zip(t.index, t["params"], t["total_steps"], strict=True)
+    }
 
 
 def examples_section(sd: SweepDir, table: pd.DataFrame | None) -> list[str]:
-    """"What the model says": for each pair, ``PER_PAIR`` decoded held-out samples of the largest, longest
+    """ "What the model says": for each pair, ``PER_PAIR`` decoded held-out samples of the largest, longest
     run that kept examples for it, at that run's last step."""
     parts = ['<h2 id="examples">What the model says</h2>']
     rank = _run_rank(table)
@@ -118,8 +121,10 @@ def examples_section(sd: SweepDir, table: pd.DataFrame | None) -> list[str]:
             last = max(int(r.get("step", 0)) if isinstance(r.get("step"), int) else 0 for r in rows)
             by_run[path.parent.name] = [r for r in rows if r.get("step", 0) == last]
     if not by_run:
-        return parts + ['<p class="muted">No decoded examples (runs/&lt;id&gt;/examples.jsonl) in this '
-                        "sweep: they are written at each run's final step when generation is enabled.</p>"]
+        return parts + [
+            '<p class="muted">No decoded examples (runs/&lt;id&gt;/examples.jsonl) in this '
+            "sweep: they are written at each run's final step when generation is enabled.</p>"
+        ]
     order = sorted(by_run, key=lambda r: (rank.get(r, (0.0, 0.0)), r), reverse=True)
     best: dict[tuple[str, str], str] = {}
     for run in order:
@@ -129,16 +134,31 @@ def examples_section(sd: SweepDir, table: pd.DataFrame | None) -> list[str]:
     for (task, lang), run in sorted(best.items()):
         recs = [r for r in by_run[run] if (r["task"], r["lang"]) == (task, lang)]
         for r in pick_examples(recs):
-            rows.append({"pair": f"{task} · {lang}", "run": run, "decoding": _text(r.get("decoding")),
-                         "image": thumbnail(r.get("image_png")), "prompt": _text(r.get("prompt")),
-                         "given prefix": _text(r.get("prefix")), "reference": _text(r.get("reference")),
-                         "output": _text(r.get("output"))})
-    parts.append('<p class="caption">Held-out samples decoded at the run\'s last step, per pair from the '
-                 "largest and longest run that kept examples: one decoded without the target-language prefix "
-                 "and, for captions, one seeded with it (the prefix is given, not generated, and not part of "
-                 "the output or the reference it is scored against).</p>")
-    parts.append(html_table(pd.DataFrame(rows, columns=EXAMPLE_COLUMNS), raw=("image",),
-                            left=tuple(c for c in EXAMPLE_COLUMNS if c != "image")))
+            rows.append(
+                {
+                    "pair": f"{task} · {lang}",
+                    "run": run,
+                    "decoding": _text(r.get("decoding")),
+                    "image": thumbnail(r.get("image_png")),
+                    "prompt": _text(r.get("prompt")),
+                    "given prefix": _text(r.get("prefix")),
+                    "reference": _text(r.get("reference")),
+                    "output": _text(r.get("output")),
+                }
+            )
+    parts.append(
+        '<p class="caption">Held-out samples decoded at the run\'s last step, per pair from the '
+        "largest and longest run that kept examples: one decoded without the target-language prefix "
+        "and, for captions, one seeded with it (the prefix is given, not generated, and not part of "
+        "the output or the reference it is scored against).</p>"
+    )
+    parts.append(
+        html_table(
+            pd.DataFrame(rows, columns=EXAMPLE_COLUMNS),
+            raw=("image",),
+            left=tuple(c for c in EXAMPLE_COLUMNS if c != "image"),
+        )
+    )
     if bad_files:
         parts.append(f'<p class="muted">Damaged examples files: {_e(", ".join(bad_files))}.</p>')
     return parts
@@ -146,9 +166,22 @@ def examples_section(sd: SweepDir, table: pd.DataFrame | None) -> list[str]:
 
 # ---- metric fits ---------------------------------------------------------------------------------------
 
-METRIC_FIT_COLUMNS = ["metric", "group", "decoding", "axis", "points", "direct α [95%]", "direct R²",
-                      "loss law α1", "sigmoid L0", "sigmoid k", "rollout |err| direct",
-                      "rollout |err| two-stage", "extrapolates better", "notes"]
+METRIC_FIT_COLUMNS = [
+    "metric",
+    "group",
+    "decoding",
+    "axis",
+    "points",
+    "direct α [95%]",
+    "direct R²",
+    "loss law α1",
+    "sigmoid L0",
+    "sigmoid k",
+    "rollout |err| direct",
+    "rollout |err| two-stage",
+    "extrapolates better",
+    "notes",
+]
 
 
 def _g(v: Any, digits: int = 3) -> str:
@@ -169,15 +202,24 @@ def metric_fits_table(fits: list[Any]) -> pd.DataFrame:
         band = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else ""
         sig = (t.get("sigmoid") or {}).get("params") or {}
         axis = f.axis + (f" (S = {f.budget:,.0f})" if f.axis == "size" and f.budget else "")
-        rows.append({"metric": f.metric, "group": f.group, "decoding": f.decoding, "axis": axis,
-                     "points": f"{sum(p.get('used', False) for p in f.points)} / {len(f.points)}",
-                     "direct α [95%]": alpha + band, "direct R²": _g(d.get("r2")),
-                     "loss law α1": _g((t.get("loss_law") or {}).get("alpha1")),
-                     "sigmoid L0": _g(sig.get("L0")), "sigmoid k": _g(sig.get("k")),
-                     "rollout |err| direct": _g((r.get("direct") or {}).get("mean_abs_error")),
-                     "rollout |err| two-stage": _g((r.get("two_stage") or {}).get("mean_abs_error")),
-                     "extrapolates better": (r.get("better") or "").replace("_", "-"),
-                     "notes": "; ".join(f.warnings)})
+        rows.append(
+            {
+                "metric": f.metric,
+                "group": f.group,
+                "decoding": f.decoding,
+                "axis": axis,
+                "points": f"{sum(p.get('used', False) for p in f.points)} / {len(f.points)}",
+                "direct α [95%]": alpha + band,
+                "direct R²": _g(d.get("r2")),
+                "loss law α1": _g((t.get("loss_law") or {}).get("alpha1")),
+                "sigmoid L0": _g(sig.get("L0")),
+                "sigmoid k": _g(sig.get("k")),
+                "rollout |err| direct": _g((r.get("direct") or {}).get("mean_abs_error")),
+                "rollout |err| two-stage": _g((r.get("two_stage") or {}).get("mean_abs_error")),
+                "extrapolates better": (r.get("better") or "").replace("_", "-"),
+                "notes": "; ".join(f.warnings),
+            }
+        )
     return pd.DataFrame(rows, columns=METRIC_FIT_COLUMNS)
 
 
@@ -185,16 +227,21 @@ def metric_fits_body(fits: list[Any]) -> list[str]:
     """The metric fits under the loss fits: a caption saying what the forms are, then a table per metric."""
     if not fits:
         return []
-    parts = ["<h3>Generation metrics: direct power law vs two-stage map</h3>",
-             '<p class="caption">Q is the metric as a share of its maximum. Direct: −ln Q = A·X^(−α) (OLS '
-             "in log space; X = compute on the metric's frontier, or parameters at the budget given). "
-             "Two-stage: held-out loss from the group's compute law, then "
-             "Q = lo + span / (1 + exp(k·(L − L0))). Rollout: fitted without the largest size, mean absolute "
-             "error on its points in the metric's units.</p>"]
+    parts = [
+        "<h3>Generation metrics: direct power law vs two-stage map</h3>",
+        '<p class="caption">Q is the metric as a share of its maximum. Direct: −ln Q = A·X^(−α) (OLS '
+        "in log space; X = compute on the metric's frontier, or parameters at the budget given). "
+        "Two-stage: held-out loss from the group's compute law, then "
+        "Q = lo + span / (1 + exp(k·(L − L0))). Rollout: fitted without the largest size, mean absolute "
+        "error on its points in the metric's units.</p>",
+    ]
     table = metric_fits_table(fits)
     for metric, sub in table.groupby("metric", sort=False):
         parts.append(f"<h4>{_e(metric)}</h4>")
-        parts.append(html_table(sub.drop(columns="metric"),
-                                left=("group", "decoding", "axis", "direct α [95%]", "extrapolates better",
-                                      "notes")))
+        parts.append(
+            html_table(
+                sub.drop(columns="metric"),
+                left=("group", "decoding", "axis", "direct α [95%]", "extrapolates better", "notes"),
+            )
+        )
     return parts

@@ -55,11 +55,28 @@ class CollectReport:
 # the loss with every sample's image (``image_shuffled_loss``) or prompt (``prompt_shuffled_loss``) taken
 # from another sample; ``shuffled_loss`` is the older probe that shuffled both at once (kind="shuffled",
 # sweeps from before the split). A probe a run did not write is empty.
-CONDITIONING_COLUMNS = ("run_id", "size", "params", "total_steps", "step", "seen_samples", "task", "lang",
-                        "group", "loss", "image_shuffled_loss", "prompt_shuffled_loss", "shuffled_loss",
-                        "samples", "partial")
-_PROBE_COLUMN = {"shuffled_image": "image_shuffled_loss", "shuffled_prompt": "prompt_shuffled_loss",
-                 "shuffled": "shuffled_loss"}
+CONDITIONING_COLUMNS = (
+    "run_id",
+    "size",
+    "params",
+    "total_steps",
+    "step",
+    "seen_samples",
+    "task",
+    "lang",
+    "group",
+    "loss",
+    "image_shuffled_loss",
+    "prompt_shuffled_loss",
+    "shuffled_loss",
+    "samples",
+    "partial",
+)
+_PROBE_COLUMN = {
+    "shuffled_image": "image_shuffled_loss",
+    "shuffled_prompt": "prompt_shuffled_loss",
+    "shuffled": "shuffled_loss",
+}
 
 
 def run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
@@ -140,8 +157,9 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) 
     return [r for r in rep.records if r.kind == "eval" or r.kind in _PROBE_COLUMN]
 
 
-def _conditioning_rows(records: list[Any], run_id: str, run: dict[str, Any], partial: bool
-                       ) -> list[dict[str, Any]]:
+def _conditioning_rows(
+    records: list[Any], run_id: str, run: dict[str, Any], partial: bool
+) -> list[dict[str, Any]]:
     """One row per (step, pair, group) with an eval record and at least one shuffled probe."""
     evals = {(r.step, r.task, r.lang, r.group): r for r in records if r.kind == "eval"}
     rows: dict[tuple, dict[str, Any]] = {}
@@ -150,12 +168,24 @@ def _conditioning_rows(records: list[Any], run_id: str, run: dict[str, Any], par
         ev = evals.get(key)
         if r.kind not in _PROBE_COLUMN or ev is None:
             continue
-        row = rows.setdefault(key, {
-            "run_id": run_id, "size": run["size"], "params": run["params"],
-            "total_steps": run["total_steps"], "step": r.step, "seen_samples": r.seen_samples,
-            "task": r.task, "lang": r.lang, "group": r.group, "loss": float(ev.loss),
-            **{c: None for c in _PROBE_COLUMN.values()}, "samples": r.samples, "partial": partial,
-        })
+        row = rows.setdefault(
+            key,
+            {
+                "run_id": run_id,
+                "size": run["size"],
+                "params": run["params"],
+                "total_steps": run["total_steps"],
+                "step": r.step,
+                "seen_samples": r.seen_samples,
+                "task": r.task,
+                "lang": r.lang,
+                "group": r.group,
+                "loss": float(ev.loss),
+                **{c: None for c in _PROBE_COLUMN.values()},
+                "samples": r.samples,
+                "partial": partial,
+            },
+        )
         row[_PROBE_COLUMN[r.kind]] = float(r.loss)
     return list(rows.values())
 
@@ -224,8 +254,9 @@ def collect(sweep_dir: str | Path) -> Any:
         import pandas as pd
 
         cond = pd.DataFrame(report.conditioning, columns=list(CONDITIONING_COLUMNS))
-        _write_atomic_frame(cond.sort_values(["params", "total_steps", "run_id", "task", "lang"]),
-                            sd.conditioning_csv, "csv")
+        _write_atomic_frame(
+            cond.sort_values(["params", "total_steps", "run_id", "task", "lang"]), sd.conditioning_csv, "csv"
+        )
     table.attrs["problems"] = report.problems
     table.attrs["runs_without_records"] = report.runs_without_records
     table.attrs["diverged"] = report.diverged

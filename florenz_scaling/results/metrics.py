@@ -24,9 +24,28 @@ from typing import Any
 from florenz_scaling.files import SweepDir, write_atomic
 from florenz_scaling.spec.sizes import compute_gmacs
 
-METRIC_COLUMNS = ("run_id", "size", "family", "params", "trainable_params", "fwd_gmacs", "total_steps",
-                  "global_batch", "step", "seen_samples", "compute_gmacs", "task", "lang", "group", "metric",
-                  "decoding", "value", "n", "final", "partial")
+METRIC_COLUMNS = (
+    "run_id",
+    "size",
+    "family",
+    "params",
+    "trainable_params",
+    "fwd_gmacs",
+    "total_steps",
+    "global_batch",
+    "step",
+    "seen_samples",
+    "compute_gmacs",
+    "task",
+    "lang",
+    "group",
+    "metric",
+    "decoding",
+    "value",
+    "n",
+    "final",
+    "partial",
+)
 _KEY = ("run_id", "step", "task", "lang", "group", "metric", "decoding")
 
 
@@ -62,8 +81,9 @@ class MetricRecord:
         number = isinstance(rec.value, (int, float)) and not isinstance(rec.value, bool)
         counts = (rec.step, rec.seen_samples, rec.n)
         ints = all(isinstance(x, int) and not isinstance(x, bool) for x in counts)
-        texts = all(isinstance(x, str) for x in (rec.run_id, rec.task, rec.lang, rec.group, rec.metric,
-                                                 rec.decoding))
+        texts = all(
+            isinstance(x, str) for x in (rec.run_id, rec.task, rec.lang, rec.group, rec.metric, rec.decoding)
+        )
         if not (number and ints and texts):
             raise ValueError("value must be a number, step/seen_samples/n integers, the keys strings")
         return rec
@@ -117,13 +137,18 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: MetricsReport) 
     n_lines = len([ln for ln in path.read_bytes().split(b"\n") if ln.strip()])
     if rep.truncated and bad and bad[-1][0] == n_lines:
         line, why = bad.pop()
-        _warn(report, f"{path}: last line {line} is truncated ({why}); dropped it, using the "
-                      f"{len(rep.records)} others")
+        _warn(
+            report,
+            f"{path}: last line {line} is truncated ({why}); dropped it, using the {len(rep.records)} others",
+        )
     if rep.nonfinite:
         line, first = rep.nonfinite[0]
-        _warn(report, f"{path}: {len(rep.nonfinite)} record(s) with a non-finite value, kept out of the "
-                      f"table; first: line {line}, step {first.step}, {first.task}/{first.lang} "
-                      f"{first.metric} {first.decoding} = {first.value}")
+        _warn(
+            report,
+            f"{path}: {len(rep.nonfinite)} record(s) with a non-finite value, kept out of the "
+            f"table; first: line {line}, step {first.step}, {first.task}/{first.lang} "
+            f"{first.metric} {first.decoding} = {first.value}",
+        )
     for i, r in enumerate(rep.records):
         if r.run_id != run_id:
             bad.append((i + 1, f"record of run {r.run_id!r} in {run_id}'s file"))
@@ -159,22 +184,49 @@ def collect_metrics_table(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], 
         partial = not rd.done.exists()
         for r in _read_run(rd.metrics, run_id, run["total_steps"], report):
             seen = r.step * run["global_batch"]
-            rows.append({"run_id": run_id, **run, "step": r.step, "seen_samples": seen,
-                         "compute_gmacs": compute_gmacs(seen, run["fwd_gmacs"], run["params"],
-                                                        run["trainable_params"]),
-                         "task": r.task, "lang": r.lang, "group": r.group, "metric": r.metric,
-                         "decoding": r.decoding, "value": float(r.value), "n": r.n,
-                         "final": r.step == run["total_steps"], "partial": partial})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    **run,
+                    "step": r.step,
+                    "seen_samples": seen,
+                    "compute_gmacs": compute_gmacs(
+                        seen, run["fwd_gmacs"], run["params"], run["trainable_params"]
+                    ),
+                    "task": r.task,
+                    "lang": r.lang,
+                    "group": r.group,
+                    "metric": r.metric,
+                    "decoding": r.decoding,
+                    "value": float(r.value),
+                    "n": r.n,
+                    "final": r.step == run["total_steps"],
+                    "partial": partial,
+                }
+            )
     seen_keys: dict[tuple, int] = {}
     for row in rows:
         key = tuple(row[k] for k in _KEY)
         seen_keys[key] = seen_keys.get(key, 0) + 1
     dups = [k for k, c in seen_keys.items() if c > 1]
     if dups:
-        raise DuplicateMetricsError(f"{len(dups)} (run, step, task, lang, group, metric, decoding) keys "
-                                    f"appear more than once; first: {dups[:3]}. Inspect those metrics.jsonl.")
-    rows.sort(key=lambda r: (r["params"], r["total_steps"], r["run_id"], r["step"], r["task"], r["lang"],
-                             r["group"], r["metric"], r["decoding"]))
+        raise DuplicateMetricsError(
+            f"{len(dups)} (run, step, task, lang, group, metric, decoding) keys "
+            f"appear more than once; first: {dups[:3]}. Inspect those metrics.jsonl."
+        )
+    rows.sort(
+        key=lambda r: (
+            r["params"],
+            r["total_steps"],
+            r["run_id"],
+            r["step"],
+            r["task"],
+            r["lang"],
+            r["group"],
+            r["metric"],
+            r["decoding"],
+        )
+    )
     return rows, report
 
 
@@ -200,5 +252,14 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["METRIC_COLUMNS", "DuplicateMetricsError", "MetricRecord", "MetricsRead", "MetricsReport",
-           "MetricsWarning", "collect_metrics", "collect_metrics_table", "read_metrics"]
+__all__ = [
+    "METRIC_COLUMNS",
+    "DuplicateMetricsError",
+    "MetricRecord",
+    "MetricsRead",
+    "MetricsReport",
+    "MetricsWarning",
+    "collect_metrics",
+    "collect_metrics_table",
+    "read_metrics",
+]

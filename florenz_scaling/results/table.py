@@ -41,8 +41,12 @@ def read_table(path: str | Path) -> Any:
     """Read a collected results.csv: ids and names stay strings (an empty group is "", not NaN)."""
     import pandas as pd
 
-    return pd.read_csv(path, dtype={c: str for c in _STR_COLUMNS}, keep_default_na=False,
-                       na_values={"loss": ["", "nan", "NaN"]})
+    return pd.read_csv(
+        path,
+        dtype={c: str for c in _STR_COLUMNS},
+        keep_default_na=False,
+        na_values={"loss": ["", "nan", "NaN"]},
+    )
 
 
 def group_losses(table: Any) -> Any:
@@ -72,17 +76,28 @@ def group_losses(table: Any) -> Any:
         missing = members[info["group"]] - have
         complete.append(not missing and bool(d["_ok"].all()))
         if not complete[-1]:
-            incomplete.append({"run_id": info.get("run_id"), "step": info.get("step"), "group": info["group"],
-                               "missing": sorted(f"{task}/{lang}" for task, lang in missing)})
+            incomplete.append(
+                {
+                    "run_id": info.get("run_id"),
+                    "step": info.get("step"),
+                    "group": info["group"],
+                    "missing": sorted(f"{task}/{lang}" for task, lang in missing),
+                }
+            )
     # A group with no pair at all at a (run, step) that has other groups is incomplete too.
     present = {(r, s) for r, s in zip(g["run_id"], g["step"], strict=True)} if "run_id" in g else set()
     have_group = set(zip(g.get("run_id", []), g.get("step", []), g["group"], strict=False))
     for run_id, step in sorted(present):
         for group in sorted(members, key=str):
             if (run_id, step, group) not in have_group:
-                incomplete.append({"run_id": run_id, "step": step, "group": group,
-                                   "missing": sorted(f"{task}/{lang}" for task, lang in members[group])})
+                incomplete.append(
+                    {
+                        "run_id": run_id,
+                        "step": step,
+                        "group": group,
+                        "missing": sorted(f"{task}/{lang}" for task, lang in members[group]),
+                    }
+                )
     out = pd.DataFrame(g.drop(columns="_wl")[complete]).reset_index(drop=True)
     out.attrs["incomplete"] = incomplete
     return out
-

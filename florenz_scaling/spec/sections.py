@@ -162,8 +162,15 @@ class ComponentsSpec:
     cache: str | None = None
 
     def validate(self, path: str) -> None:
-        for name in ("vision_steps", "vision_batch", "caption_steps", "caption_batch", "lm_steps", "lm_batch",
-                     "heldout"):
+        for name in (
+            "vision_steps",
+            "vision_batch",
+            "caption_steps",
+            "caption_batch",
+            "lm_steps",
+            "lm_batch",
+            "heldout",
+        ):
             check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
         for name in ("vision_lr", "caption_lr", "lm_lr"):
             check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
@@ -319,8 +326,12 @@ class GenerateSpec:
     def validate(self, path: str) -> None:
         check(self.beam >= 1, f"{path}.beam", f"must be >= 1, got {self.beam}")
         check(self.greedy or self.beam > 1, f"{path}.greedy", "no decoding left", "set greedy or beam > 1")
-        check(self.prefix or self.no_prefix, f"{path}.prefix", "neither prefix nor no_prefix",
-              "set at least one of them")
+        check(
+            self.prefix or self.no_prefix,
+            f"{path}.prefix",
+            "neither prefix nor no_prefix",
+            "set at least one of them",
+        )
         check(self.max_samples > 0, f"{path}.max_samples", "must be positive")
         check(self.examples >= 0, f"{path}.examples", "must be >= 0")
 

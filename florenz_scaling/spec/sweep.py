@@ -195,8 +195,11 @@ class SweepSpec:
         )
         for name in sorted({*self.sizes, *(r.size for r in self.extra_runs)}):
             pre = self.pretrained.get(name)
-            covered = pre is not None and pre.florence is not None and (
-                pre.gemma is not None or get_size(name).family == "florence")
+            covered = (
+                pre is not None
+                and pre.florence is not None
+                and (pre.gemma is not None or get_size(name).family == "florence")
+            )
             check(
                 get_size(name).tiny or covered,
                 "components",

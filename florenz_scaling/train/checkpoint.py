@@ -87,8 +87,9 @@ def complete_steps(root: Path) -> list[int]:
     return sorted(steps)
 
 
-def save(engine: Any, root: Path, step: int, client: dict[str, Any], info: dict[str, Any], env: DistEnv,
-         keep: int) -> None:
+def save(
+    engine: Any, root: Path, step: int, client: dict[str, Any], info: dict[str, Any], env: DistEnv, keep: int
+) -> None:
     """Save a checkpoint of every rank at ``step`` and mark it complete; keep the ``keep`` newest.
 
     ``client`` is this rank's own state (stream position, RNG); ``info`` (same on every rank) goes into the
@@ -106,8 +107,11 @@ def save(engine: Any, root: Path, step: int, client: dict[str, Any], info: dict[
     except RuntimeError as e:
         # torch reports a full disk as "enforce fail at inline_container.cc"; say what actually happened.
         if shutil.disk_usage(root).free < _LOW_SPACE:
-            raise StorageError(errno.ENOSPC, f"no space left on device: {root / tag} (saving the checkpoint "
-                               f"of step {step}; {shutil.disk_usage(root).free / 2**20:.1f} MiB free)") from e
+            raise StorageError(
+                errno.ENOSPC,
+                f"no space left on device: {root / tag} (saving the checkpoint "
+                f"of step {step}; {shutil.disk_usage(root).free / 2**20:.1f} MiB free)",
+            ) from e
         raise
     if env.is_main:
         manifest.sign(root / tag, exclude=(COMPLETE,))
@@ -131,8 +135,10 @@ def adopt(parent: Path, root: Path, step: int, env: DistEnv) -> None:
         barrier(env)
         return
     if not (src / COMPLETE).is_file():
-        raise FileNotFoundError(f"{src} is not a complete checkpoint: the run this one starts from has not "
-                                f"finished step {step} (launch it first; on SLURM this run depends on it)")
+        raise FileNotFoundError(
+            f"{src} is not a complete checkpoint: the run this one starts from has not "
+            f"finished step {step} (launch it first; on SLURM this run depends on it)"
+        )
     if env.is_main:
         manifest.verify(src, exclude=(COMPLETE,))
         tmp = root / f".adopt-{tag}"  # linked in full, then renamed: a killed adoption leaves no tag behind
@@ -169,13 +175,16 @@ def load_latest(engine: Any, root: Path, env: DistEnv) -> tuple[int, dict[str, A
     tag = tag_for(steps[-1])
     # Before DeepSpeed unpickles anything: every file of the tag must be one this user signed at save time.
     manifest.verify(root / tag, exclude=(COMPLETE,))
-    path, _ = engine.load_checkpoint(str(root), tag=tag, load_optimizer_states=True,
-                                     load_lr_scheduler_states=True)
+    path, _ = engine.load_checkpoint(
+        str(root), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True
+    )
     if path is None:
         raise RuntimeError(f"DeepSpeed could not load the complete checkpoint {root / tag}")
     client_file = _client_file(root, tag, env.rank)
     if not client_file.is_file():
         marker = json.loads((root / tag / COMPLETE).read_text())
-        raise RuntimeError(f"checkpoint {tag} was saved by {marker.get('world_size')} ranks and has no state "
-                           f"for rank {env.rank}; resume with the same world size")
+        raise RuntimeError(
+            f"checkpoint {tag} was saved by {marker.get('world_size')} ranks and has no state "
+            f"for rank {env.rank}; resume with the same world size"
+        )
     return steps[-1], json.loads(client_file.read_text())

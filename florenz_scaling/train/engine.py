@@ -64,8 +64,9 @@ def lr_factor(step: int, warmup: int, total_steps: int, min_ratio: float) -> flo
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def wsd_factor(step: int, warmup: int, decay_start: int, total_steps: int, final_ratio: float,
-               shape: str) -> float:
+def wsd_factor(
+    step: int, warmup: int, decay_start: int, total_steps: int, final_ratio: float, shape: str
+) -> float:
     """Warmup-stable-decay multiplier for 0-based step ``step``: linear warm-up, the peak lr, then from
     ``decay_start`` a decay shaped linear, cosine or 1-sqrt to ``final_ratio`` at ``total_steps``. The
     factor at a step depends only on the step and the decay window, so a branch that loads its trunk's
@@ -89,8 +90,9 @@ def decay_start(run: RunSpec) -> int:
     return run.steps - max(1, round(run.train.decay_fraction * run.steps))
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int,
-                   decay_from: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int, decay_from: int | None = None
+) -> torch.optim.lr_scheduler.LambdaLR:
     """The run's ``LambdaLR`` (cosine with warm-up, or WSD decaying from ``decay_from``); DeepSpeed steps it
     once per optimizer step and checkpoints it."""
     if t.schedule == "wsd":
@@ -211,8 +213,9 @@ class Tracker:
             return fn()
         except Exception as e:  # noqa: BLE001 - by design: wandb must never fail a run
             if not self._warned:
-                log.warning("wandb %s failed (%s: %s); training continues without it", what,
-                            type(e).__name__, e)
+                log.warning(
+                    "wandb %s failed (%s: %s); training continues without it", what, type(e).__name__, e
+                )
                 self._warned = True
             return None
 
@@ -230,9 +233,16 @@ class Tracker:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return wandb.init(
-                    project=run.wandb.project, entity=run.wandb.entity, name=run_id, group=run.sweep,
-                    id=re.sub(r"[^A-Za-z0-9_-]", "_", f"{run.sweep}-{run_id}"), resume="allow",
-                    config=run.to_dict(), dir=str(directory), mode=mode, reinit="create_new",
+                    project=run.wandb.project,
+                    entity=run.wandb.entity,
+                    name=run_id,
+                    group=run.sweep,
+                    id=re.sub(r"[^A-Za-z0-9_-]", "_", f"{run.sweep}-{run_id}"),
+                    resume="allow",
+                    config=run.to_dict(),
+                    dir=str(directory),
+                    mode=mode,
+                    reinit="create_new",
                     settings=wandb.Settings(console="off", quiet=True),
                 )
 

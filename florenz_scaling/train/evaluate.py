@@ -59,7 +59,9 @@ CONDITIONING = SHUFFLED["both"]
 
 @torch.no_grad()
 def pair_loss(
-    model: Callable[..., torch.Tensor], batches: Iterable[dict[str, Any]], device: torch.device | str,
+    model: Callable[..., torch.Tensor],
+    batches: Iterable[dict[str, Any]],
+    device: torch.device | str,
     shuffled: bool | str = False,
 ) -> tuple[float, int, int]:
     """(mean per-sample loss, samples, scored tokens) of one pair's held-out batches.
@@ -83,9 +85,17 @@ def pair_loss(
     return total / max(samples, 1), samples, tokens
 
 
-def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: int, seen_samples: int, *,
-             batch_size: int = 32, device: torch.device | str | None = None,
-             shuffled: bool | str = False) -> list[LossRecord]:
+def evaluate(
+    model: torch.nn.Module | Any,
+    heldout: HeldOut,
+    run_id: str,
+    step: int,
+    seen_samples: int,
+    *,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    shuffled: bool | str = False,
+) -> list[LossRecord]:
     """Held-out loss of every pair (see module doc) as ``kind="eval"`` records of ``run_id`` at ``step``;
     with ``shuffled="image"`` / ``"prompt"`` / ``"both"`` (True), records of kind ``shuffled_image`` /
     ``shuffled_prompt`` / ``shuffled``: the loss given other samples' images, prompts, or both.
@@ -109,10 +119,21 @@ def evaluate(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: 
                 continue
             if samples == 0:
                 continue
-            records += [LossRecord(run_id=run_id, step=step, seen_samples=seen_samples,
-                                   kind=kind,  # type: ignore[arg-type]
-                                   task=pair[0], lang=pair[1], group=g, loss=loss, samples=samples,
-                                   tokens=tokens) for g in groups]
+            records += [
+                LossRecord(
+                    run_id=run_id,
+                    step=step,
+                    seen_samples=seen_samples,
+                    kind=kind,  # type: ignore[arg-type]
+                    task=pair[0],
+                    lang=pair[1],
+                    group=g,
+                    loss=loss,
+                    samples=samples,
+                    tokens=tokens,
+                )
+                for g in groups
+            ]
     finally:
         model.train(was_training)
     return records
@@ -125,12 +146,24 @@ def _shuffle_name(shuffled: bool | str) -> str:
     return name
 
 
-def conditioning_probes(model: torch.nn.Module | Any, heldout: HeldOut, run_id: str, step: int,
-                        seen_samples: int, *, batch_size: int = 32,
-                        device: torch.device | str | None = None) -> list[LossRecord]:
+def conditioning_probes(
+    model: torch.nn.Module | Any,
+    heldout: HeldOut,
+    run_id: str,
+    step: int,
+    seen_samples: int,
+    *,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+) -> list[LossRecord]:
     """The image-shuffled and the prompt-shuffled records of every pair (a run's final-step probe)."""
-    return [r for what in ("image", "prompt") for r in evaluate(
-        model, heldout, run_id, step, seen_samples, batch_size=batch_size, device=device, shuffled=what)]
+    return [
+        r
+        for what in ("image", "prompt")
+        for r in evaluate(
+            model, heldout, run_id, step, seen_samples, batch_size=batch_size, device=device, shuffled=what
+        )
+    ]
 
 
 def group_means(records: Iterable[LossRecord], kind: str = "eval") -> dict[str, float]:
@@ -144,7 +177,12 @@ def group_means(records: Iterable[LossRecord], kind: str = "eval") -> dict[str, 
     return {g: s / n for g, (s, n) in sums.items() if n}
 
 
-def evaluate_groups(model: torch.nn.Module | Any, heldout: HeldOut, *, batch_size: int = 32,
-                    device: torch.device | str | None = None) -> dict[str, float]:
+def evaluate_groups(
+    model: torch.nn.Module | Any,
+    heldout: HeldOut,
+    *,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
     """Convenience: group name -> held-out loss of ``model`` now (e.g. in a notebook)."""
     return group_means(evaluate(model, heldout, "", 0, 0, batch_size=batch_size, device=device))

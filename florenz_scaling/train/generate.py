@@ -84,39 +84,68 @@ class _Decoder:
             self.cache.reorder_cache(index)
 
 
-def _encoded(model: Any, batch: dict[str, Any], prefix: Sequence[int], bos: int,
-             use_cache: bool) -> tuple[_Decoder, torch.Tensor]:
+def _encoded(
+    model: Any, batch: dict[str, Any], prefix: Sequence[int], bos: int, use_cache: bool
+) -> tuple[_Decoder, torch.Tensor]:
     """The batch's encoder output (computed once) in a stepping decoder, and the seed ``[bos] + prefix``."""
     model = _unwrap(model)
     device = next(model.parameters()).device
-    enc, mask = model.encode(batch["pixel_values"].to(device), batch["input_ids"].to(device),
-                             batch["attention_mask"].to(device))
+    enc, mask = model.encode(
+        batch["pixel_values"].to(device), batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    )
     start = torch.tensor([[bos, *prefix]], dtype=torch.long, device=device).expand(enc.shape[0], -1)
     return _Decoder(model, enc, mask, use_cache), start
 
 
 @torch.no_grad()
-def generate(model: Any, batch: dict[str, Any], prefix: Sequence[int], *, max_new: int, bos: int, eos: int,
-             beam: int = 1, use_cache: bool = True) -> list[list[int]]:
+def generate(
+    model: Any,
+    batch: dict[str, Any],
+    prefix: Sequence[int],
+    *,
+    max_new: int,
+    bos: int,
+    eos: int,
+    beam: int = 1,
+    use_cache: bool = True,
+) -> list[list[int]]:
     """Continuations (token ids, EOS and prefix excluded) of every sample of ``batch`` after
     ``[bos] + prefix``, at most ``max_new`` tokens each (EOS counted): greedy for beam 1, else beam search."""
     if beam == 1:
         return greedy_search(model, batch, prefix, max_new=max_new, bos=bos, eos=eos, use_cache=use_cache)
-    return beam_search(model, batch, prefix, max_new=max_new, bos=bos, eos=eos, width=beam,
-                       use_cache=use_cache)
+    return beam_search(
+        model, batch, prefix, max_new=max_new, bos=bos, eos=eos, width=beam, use_cache=use_cache
+    )
 
 
 @torch.no_grad()
-def greedy_search(model: Any, batch: dict[str, Any], prefix: Sequence[int], *, max_new: int, bos: int,
-                  eos: int, use_cache: bool = True) -> list[list[int]]:
+def greedy_search(
+    model: Any,
+    batch: dict[str, Any],
+    prefix: Sequence[int],
+    *,
+    max_new: int,
+    bos: int,
+    eos: int,
+    use_cache: bool = True,
+) -> list[list[int]]:
     """``generate`` with greedy decoding."""
     dec, start = _encoded(model, batch, prefix, bos, use_cache)
     return _greedy(dec, start, max_new, eos) if max_new > 0 else [[] for _ in range(len(start))]
 
 
 @torch.no_grad()
-def beam_search(model: Any, batch: dict[str, Any], prefix: Sequence[int], *, max_new: int, bos: int,
-                eos: int, width: int, use_cache: bool = True) -> list[list[int]]:
+def beam_search(
+    model: Any,
+    batch: dict[str, Any],
+    prefix: Sequence[int],
+    *,
+    max_new: int,
+    bos: int,
+    eos: int,
+    width: int,
+    use_cache: bool = True,
+) -> list[list[int]]:
     """``generate`` with beam search of ``width`` (width 1 gives exactly the greedy outputs)."""
     dec, start = _encoded(model, batch, prefix, bos, use_cache)
     n = len(start)
@@ -142,7 +171,7 @@ def _greedy(dec: _Decoder, seq: torch.Tensor, max_new: int, eos: int) -> list[li
 
 
 def _until_eos(ids: list[int], eos: int) -> list[int]:
-    return ids[:ids.index(eos)] if eos in ids else ids
+    return ids[: ids.index(eos)] if eos in ids else ids
 
 
 def _beam(dec: _Decoder, seq: torch.Tensor, n: int, k: int, max_new: int, eos: int) -> list[list[int]]:
@@ -186,6 +215,7 @@ def max_new_tokens(target_len: int, prefix: Sequence[int]) -> int:
 
 # --- held-out sets: decode, score, record ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Decoded:
     """One decoded held-out sample: what the decoder was given, what it said, and what it should have said."""
@@ -206,7 +236,7 @@ def reference_after(sample: Sample, prefix: str, seed: int | None, index: int) -
     if not prefix:
         return target.strip()
     if target.startswith(prefix):
-        return target[len(prefix):].strip()
+        return target[len(prefix) :].strip()
     if seed is not None:
         scene = heldout_scene(seed, index)
         if scene.key == sample.key:
@@ -214,8 +244,16 @@ def reference_after(sample: Sample, prefix: str, seed: int | None, index: int) -
     return target.strip()  # e.g. a WebDataset caption: no prefixed reference exists
 
 
-def decode_pair(model: Any, heldout: HeldOut, pair: Pair, decoding: Decoding, *, max_samples: int,
-                batch_size: int, use_cache: bool = True) -> list[Decoded]:
+def decode_pair(
+    model: Any,
+    heldout: HeldOut,
+    pair: Pair,
+    decoding: Decoding,
+    *,
+    max_samples: int,
+    batch_size: int,
+    use_cache: bool = True,
+) -> list[Decoded]:
     """Decode the first ``max_samples`` held-out samples of ``pair`` one way."""
     tok, spec = heldout.tokenizer, heldout.spec
     samples = heldout.samples(pair)[:max_samples]
@@ -224,20 +262,45 @@ def decode_pair(model: Any, heldout: HeldOut, pair: Pair, decoding: Decoding, *,
     seed = spec.seed if spec.kind == "synthetic" else None
     out: list[Decoded] = []
     for lo in range(0, len(samples), batch_size):
-        chunk = samples[lo:lo + batch_size]
+        chunk = samples[lo : lo + batch_size]
         batch = collate(chunk, tok, spec.prompt_len, spec.target_len)
-        ids = generate(model, batch, prefix_ids, max_new=max_new_tokens(spec.target_len, prefix_ids),
-                       bos=tok.bos_id, eos=tok.eos_id, beam=decoding.beam, use_cache=use_cache)
+        ids = generate(
+            model,
+            batch,
+            prefix_ids,
+            max_new=max_new_tokens(spec.target_len, prefix_ids),
+            bos=tok.bos_id,
+            eos=tok.eos_id,
+            beam=decoding.beam,
+            use_cache=use_cache,
+        )
         for i, (s, gen) in enumerate(zip(chunk, ids, strict=True)):
             objects = objects_from_key(s.key) if seed is not None else None
-            out.append(Decoded(lo + i, s, prefix, reference_after(s, prefix, seed, lo + i),
-                               tok.decode(gen).strip(), objects))
+            out.append(
+                Decoded(
+                    lo + i,
+                    s,
+                    prefix,
+                    reference_after(s, prefix, seed, lo + i),
+                    tok.decode(gen).strip(),
+                    objects,
+                )
+            )
     return out
 
 
-def generation_records(model: Any, heldout: HeldOut, decode: tuple[Decoding, ...], *, run_id: str, step: int,
-                       seen_samples: int, max_samples: int, batch_size: int,
-                       examples: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def generation_records(
+    model: Any,
+    heldout: HeldOut,
+    decode: tuple[Decoding, ...],
+    *,
+    run_id: str,
+    step: int,
+    seen_samples: int,
+    max_samples: int,
+    batch_size: int,
+    examples: int = 0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every pair × decoding, scored: (metric records, the first ``examples`` decoded samples per pair and
     decoding). Translation pairs are decoded without prefix only. The model's training mode is restored."""
     was_training = model.training
@@ -256,11 +319,28 @@ def generation_records(model: Any, heldout: HeldOut, decode: tuple[Decoding, ...
                 decoded = decode_pair(model, heldout, pair, d, max_samples=max_samples, batch_size=batch_size)
                 if not decoded:
                     continue
-                scores = score_set([x.output for x in decoded], [x.reference for x in decoded], pair[1],
-                                   [x.objects for x in decoded])
-                metrics += [{"run_id": run_id, "step": step, "seen_samples": seen_samples, "task": pair[0],
-                             "lang": pair[1], "group": g, "metric": m, "decoding": d.name, "value": v, "n": n}
-                            for g in groups for m, (v, n) in scores.items()]
+                scores = score_set(
+                    [x.output for x in decoded],
+                    [x.reference for x in decoded],
+                    pair[1],
+                    [x.objects for x in decoded],
+                )
+                metrics += [
+                    {
+                        "run_id": run_id,
+                        "step": step,
+                        "seen_samples": seen_samples,
+                        "task": pair[0],
+                        "lang": pair[1],
+                        "group": g,
+                        "metric": m,
+                        "decoding": d.name,
+                        "value": v,
+                        "n": n,
+                    }
+                    for g in groups
+                    for m, (v, n) in scores.items()
+                ]
                 shown += [example_record(x, d, run_id, step) for x in decoded[:examples]]
     finally:
         model.train(was_training)
@@ -269,9 +349,19 @@ def generation_records(model: Any, heldout: HeldOut, decode: tuple[Decoding, ...
 
 def example_record(x: Decoded, decoding: Decoding, run_id: str, step: int) -> dict[str, Any]:
     """One line of examples.jsonl: prompt, given prefix, reference, output and the image as a PNG (base64)."""
-    return {"run_id": run_id, "step": step, "task": x.sample.task, "lang": x.sample.lang, "index": x.index,
-            "decoding": decoding.name, "prompt": x.sample.prompt, "prefix": x.prefix,
-            "reference": x.reference, "output": x.output, "image_png": png_base64(x.sample.image)}
+    return {
+        "run_id": run_id,
+        "step": step,
+        "task": x.sample.task,
+        "lang": x.sample.lang,
+        "index": x.index,
+        "decoding": decoding.name,
+        "prompt": x.sample.prompt,
+        "prefix": x.prefix,
+        "reference": x.reference,
+        "output": x.output,
+        "image_png": png_base64(x.sample.image),
+    }
 
 
 def png_base64(image: np.ndarray) -> str:
@@ -297,6 +387,19 @@ def append_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
         raise storage_error(e, path) from e
 
 
-__all__ = ["Decoded", "Decoding", "append_jsonl", "beam_search", "decode_pair", "decodings", "example_record",
-           "generate", "generation_records", "greedy_search", "max_new_tokens", "png_base64", "prefix_text",
-           "reference_after"]
+__all__ = [
+    "Decoded",
+    "Decoding",
+    "append_jsonl",
+    "beam_search",
+    "decode_pair",
+    "decodings",
+    "example_record",
+    "generate",
+    "generation_records",
+    "greedy_search",
+    "max_new_tokens",
+    "png_base64",
+    "prefix_text",
+    "reference_after",
+]

@@ -58,22 +58,34 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
     if run.pretrained is not None:
         from florenz_scaling.model.pretrained import load_pretrained
 
-        log.info("pretrained %s: %s", run.pretrained, load_pretrained(model, run.pretrained.florence,
-                                                                       run.pretrained.gemma))
+        log.info(
+            "pretrained %s: %s",
+            run.pretrained,
+            load_pretrained(model, run.pretrained.florence, run.pretrained.gemma),
+        )
     if precision == "bf16":
         model = model.to(torch.bfloat16)  # DeepSpeed casts parameters but not the projector's fp32 buffer
     optimizer = make_optimizer(model, run.train)
     engine, *_ = deepspeed.initialize(
-        model=model, optimizer=optimizer,
+        model=model,
+        optimizer=optimizer,
         lr_scheduler=make_scheduler(optimizer, run.train, run.steps, decay_start(run)),
         config=deepspeed_config(run, precision),
     )
     if env.world_size == 1 and run.train.zero_stage == 0:
         # Alone, DeepSpeed would still flatten every gradient, all-reduce it with itself and copy it back.
         engine.enable_backward_allreduce = False
-    log.info("%s: %s on %s, %d rank(s), ZeRO-%d, %s, %d micro-batch(es) of %d per step",
-             run.size, f"{sum(p.numel() for p in model.parameters()):,} params", env.device, env.world_size,
-             run.train.zero_stage, precision, run.grad_accum, run.train.micro_batch)
+    log.info(
+        "%s: %s on %s, %d rank(s), ZeRO-%d, %s, %d micro-batch(es) of %d per step",
+        run.size,
+        f"{sum(p.numel() for p in model.parameters()):,} params",
+        env.device,
+        env.world_size,
+        run.train.zero_stage,
+        precision,
+        run.grad_accum,
+        run.train.micro_batch,
+    )
     return engine
 
 
@@ -104,8 +116,10 @@ def main(run_dir: str | Path) -> int:
     run = load_run(rd.run_yaml)
     env = init_distributed()
     if env.world_size != run.train.world_size:  # the accumulation steps, hence the global batch, depend on it
-        raise ValueError(f"{rd.run_yaml} has train.world_size={run.train.world_size} but {env.world_size} "
-                         "processes were started; launch as many processes as the spec says")
+        raise ValueError(
+            f"{rd.run_yaml} has train.world_size={run.train.world_size} but {env.world_size} "
+            "processes were started; launch as many processes as the spec says"
+        )
     setup_logging(rd.logs / "train.log" if env.is_main else None)
     if run.train.threads > 0:
         torch.set_num_threads(run.train.threads)
@@ -140,8 +154,15 @@ def _sole_trainer(rd: RunDir, env: DistEnv) -> Iterator[None]:
 
 def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
     run_id = rd.root.name
-    log.info("run %s (%s, %d steps × %d samples) rank %d/%d", run_id, run.size, run.steps, run.global_batch,
-             env.rank, env.world_size)
+    log.info(
+        "run %s (%s, %d steps × %d samples) rank %d/%d",
+        run_id,
+        run.size,
+        run.steps,
+        run.global_batch,
+        env.rank,
+        env.world_size,
+    )
     data = prepare(run.data, rd.sweep.data)
     heldout = data.heldout()
     engine = build_engine(run, env)
@@ -177,19 +198,41 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
 
     def save(step: int) -> int:
         client_state = {"stream": stream.state_dict(), "rng": checkpoint.rng_state(), "wall_time_s": wall()}
-        checkpoint.save(engine, rd.checkpoints, step, client_state, {"seen_samples": step * run.global_batch},
-                        env, run.train.keep_checkpoints)
+        checkpoint.save(
+            engine,
+            rd.checkpoints,
+            step,
+            client_state,
+            {"seen_samples": step * run.global_batch},
+            env,
+            run.train.keep_checkpoints,
+        )
         log.info("checkpoint at step %d", step)
         return step
 
     def held_out(step: int, final: bool = False) -> None:
-        records = evaluate(engine, heldout, run_id, step, step * run.global_batch,
-                           batch_size=run.train.micro_batch, device=env.device)
+        records = evaluate(
+            engine,
+            heldout,
+            run_id,
+            step,
+            step * run.global_batch,
+            batch_size=run.train.micro_batch,
+            device=env.device,
+        )
         record(records, eval_metrics(records), step)
         log.info("step %d held-out: %s", step, _fmt(group_means(records)) or _fmt({"all": records[0].loss}))
         for what in ("image", "prompt") if final else ():  # once per run: does it use its image, prompt?
-            shuffled = evaluate(engine, heldout, run_id, step, step * run.global_batch,
-                                batch_size=run.train.micro_batch, device=env.device, shuffled=what)
+            shuffled = evaluate(
+                engine,
+                heldout,
+                run_id,
+                step,
+                step * run.global_batch,
+                batch_size=run.train.micro_batch,
+                device=env.device,
+                shuffled=what,
+            )
             means = group_means(shuffled, kind=f"shuffled_{what}")
             record(shuffled, {f"shuffled_{what}/group/{g}": v for g, v in means.items()}, step)
             log.info("step %d loss with %ss shuffled: %s", step, what, _fmt(means))
@@ -207,10 +250,21 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
         step, samples, busy = step + 1, samples + run.global_batch, busy + time.perf_counter() - t0
         if step % LOG_EVERY == 0 or step in (1, run.steps):  # fixed steps, so a resumed run writes the same
             rate = samples / busy
-            rec = LossRecord(run_id=run_id, step=step, seen_samples=step * run.global_batch, kind="train",
-                             task="", lang="", group="", loss=loss_sum / env.world_size,
-                             samples=run.global_batch, tokens=int(tokens), lr=lr, samples_per_s=rate,
-                             time=wall())
+            rec = LossRecord(
+                run_id=run_id,
+                step=step,
+                seen_samples=step * run.global_batch,
+                kind="train",
+                task="",
+                lang="",
+                group="",
+                loss=loss_sum / env.world_size,
+                samples=run.global_batch,
+                tokens=int(tokens),
+                lr=lr,
+                samples_per_s=rate,
+                time=wall(),
+            )
             record([rec], {"train/loss": rec.loss, "train/lr": lr, "train/samples_per_s": rate}, step)
             log.info("step %d/%d loss %.4f lr %.3g %.1f samples/s", step, run.steps, rec.loss, lr, rate)
             samples, busy = 0, 0.0
@@ -223,8 +277,9 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
         if stops > 0:
             if last_saved != step:
                 last_saved = save(step)
-            log.warning("stop signal: checkpointed at step %d, exiting with %d for a requeue", step,
-                        EXIT_PREEMPTED)
+            log.warning(
+                "stop signal: checkpointed at step %d, exiting with %d for a requeue", step, EXIT_PREEMPTED
+            )
             exit_code = EXIT_PREEMPTED
             break
 
@@ -249,9 +304,15 @@ def _summary(run: RunSpec, rd: RunDir, run_id: str, elapsed: float) -> dict[str,
     evals = [r for r in final if r.kind == "eval"]
     train = [r.loss for r in final if r.kind == "train"]
     return {
-        "run_id": run_id, "final_step": run.steps, "seen_samples": run.seen_samples, "wall_time_s": elapsed,
-        "final": {"train_loss": train[-1] if train else None, "groups": group_means(evals),
-                  "pairs": {f"{r.task}/{r.lang}": r.loss for r in evals}},
+        "run_id": run_id,
+        "final_step": run.steps,
+        "seen_samples": run.seen_samples,
+        "wall_time_s": elapsed,
+        "final": {
+            "train_loss": train[-1] if train else None,
+            "groups": group_means(evals),
+            "pairs": {f"{r.task}/{r.lang}": r.loss for r in evals},
+        },
     }
 
 
@@ -261,17 +322,29 @@ def _generation(engine: Any, heldout: Any, run: RunSpec, rd: RunDir, step: int, 
     every rank evaluates; rank 0 writes)."""
     gen, t0 = run.generate, time.perf_counter()
     metrics, examples = generation_records(
-        engine, heldout, decodings(gen.beam, gen.greedy, gen.prefix, gen.no_prefix), run_id=rd.root.name,
-        step=step, seen_samples=step * run.global_batch, max_samples=gen.max_samples,
-        batch_size=run.train.micro_batch, examples=gen.examples)
+        engine,
+        heldout,
+        decodings(gen.beam, gen.greedy, gen.prefix, gen.no_prefix),
+        run_id=rd.root.name,
+        step=step,
+        seen_samples=step * run.global_batch,
+        max_samples=gen.max_samples,
+        batch_size=run.train.micro_batch,
+        examples=gen.examples,
+    )
     if write:
         append_jsonl(rd.metrics, metrics)
         append_jsonl(rd.examples, examples)
     cider: dict[str, list[float]] = {}
     for r in (r for r in metrics if r["metric"] == "cider" and r["group"]):
         cider.setdefault(f"{r['group']}/{r['decoding']}", []).append(r["value"])
-    log.info("step %d generation (%.1f s, %d scores), mean CIDEr by group/decoding: %s", step,
-             time.perf_counter() - t0, len(metrics), _fmt({k: sum(v) / len(v) for k, v in cider.items()}))
+    log.info(
+        "step %d generation (%.1f s, %d scores), mean CIDEr by group/decoding: %s",
+        step,
+        time.perf_counter() - t0,
+        len(metrics),
+        _fmt({k: sum(v) / len(v) for k, v in cider.items()}),
+    )
 
 
 def _fmt(values: dict[str, float]) -> str:

@@ -40,6 +40,7 @@ _MAX_PHRASES = 6  # phrases read from one output: a rambling decode cannot make 
 
 # --- reference-based metrics ----------------------------------------------------------------------------
 
+
 def cider_tokens(text: str, lang: str) -> str:
     """CIDEr's input: space-separated tokens (characters for Chinese), lower-cased, without punctuation."""
     if lang == "zh":
@@ -80,6 +81,7 @@ def exact_match(hyps: Sequence[str], refs: Sequence[str]) -> float:
 
 # --- the synthetic world's attributes -------------------------------------------------------------------
 
+
 def objects_from_key(key: str) -> tuple[Obj, ...] | None:
     """A scene's objects from its content key (``data.world.Scene.key``); None if ``key`` is not one."""
     objs = []
@@ -102,12 +104,19 @@ def _forms(table: dict[str, tuple[str, ...]], index: Sequence[int]) -> dict[str,
 @cache
 def lexicon(lang: str) -> dict[str, dict[str, object]]:
     """attribute -> {surface form: value} in ``lang``, every inflection the world's grammar produces."""
-    pos = {"en": L._EN_POS, "de": L._DE_POS, "fr": L._FR_POS, "es": L._ES_POS, "ru": L._RU_POS,
-           "zh": L._ZH_POS}[lang]
+    pos = {
+        "en": L._EN_POS,
+        "de": L._DE_POS,
+        "fr": L._FR_POS,
+        "es": L._ES_POS,
+        "ru": L._RU_POS,
+        "zh": L._ZH_POS,
+    }[lang]
     out: dict[str, dict[str, object]] = {"position": {t.lower(): p for p, t in pos.items()}}
     if lang == "en":
         out["shape"] = {n: s for s, n in L._EN_NOUN.items()} | {
-            L._EN_PLURAL.get(s, n + "s"): s for s, n in L._EN_NOUN.items()}
+            L._EN_PLURAL.get(s, n + "s"): s for s, n in L._EN_NOUN.items()
+        }
         out["colour"] = {c: c for c in L.COLOURS}
         out["size"] = {s: s for s in L.SIZES}
         out["count"] = {w: c for c, w in L._EN_NUM.items()}
@@ -149,7 +158,7 @@ def phrases(text: str, lang: str) -> list[str]:
     text = text.strip()
     prefix = DECODER_PREFIXES[lang]
     if text.lower().startswith(prefix.lower()):
-        text = text[len(prefix):]
+        text = text[len(prefix) :]
     if lang == "zh":
         parts = re.split(r"[，、和。,.]", text)
     else:
@@ -206,8 +215,10 @@ def attribute_scores(text: str, objects: Sequence[Obj], lang: str) -> dict[str, 
     best_score = (0, 0)
     for perm in itertools.permutations(range(len(read)), min(n, len(read))):
         for chosen in itertools.permutations(range(n), len(perm)):  # which objects the phrases describe
-            score = (sum(sum(agree[i][j]) for i, j in zip(chosen, perm, strict=True)),
-                     sum(exact[i][j] for i, j in zip(chosen, perm, strict=True)))
+            score = (
+                sum(sum(agree[i][j]) for i, j in zip(chosen, perm, strict=True)),
+                sum(exact[i][j] for i, j in zip(chosen, perm, strict=True)),
+            )
             if score > best_score:
                 best_score = score
                 best = tuple(perm[chosen.index(i)] if i in chosen else -1 for i in range(n))
@@ -230,12 +241,17 @@ def attribute_accuracy(texts: Sequence[str], objects: Sequence[Sequence[Obj]], l
     return {"attr_acc": totals["exact"] / n, **{f"attr_{a}": totals[a] / n for a in ATTRIBUTES}}
 
 
-def score_set(hyps: Sequence[str], refs: Sequence[str], lang: str,
-              objects: Sequence[Sequence[Obj] | None] | None = None) -> dict[str, tuple[float, int]]:
+def score_set(
+    hyps: Sequence[str], refs: Sequence[str], lang: str, objects: Sequence[Sequence[Obj] | None] | None = None
+) -> dict[str, tuple[float, int]]:
     """metric -> (value, n) for one (pair, decoding): the reference metrics over all samples, and the
     attribute metrics over the samples whose scene objects are known (n counts samples)."""
-    out = {"bleu": (bleu(hyps, refs, lang), len(hyps)), "chrf": (chrf(hyps, refs), len(hyps)),
-           "cider": (cider(hyps, refs, lang), len(hyps)), "exact_match": (exact_match(hyps, refs), len(hyps))}
+    out = {
+        "bleu": (bleu(hyps, refs, lang), len(hyps)),
+        "chrf": (chrf(hyps, refs), len(hyps)),
+        "cider": (cider(hyps, refs, lang), len(hyps)),
+        "exact_match": (exact_match(hyps, refs), len(hyps)),
+    }
     known = [(h, o) for h, o in zip(hyps, objects or [None] * len(hyps), strict=True) if o]
     if known:
         attrs = attribute_accuracy([h for h, _ in known], [o for _, o in known], lang)
@@ -243,6 +259,20 @@ def score_set(hyps: Sequence[str], refs: Sequence[str], lang: str,
     return out
 
 
-__all__ = ["ATTRIBUTES", "ATTRIBUTE_METRICS", "REFERENCE_METRICS", "attribute_accuracy", "attribute_scores",
-           "bleu", "chrf", "cider", "cider_tokens", "exact_match", "lexicon", "objects_from_key", "phrases",
-           "read_phrase", "score_set"]
+__all__ = [
+    "ATTRIBUTES",
+    "ATTRIBUTE_METRICS",
+    "REFERENCE_METRICS",
+    "attribute_accuracy",
+    "attribute_scores",
+    "bleu",
+    "chrf",
+    "cider",
+    "cider_tokens",
+    "exact_match",
+    "lexicon",
+    "objects_from_key",
+    "phrases",
+    "read_phrase",
+    "score_set",
+]
