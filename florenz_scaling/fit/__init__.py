@@ -20,7 +20,7 @@ from florenz_scaling.fit.chinchilla import (
     small_grid,
 )
 from florenz_scaling.fit.gap import GapFit, fit_gap
-from florenz_scaling.fit.headline import build_headline, headline_lines, sweep_headline
+from florenz_scaling.fit.headline import build_headline, headline_lines, split_emergence, sweep_headline
 from florenz_scaling.fit.io import (
     fit_points,
     fit_sweep,
@@ -65,6 +65,7 @@ __all__ = [
     "headline_lines",
     "load_gaps",
     "load_joint",
+    "split_emergence",
     "sweep_headline",
     "verdict_of",
     "write_comparisons",

@@ -152,6 +152,31 @@ def emergence(metrics: Any, group: str = "UC", reference: str = "SC") -> list[di
     return out
 
 
+# The headline's emergence claim uses the paper's protocol: CIDEr of beam-search decodes seeded with the
+# target-language prefix (unseen-language CIDEr 1.7 / 5.6 / 24.1 / 26.6 across F-0.4B … F-11.2B).
+HEADLINE_METRICS = ("cider", "attr_acc", "bleu", "chrf")
+
+
+def _paper_decoding(decodings: set[str]) -> str | None:
+    for want in (lambda d: "beam" in d and "prefix" in d, lambda d: "prefix" in d, lambda d: "beam" in d):
+        hits = sorted(d for d in decodings if want(d))
+        if hits:
+            return hits[0]
+    return sorted(decodings)[0] if decodings else None
+
+
+def split_emergence(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the headline's entry — the paper's metric and decoding —, every other entry). One claim leads; the
+    many other metric × decoding combinations support it in a folded list rather than drown it."""
+    for metric in HEADLINE_METRICS:
+        mine = [e for e in entries if e["metric"] == metric]
+        choice = _paper_decoding({e["decoding"] for e in mine})
+        lead = [e for e in mine if e["decoding"] == choice]
+        if lead:
+            return lead, [e for e in entries if e is not lead[0]]
+    return entries[:1], entries[1:]
+
+
 def build_headline(
     fits: list[Any],
     *,
@@ -239,11 +264,15 @@ def headline_lines(h: dict[str, Any]) -> list[str]:
     for c in h["conditioning"]:
         probes = ", ".join(f"{what} shuffled +{c[what]:.3g}%" for _, what in PROBES if what in c)
         out.append(f"  conditioning {c['group']} ({c['size']}): {probes or 'no probe'}")
-    for e in h["emergence"]:
+    lead, rest = split_emergence(h["emergence"])
+    for e in lead:
         word = "rises" if e["emerges"] else "does not rise"
         vals = " → ".join(f"{v:.3g}" for v in e["values"])
         how = f" ({e['decoding']})" if e["decoding"] else ""
         out.append(f"  UC {e['metric']}{how} {word} with size at the largest budget: {vals}")
+    if rest:
+        n = sum(e["emerges"] for e in rest)
+        out.append(f"  other metrics × decodings: {n} of {len(rest)} rise with size (see the report)")
     if h["skipped"]:
         out.append(f"  not shown ({len(h['skipped'])} fits not identifiable):")
         out += [f"    {s['law']} {s['group']}: {s['reason']}" for s in h["skipped"]]

@@ -12,10 +12,22 @@ from typing import Any
 import pandas as pd
 
 from florenz_scaling.files import SweepDir
+from florenz_scaling.fit import split_emergence
 from florenz_scaling.report.markup import _e, _num, _png_data_uri, html_table
 
 # Written by florenz_scaling.plot.plot_sweep: {"figures": [{"name", "title", "caption", "files": [...]}]}.
 PLOTS_INDEX = "index.json"
+
+
+def _emergence_line(e: dict, strong: bool = False) -> str:
+    vals = " → ".join(f"{v:.3g}" for v in e["values"])
+    ref = f"; {e['reference']} at the largest size: {e['reference_at_largest']:.3g}" if e["reference"] else ""
+    word = "emerges (rises with size)" if e["emerges"] else "does not emerge (no rise with size)"
+    claim = f"Unseen captioning {_e(word)}"
+    return (
+        f"{'<strong>' + claim + '</strong>' if strong else claim}: UC {_e(e['metric'])} {_e(e['decoding'])} "
+        f"by model size at {e['seen_samples']:,.0f} seen samples: {_e(vals)}{_e(ref)}."
+    )
 
 
 def _read_plots_index(sd: SweepDir) -> list[dict[str, Any]] | None:
@@ -142,21 +154,18 @@ def headline_section(h: dict[str, Any]) -> list[str]:
     for c in h["conditioning"]:
         probes = ", ".join(f"{w} shuffled: +{c[w]:.3g}%" for w in ("image", "prompt", "both") if w in c)
         items.append(f"Conditioning, {_e(c['group'])} at {_e(c['size'])}: {_e(probes or 'no probe')}.")
-    for e in h["emergence"]:
-        vals = " → ".join(f"{v:.3g}" for v in e["values"])
-        ref = (
-            f"; {e['reference']} at the largest size: {e['reference_at_largest']:.3g}"
-            if e["reference"]
-            else ""
-        )
-        word = "emerges (rises with size)" if e["emerges"] else "does not emerge (no rise with size)"
-        items.append(
-            f"Unseen captioning {_e(word)}: UC {_e(e['metric'])} {_e(e['decoding'])} by model size "
-            f"at {e['seen_samples']:,.0f} seen samples: {_e(vals)}{_e(ref)}."
-        )
+    lead, rest = split_emergence(h["emergence"])
+    items += [_emergence_line(e, strong=True) for e in lead]
     if not h["emergence"]:
         items.append('<span class="muted">No emergence metrics (metrics.csv) in this sweep.</span>')
     parts.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+    if rest:
+        n = sum(e["emerges"] for e in rest)
+        others = "".join(f"<li>{_emergence_line(e)}</li>" for e in rest)
+        parts.append(
+            f"<details><summary>Every other metric and decoding: {n} of {len(rest)} rise with size"
+            f"</summary><ul>{others}</ul></details>"
+        )
     if h["skipped"]:
         skipped = "".join(
             f"<li>{_e(x['law'])} · {_e(x['group'])}: {_e(x['reason'])}</li>" for x in h["skipped"]
