@@ -79,6 +79,23 @@ _PROBE_COLUMN = {
 }
 
 
+def point(run_id: str, run: dict[str, Any], step: int, task: str, lang: str, group: str) -> dict[str, Any]:
+    """The ``POINT_COLUMNS`` of one row of a long table: the run's columns, S = step × global batch and the
+    planner's C at that S, and the pair."""
+    seen = step * run["global_batch"]
+    c = compute_gmacs(seen, run["fwd_gmacs"], run["params"], run["trainable_params"])
+    return {
+        "run_id": run_id,
+        **run,
+        "step": step,
+        "seen_samples": seen,
+        "compute_gmacs": c,
+        "task": task,
+        "lang": lang,
+        "group": group,
+    }
+
+
 def run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
     """run_id -> per-run columns, from plan.csv (without one: from each run.yaml and the size registry)."""
     info: dict[str, dict[str, Any]] = {}
@@ -207,19 +224,9 @@ def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
         records = _read_run(rd.losses, run_id, run["total_steps"], report)
         report.conditioning += _conditioning_rows(records, run_id, run, partial)
         for r in (r for r in records if r.kind == "eval"):  # duplicates too: the check below names them
-            seen = r.step * run["global_batch"]
             rows.append(
                 {
-                    "run_id": run_id,
-                    **run,
-                    "step": r.step,
-                    "seen_samples": seen,
-                    "compute_gmacs": compute_gmacs(
-                        seen, run["fwd_gmacs"], run["params"], run["trainable_params"]
-                    ),
-                    "task": r.task,
-                    "lang": r.lang,
-                    "group": r.group,
+                    **point(run_id, run, r.step, r.task, r.lang, r.group),
                     "loss": float(r.loss),
                     "samples": r.samples,
                     "tokens": r.tokens,

@@ -22,30 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from florenz_scaling.files import SweepDir, write_atomic
-from florenz_scaling.spec.sizes import compute_gmacs
+from florenz_scaling.results.collect import point, run_info
+from florenz_scaling.results.table import POINT_COLUMNS
 
-METRIC_COLUMNS = (
-    "run_id",
-    "size",
-    "family",
-    "params",
-    "trainable_params",
-    "fwd_gmacs",
-    "total_steps",
-    "global_batch",
-    "step",
-    "seen_samples",
-    "compute_gmacs",
-    "task",
-    "lang",
-    "group",
-    "metric",
-    "decoding",
-    "value",
-    "n",
-    "final",
-    "partial",
-)
+METRIC_COLUMNS = (*POINT_COLUMNS, "metric", "decoding", "value", "n", "final", "partial")
 _KEY = ("run_id", "step", "task", "lang", "group", "metric", "decoding")
 
 
@@ -163,39 +143,22 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: MetricsReport) 
     return rep.records
 
 
-def _run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
-    """run_id -> per-run columns (from plan.csv, else each run.yaml and the size registry)."""
-    from florenz_scaling.results.collect import run_info as info
-
-    return info(sd)
-
-
 def collect_metrics_table(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], MetricsReport]:
     """Rows with ``METRIC_COLUMNS`` (and any further per-run columns of ``results.collect``), sorted by size,
     steps, run, step, task, lang, metric, decoding, and a report; writes nothing."""
     sd = SweepDir(sweep_dir)
     report = MetricsReport()
     rows = []
-    for run_id, run in _run_info(sd).items():
+    for run_id, run in run_info(sd).items():
         rd = sd.run(run_id)
         if not rd.metrics.exists():
             report.runs_without_metrics.append(run_id)
             continue
         partial = not rd.done.exists()
         for r in _read_run(rd.metrics, run_id, run["total_steps"], report):
-            seen = r.step * run["global_batch"]
             rows.append(
                 {
-                    "run_id": run_id,
-                    **run,
-                    "step": r.step,
-                    "seen_samples": seen,
-                    "compute_gmacs": compute_gmacs(
-                        seen, run["fwd_gmacs"], run["params"], run["trainable_params"]
-                    ),
-                    "task": r.task,
-                    "lang": r.lang,
-                    "group": r.group,
+                    **point(run_id, run, r.step, r.task, r.lang, r.group),
                     "metric": r.metric,
                     "decoding": r.decoding,
                     "value": float(r.value),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# One row per (run, step, task, language) of held-out loss; written by ``collect``, read by fit and plot.
-TABLE_COLUMNS = (
+# The keys every long table shares: the run's columns, then where in training and on which pair.
+POINT_COLUMNS = (
     "run_id",
     "size",
     "family",
@@ -21,6 +21,10 @@ TABLE_COLUMNS = (
     "task",
     "lang",
     "group",
+)
+# One row per (run, step, task, language) of held-out loss; written by ``collect``, read by fit and plot.
+TABLE_COLUMNS = (
+    *POINT_COLUMNS,
     "loss",
     "samples",
     "tokens",
