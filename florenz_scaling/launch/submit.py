@@ -20,9 +20,7 @@ executor.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -34,12 +32,11 @@ from florenz_scaling.launch.dependencies import dependency_parameters, live_pare
 from florenz_scaling.launch.jobs import DEFAULT_ENTRY
 from florenz_scaling.launch.ledger import Event, Ledger
 from florenz_scaling.launch.scheduler import slurm_available
+from florenz_scaling.launch.validate import LaunchError as LaunchError  # re-exported: callers catch it here
+from florenz_scaling.launch.validate import first_shard as first_shard
+from florenz_scaling.launch.validate import validate_launch
 from florenz_scaling.plan import PlannedRun, chains, depths
-from florenz_scaling.spec import EXECUTORS, Resources, SpecError, SweepSpec, dump_yaml, load_run
-
-
-class LaunchError(RuntimeError):
-    """Something outside the spec prevents submission (no SLURM controller, a missing module, ...)."""
+from florenz_scaling.spec import EXECUTORS, Profile, Resources, SpecError, SweepSpec, dump_yaml, load_run
 
 
 @dataclass(frozen=True)
@@ -94,71 +91,6 @@ def resolve_executor(kind: str) -> str:
     return kind
 
 
-def first_shard(pattern: str) -> str:
-    """The first path a shard pattern names: ``{0000..2174}`` -> ``0000``, ``{a,b}`` -> ``a``."""
-
-    def first(m: re.Match[str]) -> str:
-        body = m.group(1)
-        return body.split("..")[0] if ".." in body else body.split(",")[0]
-
-    return re.sub(r"\{([^{}]*)\}", first, pattern)
-
-
-def validate_launch(spec: SweepSpec, plan: list[PlannedRun], executor: str, entry: str) -> None:
-    """Every check that can fail before submission: ``SpecError`` (naming the field) or ``LaunchError``."""
-    data = spec.data
-    if data.kind == "webdataset" and data.path:
-        shard = first_shard(data.path)
-        if not Path(shard).exists():
-            raise SpecError(
-                "data.path",
-                f"{data.path!r} names no readable shards ({shard} does not exist)",
-                "point data.path at your local WebDataset .tar shards",
-            )
-    if data.tokenizer and not Path(data.tokenizer).is_dir():
-        raise SpecError(
-            "data.tokenizer", f"{data.tokenizer!r} is not a directory", "give a local tokenizer dir"
-        )
-    for size in sorted({r.run.size for r in plan}):
-        pre = spec.pretrained.get(size)
-        for kind in ("florence", "gemma"):
-            path = getattr(pre, kind) if pre is not None else None
-            if path is not None and not any(
-                f.name.endswith(".safetensors") or f.name.startswith("pytorch_model")
-                for f in (Path(path).iterdir() if Path(path).is_dir() else [])
-            ):
-                raise SpecError(
-                    f"pretrained.{size}.{kind}",
-                    f"{path!r} is not a directory with *.safetensors or pytorch_model*.bin weights",
-                    "point it at a local checkpoint saved with save_pretrained (nothing is downloaded)",
-                )
-        res = spec.launch.resources_for(size)
-        where = f"launch.per_size.{size}" if size in spec.launch.per_size else "launch.resources"
-        procs = res.nodes * res.tasks_per_node
-        if procs != spec.train.world_size:
-            raise SpecError(
-                f"{where}.tasks_per_node",
-                f"nodes × tasks_per_node = {procs} processes but train.world_size is {spec.train.world_size}",
-                "each process is one srun task: make nodes × tasks_per_node equal train.world_size",
-            )
-        if executor != "slurm" and res.nodes > 1:
-            raise SpecError(
-                f"{where}.nodes", f"the {executor} executor runs on one node", "use --executor slurm"
-            )
-    module = entry.partition(":")[0]
-    if importlib.util.find_spec(module) is None:
-        raise LaunchError(f"the run entry point {entry!r} cannot be imported: module {module} is missing")
-    if executor == "slurm":
-        if not slurm_available():
-            raise LaunchError(
-                "no SLURM controller answers `sinfo` (start one with scripts/slurm-local start)"
-            )
-        for part in sorted({spec.launch.resources_for(r.run.size).partition or "" for r in plan} - {""}):
-            out = subprocess.run(["sinfo", "-h", "-p", part, "-o", "%P"], capture_output=True, text=True)
-            if not out.stdout.strip():
-                raise SpecError("launch.resources.partition", f"SLURM has no partition {part!r}")
-
-
 def executor_parameters(spec: SweepSpec, res: Resources, executor: str, timeout_min: int) -> dict[str, Any]:
     """``AutoExecutor.update_parameters`` keywords for one resource group."""
     params: dict[str, Any] = {
@@ -181,7 +113,38 @@ def executor_parameters(spec: SweepSpec, res: Resources, executor: str, timeout_
         # creates each array task's folder (its log file's directory) and moves its pickle there only after
         # sbatch returns; a task started before that fails at once, so the array is released afterwards.
         params["slurm_additional_parameters"] = {"requeue": True, "hold": True, **res.additional}
+        _apply_profile(params, spec.launch.profile, res)
     return params
+
+
+def _apply_profile(params: dict[str, Any], profile: Profile, res: Resources) -> None:
+    """Ask SLURM for the GPUs and memory in this site's words (``launch.profile``); the default profile
+    leaves submitit's own ``--gpus-per-node`` and ``--mem`` as they are."""
+    if profile.srun_args:
+        params["slurm_srun_args"] = list(profile.srun_args)
+    if profile.memory == "per-gpu":
+        # --mem and --mem-per-gpu are mutually exclusive (submitit #1769): the generic mem_gb must go.
+        del params["mem_gb"]
+        params["slurm_mem_per_gpu"] = _mem(profile.mem_per_gpu_gb or 0.0)
+    n = res.gpus_per_node
+    if not n or (profile.gpus == "gpus-per-node" and profile.gpu_type is None):
+        return
+    params.pop("gpus_per_node")  # the generic key is submitit's --gpus-per-node=N; replaced below
+    typed = f"{profile.gpu_type}:" if profile.gpu_type else ""
+    if profile.gpus == "gpus-per-node":
+        params["slurm_gpus_per_node"] = f"{typed}{n}"
+    elif profile.gpus == "gres":
+        params["slurm_gres"] = f"gpu:{typed}{n}"
+    elif profile.gpus == "gpus":  # the job's total; submitit has no key for it
+        params["slurm_additional_parameters"]["gpus"] = f"{typed}{n * res.nodes}"
+    else:  # gpus-per-task (validated: gpus_per_node is a multiple of tasks_per_node)
+        per_task = n // res.tasks_per_node
+        params["slurm_gpus_per_task"] = f"{typed}{per_task}" if typed else per_task
+
+
+def _mem(gb: float) -> str:
+    """A memory size as submitit writes ``--mem`` (whole GB, else MB)."""
+    return f"{int(gb)}GB" if gb == int(gb) else f"{int(gb * 1024)}MB"
 
 
 def group_by_resources(spec: SweepSpec, runs: list[PlannedRun]) -> list[tuple[Resources, list[PlannedRun]]]:

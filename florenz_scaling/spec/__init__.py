@@ -12,6 +12,7 @@ from florenz_scaling.spec.load import (
     parse_override,
     to_plain,
 )
+from florenz_scaling.spec.resources import Profile
 from florenz_scaling.spec.sections import (
     EXECUTORS,
     LANGUAGES,
@@ -48,6 +49,7 @@ __all__ = [
     "LaunchSpec",
     "Pair",
     "Pretrained",
+    "Profile",
     "Resources",
     "RunSpec",
     "SpecError",
