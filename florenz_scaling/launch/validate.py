@@ -72,6 +72,11 @@ def validate_launch(spec: SweepSpec, plan: list[PlannedRun], executor: str, entr
             raise SpecError(
                 f"{where}.nodes", f"the {executor} executor runs on one node", "use --executor slurm"
             )
+    # Each rank's parameters, gradients and optimizer state must fit its GPU or its share of the node's
+    # memory; the sizes are built on the meta device for it (torch is loaded here, not on import).
+    from florenz_scaling.launch.dryrun.meta import check_memory
+
+    check_memory(spec, plan)
     module = entry.partition(":")[0]
     if importlib.util.find_spec(module) is None:
         raise LaunchError(f"the run entry point {entry!r} cannot be imported: module {module} is missing")

@@ -1,4 +1,5 @@
-"""``launch --dry-run``: every submission a launch would make, and every size built on the meta device.
+"""``launch --dry-run``: every submission a launch would make, and every size built on the meta device
+(``meta``: its parameter count, and its per-rank memory checked against the resources).
 
 What is printed is ``submit.submissions`` itself, the list ``launch`` submits: per submission its executor
 parameters (exactly as handed to submitit, timeouts included), the sbatch script submitit renders from them
@@ -15,6 +16,7 @@ import json
 from pathlib import Path
 
 from florenz_scaling.launch.dependencies import dependency_parameters
+from florenz_scaling.launch.dryrun.meta import check_memory, memory_lines, meta_models
 from florenz_scaling.launch.jobs import DEFAULT_ENTRY
 from florenz_scaling.launch.submit import Submission, submissions
 from florenz_scaling.plan import PlannedRun
@@ -118,6 +120,7 @@ def format_dry_run(
 
     ``executor`` overrides ``spec.launch.executor`` (``auto`` resolves as ``launch`` resolves it).
     """
+    fits = check_memory(spec, plan)  # a plan that launch would refuse is refused here too
     subs = submissions(spec, plan, Path(OUT), executor or spec.launch.executor, entry, stamp=STAMP)
     kind = subs[0].executor if subs else executor or spec.launch.executor
     if kind == "local":
@@ -132,21 +135,6 @@ def format_dry_run(
         lines += _slot(i, sub) if sub.one_job else _array(i, sub)
     lines += ["", "models on the meta device (P, P_t counted on the built module; analytic in brackets):"]
     params_of = {r.run.size: r.params for r in plan}
-    lines += _meta_models(sorted(params_of, key=lambda s: (params_of[s], s)))
+    lines += meta_models(sorted(params_of, key=lambda s: (params_of[s], s)))
+    lines += ["", *memory_lines(fits)]
     return "\n".join(lines)
-
-
-def _meta_models(sizes: list[str]) -> list[str]:
-    """Each size built on the meta device (no memory, no weights), its counts checked against the registry."""
-    from florenz_scaling.model.florenz import build_model, count_module_params  # torch only here
-    from florenz_scaling.spec.sizes import get_size
-
-    lines = []
-    for name in sizes:
-        total, trainable = count_module_params(build_model(name, device="meta"))
-        size = get_size(name)
-        ok = "ok" if (total, trainable) == (size.params, size.trainable_params) else "MISMATCH"
-        lines.append(
-            f"  {name:8s} P={total:,} P_t={trainable:,} [{size.params:,} / {size.trainable_params:,}] {ok}"
-        )
-    return lines
