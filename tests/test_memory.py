@@ -109,7 +109,10 @@ def test_f11b_zero0_on_one_rank_is_refused_naming_the_field() -> None:
     assert err.value.field_path == "launch.resources / train.zero_stage"
     text = str(err.value)
     assert "F-11.2B needs 53.95 GiB per rank" in text and "at ZeRO-0 over 1 rank in bf16" in text
-    assert "train.zero_stage 3 over 2 ranks (launch.resources.nodes: 2, train.world_size: 2)" in text
+    assert (
+        "train.zero_stage 3 over 2 ranks (nodes × tasks_per_node in launch.resources, and train.world_size)"
+        in text
+    )
     spec = load_sweep(PAPER, [*one, "launch.profile.gpu_mem_gb=80"])
     assert all(f.fits for f in check_memory(spec, make_plan(spec)))
 

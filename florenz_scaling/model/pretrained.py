@@ -3,6 +3,7 @@ Florenz model: no hub access, every key accounted for in a ``LoadReport``."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,16 @@ class LoadReport:
         return f"{len(self.loaded)} tensors loaded, {len(self.resized)} resized, {len(self.skipped)} skipped"
 
 
+def gathered(*params: nn.Parameter) -> contextlib.AbstractContextManager[object]:
+    """Full tensors of ZeRO-3-partitioned parameters for the duration of the block; what rank 0 writes into
+    them is re-partitioned to every rank on exit. A no-op for ordinary parameters."""
+    if not any(hasattr(p, "ds_id") for p in params):
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(params), modifier_rank=0)
+
+
 def _copy_into(model: nn.Module, mapped: dict[str, torch.Tensor], report: LoadReport) -> None:
     own = model.state_dict(keep_vars=True)
     with torch.no_grad():
@@ -60,20 +71,27 @@ def _copy_into(model: nn.Module, mapped: dict[str, torch.Tensor], report: LoadRe
             if key not in own:
                 report.skipped.append(key)
                 continue
-            target = own[key]
-            if target.shape == value.shape:
-                target.copy_(value.to(target.dtype))
-                report.loaded.append(key)
-            elif target.dim() == 2 and target.shape[1] == value.shape[1] and "embed_tokens" in key:
-                # A resized vocabulary: shared rows are copied, new rows keep their init.
-                n = min(target.shape[0], value.shape[0])
-                target[:n].copy_(value[:n].to(target.dtype))
-                report.resized.append(key)
-            else:
-                raise ValueError(
-                    f"pretrained tensor {key} has shape {tuple(value.shape)}, the model expects "
-                    f"{tuple(target.shape)}: the checkpoint does not match size {model.size.name}"
-                )
+            # One parameter at a time: under ZeRO-3 at most one full tensor is gathered at any moment.
+            with gathered(own[key]):
+                _copy_tensor(model, key, own[key], value, report)
+
+
+def _copy_tensor(
+    model: nn.Module, key: str, target: torch.Tensor, value: torch.Tensor, report: LoadReport
+) -> None:
+    if target.shape == value.shape:
+        target.copy_(value.to(target.dtype))
+        report.loaded.append(key)
+    elif target.dim() == 2 and target.shape[1] == value.shape[1] and "embed_tokens" in key:
+        # A resized vocabulary: shared rows are copied, new rows keep their init.
+        n = min(target.shape[0], value.shape[0])
+        target[:n].copy_(value[:n].to(target.dtype))
+        report.resized.append(key)
+    else:
+        raise ValueError(
+            f"pretrained tensor {key} has shape {tuple(value.shape)}, the model expects "
+            f"{tuple(target.shape)}: the checkpoint does not match size {model.size.name}"
+        )
 
 
 def load_pretrained(
@@ -109,6 +127,8 @@ def load_pretrained(
         state = read_state_dict(gemma_dir)
         state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
         _copy_into(model, {f"decoder.lm.{k}": v for k, v in state.items()}, report)
-        model.decoder.init_norms_from_self_attention()
+        for layer, xa in zip(model.decoder.lm.model.layers, model.decoder.xattn, strict=True):
+            with gathered(xa.norm.weight, layer.post_attention_layernorm.weight):
+                model.decoder.init_norm_from(layer, xa)
     model.apply_freezing()
     return report

@@ -10,6 +10,7 @@ from typing import Literal
 
 from florenz_scaling.spec.load import check
 from florenz_scaling.spec.resources import EXECUTORS, LaunchSpec, Resources, check_plain_text  # noqa: F401
+from florenz_scaling.spec.sizes import SIZES
 
 TASKS = ("caption", "translate")
 LANGUAGES = ("en", "de", "fr", "es", "ru", "zh")
@@ -100,7 +101,8 @@ class TrainSpec:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
-    activation_checkpointing: bool = False
+    activation_checkpointing: bool = False  # every size; recomputes activations in backward, same result
+    activation_checkpointing_sizes: tuple[str, ...] = ()  # or only these sizes (the paper: at 11.2B)
     # wsd: warm-up, constant lr, then a decay over each run's last `decay_fraction` down to min_lr_ratio × lr
     schedule: Literal["cosine", "wsd"] = "cosine"
     decay_fraction: float = 0.2
@@ -126,6 +128,17 @@ class TrainSpec:
         check(self.checkpoint_every > 0, f"{path}.checkpoint_every", "must be positive")
         check(self.keep_checkpoints >= 1, f"{path}.keep_checkpoints", "must be >= 1")
         check(0 < self.decay_fraction < 1, f"{path}.decay_fraction", "must be in (0, 1)", "e.g. 0.2")
+        for i, size in enumerate(self.activation_checkpointing_sizes):
+            check(
+                size in SIZES,
+                f"{path}.activation_checkpointing_sizes[{i}]",
+                f"unknown size {size!r}",
+                "name sizes of the registry (florenz-scaling plan lists them), e.g. F-11.2B",
+            )
+
+    def checkpoints_activations(self, size: str) -> bool:
+        """Whether runs of ``size`` recompute activations in the backward pass instead of keeping them."""
+        return self.activation_checkpointing or size in self.activation_checkpointing_sizes
 
 
 @dataclass(frozen=True)

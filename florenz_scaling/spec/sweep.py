@@ -291,6 +291,8 @@ def _spec_json(spec: Any) -> str:
     if isinstance(spec, TrainSpec) and spec.schedule == "cosine":
         for name in _WSD_TRAIN_FIELDS:  # they do not change a cosine run; its id predates them
             plain.pop(name)
+    if isinstance(spec, TrainSpec) and not spec.activation_checkpointing_sizes:
+        plain.pop("activation_checkpointing_sizes")  # the default; run ids predate the field
     text = json.dumps(plain, sort_keys=True)
     if len(_SPEC_JSON) > 256:
         _SPEC_JSON.clear()

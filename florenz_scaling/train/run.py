@@ -44,17 +44,29 @@ from florenz_scaling.train.engine import (
 from florenz_scaling.train.evaluate import evaluate, group_means, model_inputs
 from florenz_scaling.train.generate import append_jsonl, decodings, generation_records
 from florenz_scaling.train.process import DistEnv, all_reduce_sum, init_distributed
+from florenz_scaling.train.zero3 import param_summary, partitioned_build, tied_heads_as_external, whole_model
 
 log = logging.getLogger("florenz_scaling.train.run")
 LOG_EVERY = 10  # optimizer steps between train records (each fsynced line costs a few ms)
 
 
 def build_engine(run: RunSpec, env: DistEnv) -> Any:
-    """The run's model (seeded), AdamW over trainable parameters and the cosine schedule, in DeepSpeed."""
+    """The run's model (seeded), AdamW over trainable parameters and the cosine schedule, in DeepSpeed.
+
+    At ZeRO-3 the model is built inside ``deepspeed.zero.Init``: each module's parameters are partitioned
+    over the ranks as soon as the module exists, so no rank ever holds the whole model (an 11B size does not
+    fit one GPU); pretrained tensors are then copied in one gathered parameter at a time.
+    """
     import deepspeed
 
     precision = resolve_precision(run.train, env.device.type == "cuda")
-    model = build_model(run.size, device=env.device, seed=run.seed)
+    config = deepspeed_config(run, precision)
+    with partitioned_build(run, config):
+        model = build_model(run.size, device=env.device, seed=run.seed)
+    if run.train.zero_stage == 3:
+        tied_heads_as_external(model)
+    if run.train.checkpoints_activations(run.size):
+        model.enable_activation_checkpointing()
     if run.pretrained is not None:
         from florenz_scaling.model.pretrained import load_pretrained
 
@@ -63,14 +75,19 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
             run.pretrained,
             load_pretrained(model, run.pretrained.florence, run.pretrained.gemma),
         )
-    if precision == "bf16":
-        model = model.to(torch.bfloat16)  # DeepSpeed casts parameters but not the projector's fp32 buffer
+    if precision == "bf16":  # DeepSpeed casts parameters but not the projector's fp32 buffer
+        if run.train.zero_stage == 3:  # parameters are bf16 from zero.Init; casting them would gather them
+            for b in model.buffers():
+                if b.is_floating_point():
+                    b.data = b.data.to(torch.bfloat16)
+        else:
+            model = model.to(torch.bfloat16)
     optimizer = make_optimizer(model, run.train)
     engine, *_ = deepspeed.initialize(
         model=model,
         optimizer=optimizer,
         lr_scheduler=make_scheduler(optimizer, run.train, run.steps, decay_start(run)),
-        config=deepspeed_config(run, precision),
+        config=config,
     )
     if env.world_size == 1 and run.train.zero_stage == 0:
         # Alone, DeepSpeed would still flatten every gradient, all-reduce it with itself and copy it back.
@@ -78,7 +95,7 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
     log.info(
         "%s: %s on %s, %d rank(s), ZeRO-%d, %s, %d micro-batch(es) of %d per step",
         run.size,
-        f"{sum(p.numel() for p in model.parameters()):,} params",
+        param_summary(model),
         env.device,
         env.world_size,
         run.train.zero_stage,
@@ -321,17 +338,18 @@ def _generation(engine: Any, heldout: Any, run: RunSpec, rd: RunDir, step: int, 
     append the scores to metrics.jsonl and a few decoded samples to examples.jsonl (every rank decodes, as
     every rank evaluates; rank 0 writes)."""
     gen, t0 = run.generate, time.perf_counter()
-    metrics, examples = generation_records(
-        engine,
-        heldout,
-        decodings(gen.beam, gen.greedy, gen.prefix, gen.no_prefix),
-        run_id=rd.root.name,
-        step=step,
-        seen_samples=step * run.global_batch,
-        max_samples=gen.max_samples,
-        batch_size=run.train.micro_batch,
-        examples=gen.examples,
-    )
+    with whole_model(engine):
+        metrics, examples = generation_records(
+            engine,
+            heldout,
+            decodings(gen.beam, gen.greedy, gen.prefix, gen.no_prefix),
+            run_id=rd.root.name,
+            step=step,
+            seen_samples=step * run.global_batch,
+            max_samples=gen.max_samples,
+            batch_size=run.train.micro_batch,
+            examples=gen.examples,
+        )
     if write:
         append_jsonl(rd.metrics, metrics)
         append_jsonl(rd.examples, examples)

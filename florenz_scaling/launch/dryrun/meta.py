@@ -115,7 +115,7 @@ def _too_big(spec: SweepSpec, f: SizeFit) -> SpecError:
     if nodes is not None and nodes * tasks > m.world:
         fixes.append(
             ("train.zero_stage 3 over " if m.zero_stage == 0 else "more ranks: ")
-            + f"{nodes * tasks} ranks ({f.where}.nodes: {nodes}, train.world_size: {nodes * tasks})"
+            + f"{nodes * tasks} ranks (nodes × tasks_per_node in {f.where}, and train.world_size)"
         )
     res = spec.launch.resources_for(f.size)
     if res.gpus_per_node > 0:
