@@ -188,12 +188,23 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
     if run.start_from is not None:  # a WSD trunk segment or branch begins at its parent's checkpoint
         checkpoint.adopt(rd.sweep.run(run.start_from).checkpoints, rd.checkpoints, run.start_step, env)
     start, client = checkpoint.load_latest(engine, rd.checkpoints, env)
+    total, squares = all_reduce_sum([float(start), float(start) ** 2], env)
+    if total != start * env.world_size or squares != start**2 * env.world_size:  # equal only if all agree
+        raise RuntimeError(
+            f"the ranks of run {rd.root.name} resumed from different checkpoint steps (rank {env.rank}: "
+            f"{start}); every rank must see the same checkpoints directory {rd.checkpoints}"
+        )
     wall0 = 0.0  # wall time of earlier sessions of this run
     if client is not None:
         stream.load_state_dict(client["stream"])
         checkpoint.set_rng_state(client["rng"])
         wall0 = client["wall_time_s"]
-        log.info("resumed from checkpoint at step %d (%d samples seen)", start, start * run.global_batch)
+        log.info(
+            "resumed from checkpoint at step %d (%d samples seen) on all %d rank(s)",
+            start,
+            start * run.global_batch,
+            env.world_size,
+        )
     t_session = time.perf_counter()
     writer, tracker = None, Tracker()  # on ranks other than 0 the tracker is never started: a no-op
     if env.is_main:
