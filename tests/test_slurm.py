@@ -1,4 +1,4 @@
-"""Integration tests on a real single-node SLURM cluster (scripts/slurm-local), through submitit.
+"""Integration tests on a real SLURM cluster (scripts/slurm-local), through submitit.
 
 The cluster is started (idempotently) once per session by ``scripts/slurm-local start``, which installs
 slurm-wlm, munge, slurmdbd and mariadb with apt when they are missing; the tests skip only where that is
