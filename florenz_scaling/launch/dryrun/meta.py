@@ -127,7 +127,9 @@ def _too_big(spec: SweepSpec, f: SizeFit) -> SpecError:
 
 
 def memory_lines(fits: list[SizeFit]) -> list[str]:
-    """The dry run's per-rank memory table."""
+    """The dry run's per-rank memory table, and each size's per-rank total at every ZeRO stage."""
+    from florenz_scaling.model.memory import size_memory
+
     lines = [
         "per-rank memory (parameters, gradients, optimizer state; activations not counted; GiB = 2^30 B):",
         f"  {'size':8s} {'ZeRO':>4s} {'ranks':>5s} {'dtype':5s} {'params':>10s} {'grads':>10s} "
@@ -142,6 +144,14 @@ def memory_lines(fits: list[SizeFit]) -> list[str]:
             f"{_gib(m.grads):>10s} {_gib(m.optimizer):>10s} {_gib(m.total):>10s} {peak:>10s}  "
             f"{f.limit_text}{verdict}"
         )
+    lines.append("  per-rank total (build peak at ZeRO-3) at each stage, same ranks and dtype:")
+    for f in fits:
+        m = f.memory
+        cells = [
+            f"ZeRO-{stage} {_gib(size_memory(f.size, stage, m.world, m.precision).peak)}"
+            for stage in range(4)
+        ]
+        lines.append(f"  {f.size:8s} " + " | ".join(cells))
     return lines
 
 
