@@ -98,7 +98,9 @@ def _adaptive(args: argparse.Namespace) -> int:
     except (PipelineError, LaunchError, DesignError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"open {(SweepDir(args.out).root / 'report.html').resolve()}")
+    # Each round's pipeline wrote the report before that round was recorded: once more, with every round.
+    report = _report(SweepDir(args.out), lambda m: print(m, flush=True))
+    print(f"open {report.resolve()}")
     return 0
 
 
@@ -310,7 +312,8 @@ def _plot(sd: SweepDir, log: Callable[[str], None]) -> None:
 def _report(sd: SweepDir, log: Callable[[str], None]) -> Path:
     plots = sorted(sd.plots.iterdir()) if sd.plots.is_dir() else []
     fits = sorted(sd.fits.glob("*.json")) if sd.fits.is_dir() else []
-    if _current([sd.report], [sd.results_csv, sd.ledger, *fits, *plots]):
+    rounds = sd.root / "design" / "rounds.jsonl"  # run --adaptive's rounds, shown by the report
+    if _current([sd.report], [sd.results_csv, sd.ledger, rounds, *fits, *plots]):
         log("report: current")
         return sd.report
     write_report = _stage_module("report", "florenz_scaling.report", "write_report")

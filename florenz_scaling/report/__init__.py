@@ -9,11 +9,13 @@ never shown as results. Nothing is fetched from the network (no external CSS, JS
 file can be mailed, archived or opened on an offline cluster node.
 
 Built from files only: plan.csv, the ledger and run directories (examples.jsonl), results.csv,
-metrics.csv, fits/*.json and the figures ``florenz-scaling plot`` wrote with their list, plots/index.json.
+metrics.csv, fits/*.json, design/rounds.jsonl and the figures ``florenz-scaling plot`` wrote with their
+list, plots/index.json.
 The report never draws: a sweep that was not plotted gets a note saying so.
 
     markup.py    style, escaping, number formats, tables       sections.py  the answer, the figures
     tables.py    plan, run states, fit and conditioning tables  examples.py  decoded examples, metric fits
+    rounds.py    the adaptive design's rounds (design/rounds.jsonl), when the sweep has them
     page.py      ``write_report``: the sections in reading order
 """
 
@@ -21,6 +23,7 @@ from florenz_scaling.fit.headline import conditioning_table
 from florenz_scaling.report.examples import examples_section, metric_fits_body, metric_fits_table
 from florenz_scaling.report.markup import html_table
 from florenz_scaling.report.page import write_report
+from florenz_scaling.report.rounds import read_rounds, rounds_section, rounds_table
 from florenz_scaling.report.sections import CLAIMS, PLOTS_INDEX, figures_section, headline_section
 from florenz_scaling.report.tables import FIT_COLUMNS, conditioning_section, fits_body, fits_table, run_states
 
@@ -38,6 +41,9 @@ __all__ = [
     "html_table",
     "metric_fits_body",
     "metric_fits_table",
+    "read_rounds",
+    "rounds_section",
+    "rounds_table",
     "run_states",
     "write_report",
 ]

@@ -17,6 +17,7 @@ from florenz_scaling.fit import (
 )
 from florenz_scaling.report.examples import examples_section, metric_fits_body
 from florenz_scaling.report.markup import _CSS, _e, _folded, html_table
+from florenz_scaling.report.rounds import rounds_section
 from florenz_scaling.report.sections import figures_section, headline_section
 from florenz_scaling.report.tables import _plan, conditioning_section, fits_body, run_states
 from florenz_scaling.results import read_table
@@ -59,18 +60,22 @@ def write_report(sweep_dir: str | Path) -> Path:
     badges = states.assign(state=[f'<span class="state-{_e(s)}">{_e(s)}</span>' for s in states["state"]])
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     n_done = int(states["DONE marker"].eq("yes").sum()) if len(states) else 0
+    rounds = rounds_section(sd)  # empty unless the sweep was run with --adaptive
     parts = [
         f"<h1>Scaling sweep report: {_e(name)}</h1>",
         f'<p class="muted">{_e(sd.root.resolve())} · generated {stamp} · {len(states)} runs, '
         f"{n_done} done · {0 if table is None else len(table):,} result rows · {len(fits)} fits</p>",
         '<nav><a href="#answer">The answer</a><a href="#figures">Figures</a>'
-        '<a href="#examples">What the model says</a><a href="#plan">Plan</a>'
+        '<a href="#examples">What the model says</a>'
+        + ('<a href="#rounds">Design rounds</a>' if rounds else "")
+        + '<a href="#plan">Plan</a>'
         '<a href="#runs">Run states</a><a href="#fits">Fits</a><a href="#conditioning">Conditioning</a>'
         "</nav>",
     ]
     parts += headline_section(headline)
     parts += figures_section(sd, table is not None and not table.empty)
     parts += examples_section(sd, table)
+    parts += rounds
     parts.append(
         _folded(
             "plan",
