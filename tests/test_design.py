@@ -274,7 +274,7 @@ def test_replay_command_and_its_refusals(tmp_path: Path, capsys: pytest.CaptureF
     )
     assert rc == 0
     d = json.loads(out.read_text())
-    assert set(d["strategies"]) == {"adaptive", "d-optimal", "random", "cheapest-first", "full"}
+    assert set(d["strategies"]) == {"adaptive", "variance", "d-optimal", "random", "cheapest-first", "full"}
     assert all("compute_fraction" in v for v in d["strategies"].values())
     pd.DataFrame({"C": [1e12], "loss": [2.0]}).to_csv(tmp_path / "bad.csv", index=False)
     rc = main(

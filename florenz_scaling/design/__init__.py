@@ -2,12 +2,15 @@
 
 Between ``fit`` and ``plan``: it reads fits (and the points they were fitted to) and writes plans. ``model``
 linearises a fitted law (Fisher information, the delta-method variance of a target); ``rank`` scores
-candidates by the expected variance reduction per GPU-hour; ``pool`` builds the candidates; ``check`` warns
+candidates by the expected variance reduction per GPU-hour; ``ensemble`` scores them by the expected
+reduction of the spread of leave-one-out refits at the target (misfit included), the replay's adaptive
+criterion; ``pool`` builds the candidates; ``check`` warns
 when a design cannot identify a law; ``replay`` replays the loop on finished runs; ``adaptive`` is the loop
 of ``run --adaptive``; ``propose`` is the ``propose`` command's work.
 """
 
 from florenz_scaling.design.check import Finding, check_design, check_plan, condition_number
+from florenz_scaling.design.ensemble import ensemble_score, jackknife_covariance, loo_predictions
 from florenz_scaling.design.model import DesignError, LinearModel, Target, linearise, parse_target
 from florenz_scaling.design.pool import Candidate, plan_runs, read_pool, sweep_pool, unmeasured
 from florenz_scaling.design.rank import Scored, d_optimal, greedy, score, target_variance
@@ -23,8 +26,11 @@ __all__ = [
     "check_plan",
     "condition_number",
     "d_optimal",
+    "ensemble_score",
     "greedy",
+    "jackknife_covariance",
     "linearise",
+    "loo_predictions",
     "parse_target",
     "plan_runs",
     "read_pool",

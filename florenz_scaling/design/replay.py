@@ -2,11 +2,13 @@
 
 The pool has one row per finished run (N, D, C as its cost, loss); a run's loss is revealed only when a
 strategy buys it. After every purchase the law is refitted and each target predicted; the error there is
-|prediction / truth − 1|. Strategies: ``adaptive`` (pilot, then the largest expected variance reduction of
-the targets' predictions per unit of cost, ``design.rank``), ``random`` (random orders, one per seed),
-``cheapest-first``, ``full`` (the whole pool at once) and the ``d-optimal`` baseline (the same pilot, then
-the largest gain in log det of the information per cost, blind to the targets). ``compute_fraction`` is the
-fraction of the pool's total cost after which every target *stays* predicted within the tolerance
+|prediction / truth − 1|. Strategies: ``adaptive`` (pilot, then the largest expected reduction of the
+spread of leave-one-out refits at the targets per unit of cost, ``design.ensemble``: it sees misfit as well
+as noise), ``variance`` (the same pilot, then the linearised law's expected variance reduction per cost,
+``design.rank``: blind to misfit, kept as the baseline it improves on), ``random`` (random orders, one per
+seed), ``cheapest-first``, ``full`` (the whole pool at once) and the ``d-optimal`` baseline (the same pilot,
+then the largest gain in log det of the information per cost, blind to the targets). ``compute_fraction`` is
+the fraction of the pool's total cost after which every target *stays* predicted within the tolerance
 (None if never).
 
 The adaptive pilot is the cheapest-first prefix that ``check_design`` passes (enough points and levels,
@@ -23,11 +25,12 @@ from typing import Any
 import numpy as np
 
 from florenz_scaling.design.check import check_design
+from florenz_scaling.design.ensemble import MIN_MEMBERS, ensemble_score, loo_predictions
 from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs
 from florenz_scaling.design.rank import d_optimal, score
 from florenz_scaling.fit import LAW_PARAMS, LAWS, FitResult, fitter
 
-STRATEGIES = ("adaptive", "d-optimal", "random", "cheapest-first", "full")
+STRATEGIES = ("adaptive", "variance", "d-optimal", "random", "cheapest-first", "full")
 
 
 @dataclass
@@ -143,9 +146,9 @@ class Replayer:
         return order
 
     def adaptive_order(self, next_pick: Callable[[list[int], list[int]], int] | None = None) -> list[int]:
-        """Pilot, then one run at a time by expected variance reduction of the targets per cost."""
+        """Pilot, then one run at a time by ``next_pick`` (default: the leave-one-out ensemble's choice)."""
         bought = self.pilot()
-        pick = next_pick or self._best
+        pick = next_pick or self.ensemble_pick
         while len(bought) < len(self.pool):
             left = [i for i in range(len(self.pool)) if i not in bought]
             bought.append(pick(bought, left))
@@ -166,7 +169,31 @@ class Replayer:
             return min(left, key=lambda i: self.cost[i])
         return left[int(np.argmax(d_optimal(model, self.X[left], self.cost[left])))]
 
-    def _best(self, bought: list[int], left: list[int]) -> int:
+    def response(self, res: FitResult, X: np.ndarray) -> np.ndarray:
+        """The fit's response (log L; log10 L for the OLS laws) at the rows of ``X`` (law inputs)."""
+        need = {"size-data": ("P", "S")}.get(self.law, self.inputs)
+        pred = np.asarray(res.predict(**{n: X[:, j] for j, n in enumerate(need)}), dtype=float)
+        return np.log10(pred) if self.law in ("compute", "size-data") else np.log(pred)
+
+    def ensemble_pick(self, bought: list[int], left: list[int]) -> int:
+        """The next run by the expected reduction of the leave-one-out refits' spread at the targets per cost
+        (``design.ensemble``); the linearised choice while too few refits succeed."""
+        model = self._model(bought)
+        if model is None:
+            return min(left, key=lambda i: self.cost[i])
+        TX = np.array([[t.inputs[k] for k in self.inputs] for t in self.targets])  # type: ignore[index]
+        R = loo_predictions(self.fit, bought, self.response, np.vstack([TX, self.X[left]]))
+        if len(R) < MIN_MEMBERS:
+            return self.variance_pick(bought, left)
+        t = len(TX)
+        scored = ensemble_score(R[:, :t], R[:, t:], self.cost[left], model.sigma2)
+        best = max(scored, key=lambda s: s.gain_per_cost)
+        if not best.reduction > 0:
+            return min(left, key=lambda i: self.cost[i])
+        return left[best.index]
+
+    def variance_pick(self, bought: list[int], left: list[int]) -> int:
+        """The baseline's next run: the linearised law's expected target-variance reduction per cost."""
         model = self._model(bought)
         if model is None:  # no fit to linearise: the cheapest run is the safest next step
             return min(left, key=lambda i: self.cost[i])
@@ -196,6 +223,8 @@ def replay(
             raise DesignError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
         if s == "adaptive":
             curves[s] = rp.curve(s, rp.adaptive_order()).to_dict(rp.total, tolerance)
+        elif s == "variance":
+            curves[s] = rp.curve(s, rp.adaptive_order(rp.variance_pick)).to_dict(rp.total, tolerance)
         elif s == "d-optimal":
             curves[s] = rp.curve(s, rp.adaptive_order(rp.d_optimal_pick)).to_dict(rp.total, tolerance)
         elif s == "cheapest-first":
