@@ -83,3 +83,28 @@ def test_failed_refits_are_dropped() -> None:
 
     R = loo_predictions(refit, [0, 1, 2, 3], lambda b, Z: Z @ b, TARGET)
     assert R.shape == (2, 1)  # without run 0: no fit; without run 1: not finite
+
+
+def test_propose_ranks_by_the_ensemble_and_falls_back_to_fisher() -> None:
+    """``propose`` uses the leave-one-out refits by default; on a true law its spread at the target is the
+    Fisher one's order of magnitude, and ``method="linearised"`` gives the Fisher ranking."""
+    import pandas as pd
+
+    from florenz_scaling.design import Candidate, parse_target
+    from florenz_scaling.design.propose import ENSEMBLE_METHOD, METHOD, propose
+
+    rng = np.random.default_rng(3)
+    N = np.repeat([2e7, 5e7, 1e8, 2e8], 4)
+    D = np.tile([4e8, 1e9, 2.5e9, 6e9], 4)
+    L = (1.5 + 400 / N**0.34 + 600 / D**0.4) * np.exp(rng.normal(0, 0.005, len(N)))
+    pts = pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": L})
+    pool = [
+        Candidate(f"c{i}", n, d, 6 * n * d, cost=n * d / 1e17)
+        for i, (n, d) in enumerate([(5e8, 1e10), (1e9, 2e10), (2e7, 6e9)])
+    ]
+    target = parse_target("N=2e9,D=4e10", "chinchilla")
+    ens = propose(pts, "chinchilla", target, pool, k=2)
+    lin = propose(pts, "chinchilla", target, pool, k=2, method="linearised")
+    assert ens.method == ENSEMBLE_METHOD and lin.method == METHOD
+    assert 0.2 < ens.var_now / lin.var_now < 5
+    assert all(s.var_after < ens.var_now for _, s in ens.chosen)

@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, metavar="GPU-h", help="total cost of the chosen runs at most this")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the ranked table as JSON here")
     p.add_argument("--out", type=Path, metavar="DIR", help="where next-sweep.yaml and next-plan.csv go")
+    p.add_argument(
+        "--method",
+        choices=("ensemble", "linearised"),
+        default="ensemble",
+        help="uncertainty: leave-one-out refits (default; sees misfit) or the linearised law (Fisher)",
+    )
     p.set_defaults(func=run)
 
 
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise DesignError("no pool: give --pool, or a sweep directory (or --sweep) to extend its grid")
         k = args.k if args.k is not None else (None if args.budget is not None else 1)
-        prop = propose(_points(args), args.law, target, pool, k=k, budget=args.budget)
+        prop = propose(_points(args), args.law, target, pool, k=k, budget=args.budget, method=args.method)
     except (DesignError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

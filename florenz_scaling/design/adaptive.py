@@ -1,7 +1,8 @@
 """The loop of ``florenz-scaling run SWEEP --adaptive --budget GPU-h``.
 
     pilot design ─▶ launch ─▶ collect ─▶ fit ─▶ propose ─▶ launch ─▶ … until the budget is spent or the
-    target's 95% interval (± 1.96 sd, Fisher/delta method, see ``design.model``) is narrower than ``width``
+    target's 95% interval (± 1.96 sd of the leave-one-out refits, ``design.ensemble``; the Fisher/delta
+    method of ``design.model`` while too few refits succeed) is narrower than ``width``
 
 The pool is the sweep's grid extended by its sizes and budgets (``design.pool``). The pilot is the
 cheapest-first set of candidates that ``check_design`` passes for the law: the cheapest design that can

@@ -77,3 +77,43 @@ def loo_predictions(
         if np.all(np.isfinite(r)):
             rows.append(r)
     return np.array(rows).reshape(len(rows), len(X))
+
+
+def ensemble_greedy(
+    R_targets: np.ndarray,
+    R_cands: np.ndarray,
+    costs: Sequence[float],
+    sigma2: float,
+    *,
+    k: int | None = None,
+    budget: float | None = None,
+) -> list[Scored]:
+    """Choose up to ``k`` candidates (total cost at most ``budget``) one at a time by gain per cost.
+
+    After each pick the joint covariance of targets and candidates is conditioned on that run's measurement
+    (the same Gaussian update), so a batch does not buy the same information twice.
+    """
+    T = np.asarray(R_targets, dtype=float)
+    t = T.shape[1]
+    S = jackknife_covariance(np.hstack([T, np.asarray(R_cands, dtype=float)]))
+    costs = np.asarray(costs, dtype=float)
+    left = list(range(len(costs)))
+    spent, picked = 0.0, []
+    while left and (k is None or len(picked) < k):
+        ok = [i for i in left if budget is None or spent + costs[i] <= budget * (1 + 1e-12)]
+        if not ok:
+            break
+        before = float(np.trace(S[:t, :t]))
+        cols = np.array(ok) + t
+        after = before - (S[:t, cols] ** 2).sum(axis=0) / (S[cols, cols] + sigma2)
+        gain = (before - after) / np.maximum(costs[ok], 1e-300)
+        j = int(np.argmax(gain))
+        if not before - after[j] > 0:
+            break
+        i = ok[j]
+        picked.append(Scored(i, float(costs[i]), before, float(max(after[j], 0.0))))
+        c = i + t
+        S = S - np.outer(S[:, c], S[c, :]) / (S[c, c] + sigma2)
+        spent += costs[i]
+        left.remove(i)
+    return picked

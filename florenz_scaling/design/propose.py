@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from florenz_scaling.design.ensemble import MIN_MEMBERS, ensemble_greedy, ensemble_score, loo_predictions
 from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs, linearise
 from florenz_scaling.design.pool import Candidate, unmeasured
 from florenz_scaling.design.rank import Scored, greedy, score
@@ -25,6 +26,13 @@ METHOD = (
     "Fisher information of the linearised law (delta method with the fit's residual variance); "
     "expected posterior variance after a candidate by a rank-1 update"
 )
+# The default (design.ensemble): the replay on the OLMo ladder validates it, and it sees misfit the
+# Fisher variance is blind to; the linearised one is the fallback when too few leave-one-out refits succeed.
+ENSEMBLE_METHOD = (
+    "leave-one-out refits of the law (jackknife covariance of their predictions at the target and at "
+    "every candidate, misfit included); expected variance after a candidate by the Gaussian update"
+)
+METHODS = ("ensemble", "linearised")
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Proposal:
     ranked: list[tuple[Candidate, Scored]]
     chosen: list[tuple[Candidate, Scored]]
     warnings: list[str] = field(default_factory=list)
+    method: str = METHOD
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the target now, the chosen batch in order and the whole ranked pool."""
@@ -64,7 +73,7 @@ class Proposal:
             "sd_now": math.sqrt(self.var_now),
             "measured_runs": self.model.n_points,
             "sigma": math.sqrt(self.model.sigma2),
-            "method": METHOD,
+            "method": self.method,
             "fit_method": self.fit.method,
             "chosen": [row(c, s) for c, s in self.chosen],
             "ranked": [row(c, s) for c, s in self.ranked],
@@ -81,9 +90,14 @@ def propose(
     k: int | None = 1,
     budget: float | None = None,
     fit: FitResult | None = None,
+    method: str = "ensemble",
 ) -> Proposal:
     """Fit ``law`` to ``points`` (unless ``fit`` is given), rank the unmeasured candidates of ``pool`` by
-    expected target-variance reduction per cost, and choose up to ``k`` of them within ``budget``."""
+    expected target-variance reduction per cost, and choose up to ``k`` of them within ``budget``.
+
+    ``method``: ``"ensemble"`` (leave-one-out refits, ``design.ensemble``) or ``"linearised"`` (Fisher)."""
+    if method not in METHODS:
+        raise DesignError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     inputs = law_inputs(law)
     if target.law != law:
         raise DesignError(f"target is for law {target.law}, not {law}")
@@ -105,10 +119,20 @@ def propose(
         raise DesignError("every candidate of the pool has been measured already; give a larger --pool")
     X = [c.inputs(inputs) for c in cands]
     costs = [c.cost for c in cands]
-    scored = sorted(score(model, [target], X, costs), key=lambda s: -s.gain_per_cost)
-    picked = greedy(model, [target], X, costs, k=k, budget=budget)
-    var_now = scored[0].var_before
     warnings = list(res.warnings)
+    R = _loo(points, res, model, target, X) if method == "ensemble" else None
+    if R is not None:
+        used = ENSEMBLE_METHOD
+        scored = ensemble_score(R[:, :1], R[:, 1:], costs, model.sigma2)
+        picked = ensemble_greedy(R[:, :1], R[:, 1:], costs, model.sigma2, k=k, budget=budget)
+    else:
+        if method == "ensemble":
+            warnings.append(f"fewer than {MIN_MEMBERS} leave-one-out refits succeeded: ranked by {METHOD}")
+        used = METHOD
+        scored = score(model, [target], X, costs)
+        picked = greedy(model, [target], X, costs, k=k, budget=budget)
+    scored = sorted(scored, key=lambda s: -s.gain_per_cost)
+    var_now = scored[0].var_before
     if budget is not None and not picked:
         warnings.append(f"no candidate fits the budget of {budget:g} (cheapest costs {min(costs):.4g})")
     return Proposal(
@@ -121,15 +145,51 @@ def propose(
         [(cands[s.index], s) for s in scored],
         [(cands[s.index], s) for s in picked],
         warnings,
+        used,
     )
+
+
+def _loo(points: Any, res: FitResult, model: LinearModel, target: Target, X: list[Any]) -> Any:
+    """Leave-one-out refits' predictions: the target (in its own units: a loss or a parameter), then the
+    response (log loss, log10 for the OLS laws) at every candidate; None with fewer than MIN_MEMBERS."""
+    import numpy as np
+
+    from florenz_scaling.fit import fitter
+
+    used = points.reset_index(drop=True)
+    if res.used and len(res.used) == len(used):
+        used = used[np.asarray(res.used, dtype=bool)].reset_index(drop=True)
+    fit_fn = fitter(res.law, **({"method": "auto"} if not model.linear else {}))
+
+    def refit(idx: list[int]) -> FitResult | None:
+        try:
+            return fit_fn(used.iloc[idx])
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            return None
+
+    def predict(r: FitResult, Z: Any) -> Any:
+        sub = LinearModel(r, model_inputs(used), model_response(used))
+        return np.concatenate([[sub.target_value(target)], sub.response(Z[1:])])
+
+    def model_inputs(d: Any) -> Any:
+        return np.column_stack([np.asarray(d[k], dtype=float) for k in model.inputs])
+
+    def model_response(d: Any) -> Any:
+        L = np.asarray(d["loss"], dtype=float)
+        return np.log10(L) if model.linear else np.log(L)
+
+    Z = np.vstack([np.zeros((1, len(model.inputs))) + 1.0, np.asarray(X, dtype=float)])
+    R = loo_predictions(refit, list(range(len(used))), predict, Z)
+    return R if len(R) >= MIN_MEMBERS else None
 
 
 def format_proposal(p: Proposal, unit: str = "GPU-h", limit: int = 20) -> str:
     """The ranked table: the chosen batch in the order picked, then the best of the rest."""
     sd = math.sqrt(p.var_now)
+    how = "leave-one-out refits" if p.method == ENSEMBLE_METHOD else "Fisher/delta method"
     lines = [
         f"{p.law} on {p.model.n_points} measured runs: target {p.target.label} = {p.estimate:.6g} "
-        f"± {sd:.3g} (1 sd, Fisher/delta method)",
+        f"± {sd:.3g} (1 sd, {how})",
         f"{'':2s}{'run':28s} {'cost ' + unit:>12s} {'var after':>11s} {'sd after':>10s} {'ratio':>7s} "
         f"{'gain/cost':>10s}",
     ]
