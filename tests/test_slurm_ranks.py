@@ -104,28 +104,42 @@ def test_two_node_job_ran_a_rank_on_each_node(finished: dict[str, tuple[Path, st
     assert "," in nodelist or "[" in nodelist, acct
 
 
-def test_requeued_two_task_job_resumes_both_ranks(repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "stop",
+    [
+        ["scontrol", "requeue"],  # SIGTERM to every task, SLURM requeues the job
+        ["scancel", "--signal=USR2"],  # what --signal=USR2@90 sends before a timeout: submitit requeues
+    ],
+    ids=["scontrol-requeue", "timeout-signal"],
+)
+def test_stopped_two_task_job_resumes_both_ranks(repo: Path, tmp_path: Path, stop: list[str]) -> None:
     over = BASE + TWO_RANKS + ["train.zero_stage=2", "launch.resources.tasks_per_node=2"]
-    over += ["grid.steps=[160]", "train.eval_every=40", "train.checkpoint_every=10"]
+    over += ["grid.steps=[160]", "train.eval_every=40", "train.checkpoint_every=50"]
     spec, plan = _sweep(repo, tmp_path, over)
     ((run_id, job_id),) = launch(spec, tmp_path, plan, executor="slurm").submitted
     rd = SweepDir(tmp_path).run(run_id)
-    _until(lambda: sweep_status(tmp_path)[0].steps_done >= 20, "the run is past a checkpoint", timeout=240)
-    assert not rd.done.exists(), "the run finished before it could be requeued; make it longer"
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    _until(lambda: sweep_status(tmp_path)[0].steps_done >= 20, "the run is well under way", timeout=240)
+    assert not rd.done.exists(), "the run finished before it could be stopped; make it longer"
+    subprocess.run([*stop, job_id], check=True)
 
     def pending() -> bool:
         out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
         return "PENDING" in out.stdout
 
     _until(pending, "the job is back in the queue", timeout=90)
-    subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)
     rows = _wait(tmp_path, timeout=600)
     assert rows[0].state == "done", format_status(rows)
-    events = [e.event for e in Ledger(SweepDir(tmp_path).ledger).read() if e.run_id == run_id]
-    assert "requeued" in events and events[-1] == "finished"
-    # The trainer checks that every rank loaded the same checkpoint step (one collective) before it says so.
-    assert "on all 2 rank(s)" in (rd.logs / "train.log").read_text()
+
+    def events() -> list[str]:
+        return [e.event for e in Ledger(SweepDir(tmp_path).ledger).read() if e.run_id == run_id]
+
+    # DONE is written by the trainer, "finished" by the job after it returns: a moment later.
+    _until(lambda: events()[-1] == "finished", "the job records the run as finished", timeout=60)
+    assert "requeued" in events()
+    # Both ranks checkpointed on the signal, before the first periodic checkpoint (step 50), and the trainer
+    # checks that every rank loaded the same step (one collective) before it says so.
+    log = (rd.logs / "train.log").read_text()
+    assert "stop signal: checkpointed at step" in log and "on all 2 rank(s)" in log
     recs = read_records(rd.losses).records
     evals = [(r.step, r.task, r.lang, r.group) for r in recs if r.kind == "eval"]
     assert len(evals) == len(set(evals)), "records after the checkpoint were redone once, not duplicated"
