@@ -60,7 +60,7 @@ def validate_launch(spec: SweepSpec, plan: list[PlannedRun], executor: str, entr
                     "point it at a local checkpoint saved with save_pretrained (nothing is downloaded)",
                 )
         res = spec.launch.resources_for(size)
-        where = f"launch.per_size.{size}" if size in spec.launch.per_size else "launch.resources"
+        where = spec.launch.resources_field(size)
         procs = res.nodes * res.tasks_per_node
         if procs != spec.train.world_size:
             raise SpecError(

@@ -229,13 +229,6 @@ class GemmaCrossDecoder(nn.Module):
         cap = self.config.final_logit_softcapping
         return torch.tanh(logits / cap) * cap if cap else logits
 
-    @staticmethod
-    def init_norm_from(layer: nn.Module, xa: GatedCrossAttention) -> None:
-        """The paper copies each new RMSNorm from its layer's ``post_attention_layernorm`` (the loader calls
-        this per layer, gathering the two norms first when they are ZeRO-3-partitioned)."""
-        with torch.no_grad():
-            xa.norm.weight.copy_(layer.post_attention_layernorm.weight)
-
 
 class BartCrossDecoder(nn.Module):
     """Florence-2's BART decoder with its own (decoder-vocabulary) embeddings and a tied LM head."""

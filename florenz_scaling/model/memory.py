@@ -64,9 +64,8 @@ def model_memory(model: nn.Module, zero_stage: int, world: int, precision: str, 
     w, g, k = BYTES[precision]
     trainable = [p.numel() for p in params if p.requires_grad]
     if zero_stage == 3:
-        own = sum(partition_numel(p.numel(), world) for p in params)
-        grad_elems = opt_elems = sum(partition_numel(n, world) for n in trainable)
-        peak: int | None = zero3_footprint(model, world).peak * w
+        fp = zero3_footprint(model, world)
+        own, grad_elems, opt_elems, peak = fp.shard, fp.trainable_shard, fp.trainable_shard, fp.peak * w
     else:
         own, peak = sum(p.numel() for p in params), None
         flat = partition_numel(sum(trainable), world)  # stages 1-2: one flat buffer of trainable params

@@ -127,8 +127,9 @@ def load_pretrained(
         state = read_state_dict(gemma_dir)
         state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
         _copy_into(model, {f"decoder.lm.{k}": v for k, v in state.items()}, report)
+        # The paper copies each new RMSNorm from its layer's post_attention_layernorm.
         for layer, xa in zip(model.decoder.lm.model.layers, model.decoder.xattn, strict=True):
-            with gathered(xa.norm.weight, layer.post_attention_layernorm.weight):
-                model.decoder.init_norm_from(layer, xa)
+            with gathered(xa.norm.weight, layer.post_attention_layernorm.weight), torch.no_grad():
+                xa.norm.weight.copy_(layer.post_attention_layernorm.weight)
     model.apply_freezing()
     return report

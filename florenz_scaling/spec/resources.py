@@ -144,6 +144,10 @@ class LaunchSpec:
     def resources_for(self, size: str) -> Resources:
         return dataclasses.replace(self.resources, **self.per_size.get(size, {}))
 
+    def resources_field(self, size: str) -> str:
+        """Where ``size``'s resources are set in the spec: what an error about them names."""
+        return f"launch.per_size.{size}" if size in self.per_size else "launch.resources"
+
     def validate(self, path: str) -> None:
         check(
             self.executor in ("auto", *EXECUTORS),

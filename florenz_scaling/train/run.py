@@ -24,10 +24,10 @@ import torch
 
 from florenz_scaling.data import prepare
 from florenz_scaling.files import Busy, RunDir, exclusive_lock, write_atomic
-from florenz_scaling.model.florenz import build_model, token_loss
+from florenz_scaling.model.florenz import token_loss
 from florenz_scaling.results.records import LossRecord, RecordWriter, read_records, truncate_after_step
 from florenz_scaling.spec import RunSpec, load_run
-from florenz_scaling.train import checkpoint
+from florenz_scaling.train import checkpoint, zero3
 from florenz_scaling.train.engine import (
     EXIT_PREEMPTED,
     StopFlag,
@@ -44,7 +44,7 @@ from florenz_scaling.train.engine import (
 from florenz_scaling.train.evaluate import evaluate, group_means, model_inputs
 from florenz_scaling.train.generate import append_jsonl, decodings, generation_records
 from florenz_scaling.train.process import DistEnv, all_reduce_sum, init_distributed
-from florenz_scaling.train.zero3 import param_summary, partitioned_build, tied_heads_as_external, whole_model
+from florenz_scaling.train.zero3 import param_summary, whole_model
 
 log = logging.getLogger("florenz_scaling.train.run")
 LOG_EVERY = 10  # optimizer steps between train records (each fsynced line costs a few ms)
@@ -61,10 +61,7 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
 
     precision = resolve_precision(run.train, env.device.type == "cuda")
     config = deepspeed_config(run, precision)
-    with partitioned_build(run, config):
-        model = build_model(run.size, device=env.device, seed=run.seed)
-    if run.train.zero_stage == 3:
-        tied_heads_as_external(model)
+    model = zero3.build(run, env.device, config)
     if run.train.checkpoints_activations(run.size):
         model.enable_activation_checkpointing()
     if run.pretrained is not None:

@@ -13,19 +13,18 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch import nn
 
-from florenz_scaling.model.florenz import BartCrossDecoder, FlorenzModel
+from florenz_scaling.model.florenz import BartCrossDecoder, FlorenzModel, build_model
 from florenz_scaling.spec import RunSpec
 
 
-@contextlib.contextmanager
-def partitioned_build(run: RunSpec, ds_config: dict[str, Any]) -> Iterator[None]:
-    """Build the model in this context: at ZeRO-3 each module is partitioned over the ranks as soon as it
-    is constructed (``deepspeed.zero.Init``); at other stages nothing changes."""
+def build(run: RunSpec, device: torch.device, ds_config: dict[str, Any]) -> FlorenzModel:
+    """The run's model (seeded); at ZeRO-3 built inside ``deepspeed.zero.Init``, each module partitioned over
+    the ranks as soon as it is constructed, its tied LM head registered; at other stages a plain build."""
     if run.train.zero_stage != 3:
-        yield
-        return
+        return build_model(run.size, device=device, seed=run.seed)
     import deepspeed
     from transformers import PreTrainedModel
     from transformers.integrations.deepspeed import initialize_weights_zero3
@@ -37,17 +36,12 @@ def partitioned_build(run: RunSpec, ds_config: dict[str, Any]) -> Iterator[None]
     PreTrainedModel.initialize_weights = initialize_weights_zero3  # type: ignore[method-assign]
     try:
         with deepspeed.zero.Init(config_dict_or_path=ds_config):
-            yield
+            model = build_model(run.size, device=device, seed=run.seed)
     finally:
         PreTrainedModel.initialize_weights = original  # type: ignore[method-assign]
-
-
-def tied_heads_as_external(model: FlorenzModel) -> None:
-    """Let ZeRO-3 gather BART's decoder embedding for the LM head that reuses it in the decoder's forward."""
-    import deepspeed
-
-    if isinstance(model.decoder, BartCrossDecoder):
+    if isinstance(model.decoder, BartCrossDecoder):  # its LM head reuses the embedding in its own forward
         deepspeed.zero.register_external_parameter(model.decoder, model.decoder.decoder.embed_tokens.weight)
+    return model
 
 
 @contextlib.contextmanager
@@ -84,4 +78,4 @@ def param_summary(model: nn.Module) -> str:
     return f"{total:,} params ({local:,} held by this rank: ZeRO-3 partition)"
 
 
-__all__ = ["param_summary", "partitioned_build", "tied_heads_as_external", "whole_model"]
+__all__ = ["build", "param_summary", "whole_model"]

@@ -68,7 +68,7 @@ def size_fits(spec: SweepSpec, plan: list[PlannedRun]) -> list[SizeFit]:
     fits = []
     for size in sorted(params_of, key=lambda s: (params_of[s], s)):
         res = spec.launch.resources_for(size)
-        where = f"launch.per_size.{size}" if size in spec.launch.per_size else "launch.resources"
+        where = spec.launch.resources_field(size)
         mem = size_memory(size, spec.train.zero_stage, spec.train.world_size, training_precision(spec, res))
         limit, text = rank_limit(spec, res)
         fits.append(SizeFit(size, where, mem, limit, text))
@@ -103,7 +103,8 @@ def _too_big(spec: SweepSpec, f: SizeFit) -> SpecError:
     ][:1]
     # At ZeRO-0 every rank holds everything: more ranks help only with a higher stage.
     stage = m.zero_stage or 3
-    tasks = spec.launch.resources_for(f.size).tasks_per_node
+    res = spec.launch.resources_for(f.size)
+    tasks = res.tasks_per_node
     nodes = next(
         (
             n
@@ -117,7 +118,6 @@ def _too_big(spec: SweepSpec, f: SizeFit) -> SpecError:
             ("train.zero_stage 3 over " if m.zero_stage == 0 else "more ranks: ")
             + f"{nodes * tasks} ranks (nodes × tasks_per_node in {f.where}, and train.world_size)"
         )
-    res = spec.launch.resources_for(f.size)
     if res.gpus_per_node > 0:
         fixes.append("GPUs with more memory (launch.profile.gpu_mem_gb)")
     else:
