@@ -4,6 +4,7 @@ simulation on the paper's grid, and the commands' refusals."""
 from __future__ import annotations
 
 import json
+from itertools import permutations
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from florenz_scaling.design import (
     score,
     sweep_pool,
 )
-from florenz_scaling.design.replay import replay
+from florenz_scaling.design.replay import DEFAULT_STRATEGIES, Replayer, replay
 from florenz_scaling.fit import fit_chinchilla, fit_size_data
 from florenz_scaling.plan import make_plan, plan_rows
 from florenz_scaling.spec import load_sweep
@@ -268,13 +269,14 @@ def test_replay_command_and_its_refusals(tmp_path: Path, capsys: pytest.CaptureF
             "size-data",
             "--seeds",
             "2",
+            "--hindsight",
             "--json",
             str(out),
         ]
     )
     assert rc == 0
     d = json.loads(out.read_text())
-    assert set(d["strategies"]) == {"adaptive", "variance", "d-optimal", "random", "cheapest-first", "full"}
+    assert set(d["strategies"]) == {*DEFAULT_STRATEGIES, "hindsight"}
     assert all("compute_fraction" in v for v in d["strategies"].values())
     pd.DataFrame({"C": [1e12], "loss": [2.0]}).to_csv(tmp_path / "bad.csv", index=False)
     rc = main(
@@ -292,3 +294,38 @@ def test_plan_check_warns_on_the_budget_example(capsys: pytest.CaptureFixture) -
     out = capsys.readouterr().out
     assert "warning: chinchilla: points" in out and "levels" in out
     assert main(["plan", str(ROOT / "sweeps" / "budget_example.yaml"), "--check", "--strict"]) == 1
+
+
+@pytest.mark.parametrize(("seed", "tolerance"), [(0, 0.01), (0, 0.02), (3, 0.03), (2, 0.01)])
+def test_hindsight_is_the_best_order_that_starts_with_the_pilot(seed: int, tolerance: float) -> None:
+    N, D = np.repeat([1e7, 3e7, 1e8], 3), np.tile([2e8, 6e8, 2e9], 3)
+
+    def law(N: np.ndarray, D: np.ndarray) -> np.ndarray:
+        return 40 * N**-0.08 * D**-0.06
+
+    L = law(N, D) * np.exp(np.random.default_rng(seed).normal(0, 0.01, len(N)))
+    pool = pd.DataFrame(
+        {"run_id": [f"r{i}" for i in range(len(N))], "N": N, "D": D, "C": 6 * N * D, "loss": L}
+    )
+    targets = pd.DataFrame({"N": [1e9], "D": [2e10], "loss": law(np.array([1e9]), np.array([2e10]))})
+    r = replay(pool, targets, "size-data", tolerance=tolerance, strategies=(*DEFAULT_STRATEGIES, "hindsight"))
+    fr = {s: v["compute_fraction"] for s, v in r["strategies"].items()}
+
+    rp = Replayer(pool, targets, "size-data")
+    pilot = rp.pilot()
+    free = [i for i in range(len(N)) if i not in pilot]
+    brute = [rp.curve("x", pilot + list(p)).compute_fraction(rp.total, tolerance) for p in permutations(free)]
+    reached = [f for f in brute if f is not None]
+    assert fr["hindsight"] == (pytest.approx(min(reached)) if reached else None)
+    for s in ("adaptive", "variance", "d-optimal", "cheapest-first"):  # orders from the pilot
+        assert fr[s] is None or fr[s] >= fr["hindsight"] - 1e-12
+    assert (fr["hindsight"] is None) == (fr["cheapest-first"] is None)
+
+
+def test_hindsight_refuses_a_pool_it_cannot_enumerate() -> None:
+    N, D, cost = paper_grid()
+    N, D, cost = np.r_[N, 1.1 * N], np.r_[D, D], np.r_[cost, 1.1 * cost]  # 36 runs
+    pool = pd.DataFrame({"N": N, "D": D, "C": cost, "loss": chinchilla(N, D)})
+    target = pd.DataFrame({"N": [2.5e10], "D": [2e8], "loss": [2.0]})
+    with pytest.raises(DesignError, match="hindsight needs 2\\^"):
+        replay(pool, target, "size-data", strategies=("hindsight",))

@@ -11,12 +11,19 @@ then the largest gain in log det of the information per cost, blind to the targe
 the fraction of the pool's total cost after which every target *stays* predicted within the tolerance
 (None if never).
 
+``hindsight`` (opt-in: ``strategies=(*DEFAULT_STRATEGIES, "hindsight")``) is not a strategy a user could
+run: it knows every loss and finds, exhaustively over the sets that contain the pilot, the cheapest set
+from which some order of the remaining runs keeps every target within the tolerance. It is the lower
+bound that the other strategies' fractions are measured against on a past sweep (how much of a miss is
+the criterion's, how much the pool's).
+
 The adaptive pilot is the cheapest-first prefix that ``check_design`` passes (enough points and levels,
 D/N spread, condition number): before that no fit of the law is meaningful.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +37,9 @@ from florenz_scaling.design.model import DesignError, LinearModel, Target, law_i
 from florenz_scaling.design.rank import d_optimal, score
 from florenz_scaling.fit import LAW_PARAMS, LAWS, FitResult, fitter
 
-STRATEGIES = ("adaptive", "variance", "d-optimal", "random", "cheapest-first", "full")
+DEFAULT_STRATEGIES = ("adaptive", "variance", "d-optimal", "random", "cheapest-first", "full")
+STRATEGIES = (*DEFAULT_STRATEGIES, "hindsight")
+HINDSIGHT_MAX_FREE = 14  # 2^14 fits beyond the pilot (minutes); larger pools are refused
 
 
 @dataclass
@@ -192,6 +201,45 @@ class Replayer:
             return min(left, key=lambda i: self.cost[i])
         return left[best.index]
 
+    def hindsight_order(self, tolerance: float) -> list[int]:
+        """The pilot, then (cheapest first) the rest of the cheapest set from which an order of the remaining
+        runs keeps every target within ``tolerance`` at every purchase, then that order.
+
+        Dynamic programming over the sets that contain the pilot, from the full pool down: a set is *good*
+        when its fit is within the tolerance and it is the pool or one more run makes a good set. When no
+        set is good, the pool in cheapest-first order (its fraction is then None, as for every order)."""
+        pilot = self.pilot()
+        free = [i for i in range(len(self.pool)) if i not in pilot]
+        if len(free) > HINDSIGHT_MAX_FREE:
+            raise DesignError(
+                f"hindsight needs 2^{len(free)} fits (pool of {len(self.pool)}, pilot of {len(pilot)}); "
+                f"it is exhaustive and handles at most {HINDSIGHT_MAX_FREE} runs beyond the pilot"
+            )
+
+        def within(key: frozenset[int]) -> bool:
+            e = self.errors(self.fit(sorted(key)))
+            return all(v is not None and v <= tolerance for v in e)
+
+        good: dict[frozenset[int], int | None] = {}  # good set -> the run that leads to a good superset
+        full = frozenset(range(len(self.pool)))
+        if within(full):
+            good[full] = None
+        for size in range(len(free) - 1, -1, -1):
+            for extra in itertools.combinations(free, size):
+                key = frozenset((*pilot, *extra))
+                nxt = [i for i in free if i not in key and key | {i} in good]
+                if nxt and within(key):
+                    good[key] = min(nxt, key=lambda i: self.cost[i])
+        if not good:
+            return [int(i) for i in np.argsort(self.cost, kind="stable")]
+        start = min(good, key=lambda k: (float(self.cost[list(k)].sum()), len(k)))
+        order = pilot + sorted(start - set(pilot), key=lambda i: self.cost[i])
+        key = start
+        while good[key] is not None:
+            order.append(good[key])  # type: ignore[arg-type]
+            key = key | {good[key]}
+        return order
+
     def variance_pick(self, bought: list[int], left: list[int]) -> int:
         """The baseline's next run: the linearised law's expected target-variance reduction per cost."""
         model = self._model(bought)
@@ -211,7 +259,7 @@ def replay(
     *,
     tolerance: float = 0.03,
     seeds: int = 10,
-    strategies: Sequence[str] = STRATEGIES,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
     fit_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every strategy's curve and compute fraction; random is reported per seed and as their mean."""
@@ -227,6 +275,8 @@ def replay(
             curves[s] = rp.curve(s, rp.adaptive_order(rp.variance_pick)).to_dict(rp.total, tolerance)
         elif s == "d-optimal":
             curves[s] = rp.curve(s, rp.adaptive_order(rp.d_optimal_pick)).to_dict(rp.total, tolerance)
+        elif s == "hindsight":
+            curves[s] = rp.curve(s, rp.hindsight_order(tolerance)).to_dict(rp.total, tolerance)
         elif s == "cheapest-first":
             curves[s] = rp.curve(s, [int(i) for i in np.argsort(rp.cost, kind="stable")]).to_dict(
                 rp.total, tolerance
@@ -273,7 +323,7 @@ def format_replay(result: dict[str, Any]) -> str:
         fr = c["compute_fraction"]
         extra = f"  (mean over {c['seeds']} seeds)" if s == "random" else ""
         lines.append(f"{s:16s} {'never' if fr is None else f'{fr:.3f}'}{extra}")
-    for s in ("adaptive", "cheapest-first"):
+    for s in ("adaptive", "cheapest-first", "hindsight"):
         c = result["strategies"].get(s)
         if not c:
             continue
