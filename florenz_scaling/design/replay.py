@@ -146,9 +146,13 @@ class Replayer:
             c.errors.append(self.errors(self.fit(order[:k])))
         return c
 
+    def cheapest_first(self) -> list[int]:
+        """Every run, cheapest first (ties in pool order)."""
+        return [int(i) for i in np.argsort(self.cost, kind="stable")]
+
     def pilot(self) -> list[int]:
         """The cheapest-first prefix that ``check_design`` passes (the whole pool if none does)."""
-        order = [int(i) for i in np.argsort(self.cost, kind="stable")]
+        order = self.cheapest_first()
         for k in range(len(LAW_PARAMS[self.law]), len(order) + 1):
             if not check_design(self.pool.iloc[order[:k]], self.law):
                 return order[:k]
@@ -231,7 +235,7 @@ class Replayer:
                 if nxt and within(key):
                     good[key] = min(nxt, key=lambda i: self.cost[i])
         if not good:
-            return [int(i) for i in np.argsort(self.cost, kind="stable")]
+            return self.cheapest_first()
         start = min(good, key=lambda k: (float(self.cost[list(k)].sum()), len(k)))
         order = pilot + sorted(start - set(pilot), key=lambda i: self.cost[i])
         key = start
@@ -278,9 +282,7 @@ def replay(
         elif s == "hindsight":
             curves[s] = rp.curve(s, rp.hindsight_order(tolerance)).to_dict(rp.total, tolerance)
         elif s == "cheapest-first":
-            curves[s] = rp.curve(s, [int(i) for i in np.argsort(rp.cost, kind="stable")]).to_dict(
-                rp.total, tolerance
-            )
+            curves[s] = rp.curve(s, rp.cheapest_first()).to_dict(rp.total, tolerance)
         elif s == "full":
             full = rp.curve(s, list(range(n)))
             curves[s] = Curve(s, ["all"], [rp.total], [full.errors[-1]]).to_dict(rp.total, tolerance)
