@@ -4,7 +4,8 @@ strategy need before the 7B and 13B held-out losses stay predicted within 3%?
 Pool: the 16 ``ladder_train`` runs (190M, 370M, 760M, 1.3B × 1, 2, 5, 10 × Chinchilla), cost = their
 training FLOPs (``flops_olmo``, OLMo's own count incl. attention; ``--cost flops_6ND`` for 6·N·D).
 Targets: the 7B (4T tokens, annealed) and 13B (5T tokens) runs. Law: Chinchilla L = E + A/N^α + B/D^β on
-non-embedding parameters and tokens. Data: ``benchmarks/data/olmo_ladder_losses.csv`` (see PROVENANCE.md).
+non-embedding parameters and tokens. Data: ``olmo_ladder_losses.csv`` from the shared data directory
+(``$FLORENZ_REFERENCE_DATA`` overrides where that is).
 Adaptive = pilot, then the expected reduction of the spread of leave-one-out refits at the targets per
 FLOP (``design.ensemble``). The baselines (the linearised-variance criterion it replaces, ``variance``;
 random orders, mean over seeds; cheapest-first; the target-blind D-optimal design) run in the same process
@@ -24,15 +25,18 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _reference import reference_data_or_exit
 
 from florenz_scaling.design.replay import DEFAULT_STRATEGIES, format_replay, replay
 
-DATA = Path(__file__).with_name("data") / "olmo_ladder_losses.csv"
+
+def olmo_csv() -> Path:
+    return reference_data_or_exit("olmo_ladder_losses.csv")
 
 
 def pool_and_targets(task: str, cost: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ladder-train runs (pool) and the 7B/13B runs (targets) of one held-out set, as N, D, C, loss."""
-    t = pd.read_csv(DATA)
+    t = pd.read_csv(olmo_csv())
     t = t[(t["task"] == task) & (t["metric"] == "val_ce_nats")]
     if t.empty:
         raise SystemExit(f"no val_ce_nats rows for task {task!r}")
@@ -88,7 +92,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     tasks = (
-        sorted(pd.read_csv(DATA).query("metric == 'val_ce_nats'")["task"].unique())
+        sorted(pd.read_csv(olmo_csv()).query("metric == 'val_ce_nats'")["task"].unique())
         if args.all
         else [args.task]
     )

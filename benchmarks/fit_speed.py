@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _reference import reference_data_or_exit
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "chinchilla_epoch.csv"
 
 
 def naive_multistart(problem, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray):
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         lse_bounds,
     )
 
-    pts = load_points(DATA).sort_values("loss", kind="stable").iloc[:-5]
+    pts = load_points(reference_data_or_exit("chinchilla_epoch.csv"))
+    pts = pts.sort_values("loss", kind="stable").iloc[:-5]
     N, D, L = (pts[c].to_numpy(float) for c in ("N", "D", "loss"))
     print(f"data: {len(L)} points; grid: {len(hoffmann_grid())} starts")
 

@@ -23,6 +23,27 @@ STORAGE_ERRNOS = {
 }
 
 
+# Third-party reference data (published scaling measurements, ScaleBench pools) is never part of the
+# project: it is read from the shared data directory beside a source checkout, or from this variable.
+REFERENCE_DATA_ENV = "FLORENZ_REFERENCE_DATA"
+
+
+def reference_data(name: str) -> Path:
+    """The path of reference data set ``name`` (a file or folder under the shared data directory).
+
+    Raises ``FileNotFoundError`` saying where it looked and how to point elsewhere; tests and benchmarks turn
+    that into a skip with the reason."""
+    root = os.environ.get(REFERENCE_DATA_ENV)
+    base = Path(root) if root else Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = base / name
+    if not path.exists():
+        raise FileNotFoundError(
+            f"reference data {name!r} not found at {path}: it is third-party data kept outside the project; "
+            f"set {REFERENCE_DATA_ENV} to the directory that holds it"
+        )
+    return path
+
+
 class StorageError(OSError):
     """A write failed because of the storage (full, over quota, read-only); the message names the path."""
 

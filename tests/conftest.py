@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from florenz_scaling.files import reference_data
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -39,3 +42,23 @@ def free_port() -> int:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def reference_csv() -> Callable[[str], Path]:
+    """``reference_csv(name)``: a reference data set from the shared data directory
+    (``$FLORENZ_REFERENCE_DATA`` overrides it), or the test is skipped with the reason."""
+
+    def find(name: str) -> Path:
+        try:
+            return reference_data(name)
+        except FileNotFoundError as e:
+            pytest.skip(str(e))
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def chinchilla_epoch(reference_csv: Callable[[str], Path]) -> Path:
+    """Epoch's replication of Chinchilla's Fig. 4 (245 runs)."""
+    return reference_csv("chinchilla_epoch.csv")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -19,14 +17,13 @@ from florenz_scaling.fit import (
 )
 from florenz_scaling.fit.bootstrap import resample_fitter
 
-DATA = Path(__file__).parent / "data" / "chinchilla_epoch.csv"
 REFERENCE = {"E": 1.8172, "A": 477.8, "B": 2143.4, "alpha": 0.3473, "beta": 0.3672}
 AVERAGED_FAILURE = {"E": 1.784, "A": 855.0, "B": 695.0, "alpha": 0.381, "beta": 0.312}
 
 
 @pytest.fixture(scope="module")
-def points():
-    t = load_points(DATA)
+def points(chinchilla_epoch):
+    t = load_points(chinchilla_epoch)
     assert len(t) == 245
     t = t.sort_values("loss", kind="stable").iloc[:-5]  # the replication drops the 5 highest losses
     assert len(t) == 240 and t["loss"].max() < 3.45

@@ -13,7 +13,6 @@ from florenz_scaling.cli import main
 from florenz_scaling.fit import FitResult, fit_sweep, load_points, sweep_points
 from florenz_scaling.results import TABLE_COLUMNS
 
-DATA = Path(__file__).parent / "data" / "chinchilla_epoch.csv"
 F = {0.43e9: 56.0, 1.03e9: 151.0, 3.48e9: 466.0, 11.22e9: 1462.0}
 COEF = {"SC": (2.20, -0.13, -0.15), "UC": (2.30, -0.16, -0.04), "ST": (3.03, -0.15, -0.19)}
 PAIRS = [
@@ -122,16 +121,17 @@ def test_pairs_in_no_group_are_fitted_per_pair_only(tmp_path):
     assert (tmp_path / "fits" / "size-data-translate_fr.json").exists()  # per-pair fits kept
 
 
-def test_load_points_csv_aliases():
-    t = load_points(DATA)
+def test_load_points_csv_aliases(chinchilla_epoch):
+    t = load_points(chinchilla_epoch)
     assert {"N", "D", "C", "loss", "run_id"} <= set(t.columns)
     np.testing.assert_allclose(t["D"], t["C"] / (6 * t["N"]))
     assert "6" in t.attrs["flop_convention"]
 
 
-def test_cli_fit_csv_chinchilla_json(tmp_path, capsys):
+def test_cli_fit_csv_chinchilla_json(tmp_path, capsys, chinchilla_epoch):
     out = tmp_path / "fit.json"
-    rc = main(["fit", str(DATA), "--law", "chinchilla", "--drop-highest", "5", "--json", str(out)])
+    args = ["--law", "chinchilla", "--drop-highest", "5", "--json", str(out)]
+    rc = main(["fit", str(chinchilla_epoch), *args])
     assert rc == 0
     r = FitResult.from_json(out.read_text())
     assert r.params["alpha"] == pytest.approx(0.3473, rel=5e-3) and r.n_points == 240
@@ -179,7 +179,9 @@ def test_cli_errors(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("N,D\n1,2\n")
     assert main(["fit", str(bad), "--law", "compute"]) == 1
-    assert main(["fit", str(DATA), "--law", "compute", "--group", "SC"]) == 1
+    demo = tmp_path / "points.csv"
+    demo.write_text("N,D,C,loss\n1e6,1e8,6e14,3.0\n")
+    assert main(["fit", str(demo), "--law", "compute", "--group", "SC"]) == 1
     assert "error" in capsys.readouterr().err
 
 

@@ -25,7 +25,6 @@ from florenz_scaling.fit import (
     verdict_of,
 )
 
-DATA = Path(__file__).parent / "data" / "chinchilla_epoch.csv"
 OLD = Path(__file__).parent / "data" / "fits_old_layout"
 
 
@@ -54,8 +53,8 @@ def test_demo_chinchilla_fits_are_not_identifiable_and_left_out(demo: Path) -> N
     assert all(r["exponent"] is not None for r in h["rows"] if r["verdict"] != "not identifiable")
 
 
-def test_epoch_chinchilla_fit_is_reliable() -> None:
-    t = load_points(DATA).sort_values("loss", kind="stable").iloc[:-5]
+def test_epoch_chinchilla_fit_is_reliable(chinchilla_epoch) -> None:
+    t = load_points(chinchilla_epoch).sort_values("loss", kind="stable").iloc[:-5]
     r = fit_points(t, "chinchilla", bootstrap=60, method="lbfgs")
     v = r.verdict
     assert v.level == "reliable", v.text()
