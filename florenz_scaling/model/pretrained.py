@@ -1,57 +1,50 @@
-"""Local Florence-2 / Gemma-2 checkpoints (Hugging Face ``save_pretrained`` directories) loaded into a
-Florenz model: no hub access, every key accounted for in a ``LoadReport``."""
+"""Local Florence-2 (either published layout) and Gemma-2 checkpoints loaded into a Florenz model, strictly:
+the coverage plan (``model.checkpoints``) is made first, and a checkpoint that leaves a required tensor at
+init, has a key with no place, or a shape that does not fit is an error before any weight is copied.
+
+The vocabulary switch: a BART decoder whose (target) vocabulary differs from its Florence-2 checkpoint's
+starts each row as the mean of the checkpoint's embeddings of that token's pieces under the encoder
+tokenizer (the paper's initialisation); rows with no pieces keep their init. The LM head is tied to those
+rows.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from florenz_scaling.model.florenz import BartCrossDecoder, FlorenzModel, GemmaCrossDecoder
+from florenz_scaling.model.checkpoints import CheckpointPlan, SizePlan, plan_checkpoints
+from florenz_scaling.model.florenz import FlorenzModel, GemmaCrossDecoder
+from florenz_scaling.model.layouts import read_state_dict
 
-
-def read_state_dict(directory: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a local HF checkpoint directory (safetensors, maybe sharded, or pytorch_model.bin)."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"pretrained directory {directory} does not exist")
-    files = sorted(directory.glob("*.safetensors"))
-    if files:
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(load_file(str(f)))
-        return state
-    bins = sorted(directory.glob("pytorch_model*.bin"))
-    if bins:
-        state = {}
-        for f in bins:
-            state.update(torch.load(f, map_location="cpu", weights_only=True))
-        return state
-    raise FileNotFoundError(f"no *.safetensors or pytorch_model*.bin in {directory}")
-
-
-# Florence2ForConditionalGeneration key prefixes -> FlorenzModel prefixes.
-_FLORENCE_MAP = (
-    ("model.vision_tower.", "vision_tower."),
-    ("model.multi_modal_projector.", "multi_modal_projector."),
-    ("model.language_model.encoder.", "encoder."),
-    ("model.language_model.decoder.", "decoder.decoder."),
-)
+__all__ = ["LoadReport", "gathered", "load_pretrained", "read_state_dict", "switch_rows"]
 
 
 @dataclass
 class LoadReport:
+    """What a load did: tensors loaded, vocabulary tables copied by row, switched rows, what was ignored."""
+
+    layouts: list[str] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
-    resized: list[str] = field(default_factory=list)  # vocabulary rows copied where the shapes differ
-    skipped: list[str] = field(default_factory=list)  # checkpoint tensors with no place in this model
+    resized: list[str] = field(default_factory=list)  # vocabulary rows copied by id where the shapes differ
+    skipped: list[str] = field(default_factory=list)  # checkpoint tensors ignored (documented reasons)
+    switched_rows: int = 0  # decoder rows built as the mean of their pieces
+    rows_at_init: int = 0  # decoder rows with no pieces, left at init
+    at_init: list[str] = field(default_factory=list)  # model tensors no checkpoint fills
 
     def __str__(self) -> str:
-        return f"{len(self.loaded)} tensors loaded, {len(self.resized)} resized, {len(self.skipped)} skipped"
+        text = (
+            f"{len(self.loaded)} tensors loaded ({', '.join(self.layouts)}), {len(self.resized)} resized, "
+            f"{len(self.skipped)} ignored; {len(self.at_init)} start at init"
+        )
+        if self.switched_rows or self.rows_at_init:
+            text += f"; vocabulary switch: {self.switched_rows} rows from pieces, {self.rows_at_init} at init"
+        return text
 
 
 def gathered(*params: nn.Parameter) -> contextlib.AbstractContextManager[object]:
@@ -64,69 +57,82 @@ def gathered(*params: nn.Parameter) -> contextlib.AbstractContextManager[object]
     return deepspeed.zero.GatheredParameters(list(params), modifier_rank=0)
 
 
-def _copy_into(model: nn.Module, mapped: dict[str, torch.Tensor], report: LoadReport) -> None:
+def switch_rows(
+    target: torch.Tensor, source: torch.Tensor, pieces: Sequence[Sequence[int]]
+) -> tuple[int, int]:
+    """Row i of ``target`` := mean of ``source`` rows ``pieces[i]`` (rows without pieces are untouched).
+    Returns (rows switched, rows left at init)."""
+    rows = min(len(pieces), target.shape[0])
+    flat = [j for i in range(rows) for j in pieces[i]]
+    counts = torch.tensor([len(pieces[i]) for i in range(rows)])
+    have = counts > 0
+    if flat:
+        index = torch.tensor(flat)
+        if int(index.max()) >= source.shape[0]:
+            raise ValueError(
+                f"a piece id ({int(index.max())}) is beyond the checkpoint's {source.shape[0]}-row "
+                "embedding: data.encoder_tokenizer is not the Florence-2 checkpoint's tokenizer"
+            )
+        owner = torch.repeat_interleave(torch.arange(rows), counts)
+        sums = torch.zeros(rows, source.shape[1], dtype=torch.float32).index_add_(
+            0, owner, source[index].float()
+        )
+        means = sums[have] / counts[have, None]
+        target[:rows][have] = means.to(target.dtype)
+    return int(have.sum()), target.shape[0] - int(have.sum())
+
+
+def _copy(
+    model: FlorenzModel,
+    plan: CheckpointPlan,
+    state: dict[str, torch.Tensor],
+    pieces: Sequence[Sequence[int]] | None,
+    report: LoadReport,
+) -> None:
     own = model.state_dict(keep_vars=True)
     with torch.no_grad():
-        for key, value in mapped.items():
-            if key not in own:
-                report.skipped.append(key)
-                continue
+        for ours, theirs in plan.load.items():
+            value = state[theirs]
+            if ours in plan.layout.transposed:
+                value = value.t()
+            target = own[ours]
             # One parameter at a time: under ZeRO-3 at most one full tensor is gathered at any moment.
-            with gathered(own[key]):
-                _copy_tensor(model, key, own[key], value, report)
-
-
-def _copy_tensor(
-    model: nn.Module, key: str, target: torch.Tensor, value: torch.Tensor, report: LoadReport
-) -> None:
-    if target.shape == value.shape:
-        target.copy_(value.to(target.dtype))
-        report.loaded.append(key)
-    elif target.dim() == 2 and target.shape[1] == value.shape[1] and "embed_tokens" in key:
-        # A resized vocabulary: shared rows are copied, new rows keep their init.
-        n = min(target.shape[0], value.shape[0])
-        target[:n].copy_(value[:n].to(target.dtype))
-        report.resized.append(key)
-    else:
-        raise ValueError(
-            f"pretrained tensor {key} has shape {tuple(value.shape)}, the model expects "
-            f"{tuple(target.shape)}: the checkpoint does not match size {model.size.name}"
-        )
+            with gathered(target):
+                if ours in plan.switched and pieces is not None:
+                    switched, at_init = switch_rows(target, value, pieces)
+                    report.switched_rows += switched
+                    report.rows_at_init += at_init
+                elif ours in plan.resized:
+                    target[: value.shape[0]].copy_(value.to(target.dtype))
+                    report.resized.append(ours)
+                else:
+                    target.copy_(value.to(target.dtype))
+            report.loaded.append(ours)
+    report.skipped += list(plan.ignored)
+    report.layouts.append(plan.layout.name)
 
 
 def load_pretrained(
-    model: FlorenzModel, florence_dir: str | Path | None = None, gemma_dir: str | Path | None = None
+    model: FlorenzModel,
+    florence_dir: str | Path | None = None,
+    gemma_dir: str | Path | None = None,
+    decoder_pieces: Sequence[Sequence[int]] | None = None,
 ) -> LoadReport:
-    """Load a Florence-2 checkpoint (vision tower, projector, encoder, and the BART decoder in Florence sizes)
-    and/or a Gemma-2 checkpoint (Gemma sizes) into ``model``; new modules (cross-attention) keep init."""
-    report = LoadReport()
-    if florence_dir is not None:
-        state = read_state_dict(florence_dir)
-        mapped: dict[str, torch.Tensor] = {}
-        for key, value in state.items():
-            for src, dst in _FLORENCE_MAP:
-                if key.startswith(src):
-                    if dst.startswith("decoder.") and not isinstance(model.decoder, BartCrossDecoder):
-                        report.skipped.append(key)  # Gemma sizes take only vision tower and encoder
-                        break
-                    mapped[dst + key[len(src) :]] = value
-                    break
-            else:
-                if key == "model.language_model.shared.weight":  # tied embeddings are saved once
-                    mapped.setdefault("encoder.embed_tokens.weight", value)
-                    if isinstance(model.decoder, BartCrossDecoder):
-                        mapped.setdefault("decoder.decoder.embed_tokens.weight", value)
-                else:
-                    report.skipped.append(key)
-        _copy_into(model, mapped, report)
-    if gemma_dir is not None:
-        if not isinstance(model.decoder, GemmaCrossDecoder):
-            raise ValueError(
-                f"size {model.size.name} has a BART decoder; a Gemma-2 checkpoint does not apply"
-            )
-        state = read_state_dict(gemma_dir)
-        state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
-        _copy_into(model, {f"decoder.lm.{k}": v for k, v in state.items()}, report)
+    """Load a Florence-2 checkpoint (vision tower, projector, encoder, and the BART decoder in BART sizes)
+    and/or a Gemma-2 checkpoint (Gemma sizes) into ``model``; new modules (cross-attention) keep init.
+
+    ``decoder_pieces`` (target id -> encoder-tokenizer ids, ``data.decoder_pieces``) switches a BART
+    decoder's vocabulary from the checkpoint's to the target tokenizer's; None keeps ids as they are.
+    Raises ``CheckpointError`` (before copying anything) when a checkpoint cannot start the size."""
+    # Under ZeRO-3 a parameter's full shape is its ds_shape (its own is the rank's shard).
+    own = {k: tuple(getattr(v, "ds_shape", v.shape)) for k, v in model.state_dict(keep_vars=True).items()}
+    size_plan: SizePlan = plan_checkpoints(
+        model.size, florence_dir, gemma_dir, switch_vocabulary=decoder_pieces is not None, own=own
+    )
+    report = LoadReport(at_init=size_plan.at_init)
+    for plan in size_plan.checkpoints:
+        _copy(model, plan, read_state_dict(plan.directory), decoder_pieces, report)
+    if gemma_dir is not None and isinstance(model.decoder, GemmaCrossDecoder):
         # The paper copies each new RMSNorm from its layer's post_attention_layernorm.
         for layer, xa in zip(model.decoder.lm.model.layers, model.decoder.xattn, strict=True):
             with gathered(xa.norm.weight, layer.post_attention_layernorm.weight), torch.no_grad():
