@@ -58,7 +58,8 @@ def test_batch_contract(data: PreparedData) -> None:
     assert b["pixel_values"].min() >= (0 - 0.485) / 0.229 - 1e-5
     assert b["pixel_values"].max() <= (1 - 0.406) / 0.225 + 1e-5
     am = b["attention_mask"]
-    assert torch.equal(b["input_ids"][am == 0], torch.full_like(b["input_ids"][am == 0], tok.pad_id))
+    pad = data.encoder_tokenizer.pad_id  # prompts are in the encoder's vocabulary
+    assert torch.equal(b["input_ids"][am == 0], torch.full_like(b["input_ids"][am == 0], pad))
     assert (am.sum(1) > 0).all() and torch.equal(am, am.cummin(1).values)  # right padding
     for i in range(16):
         labels, dec = b["labels"][i], b["decoder_input_ids"][i]
@@ -68,7 +69,7 @@ def test_batch_contract(data: PreparedData) -> None:
         assert (dec[n:] == tok.pad_id).all() and (labels[n:] == IGNORE_INDEX).all()
         if n < spec.target_len:
             assert labels[n - 1] == tok.eos_id
-        prompt = tok.decode(b["input_ids"][i][am[i] == 1])
+        prompt = data.encoder_tokenizer.decode(b["input_ids"][i][am[i] == 1])
         lang_name = {
             "en": "English",
             "de": "German",
@@ -149,7 +150,8 @@ def test_ranks_draw_disjoint_interleaved_shares(data: PreparedData) -> None:
 def test_decoder_prefix_is_given_but_not_scored(data: PreparedData) -> None:
     spec = DataSpec(decoder_prefix=True)
     tok = data.tokenizer
-    pd = PreparedData(spec, data.directory, tok)  # same tokenizer; only the prefix flag differs
+    # Same tokenizers; only the prefix flag differs.
+    pd = PreparedData(spec, data.directory, tok, data.encoder_tokenizer)
     stream = pd.train_stream(seed=4)
     samples = stream.next_samples(40)
     b = pd.collate(samples)
@@ -199,7 +201,8 @@ def test_heldout_sets_are_fixed_grouped_and_disjoint(data: PreparedData, tmp_pat
     assert not held & train_keys and not any(is_heldout_key(k) for k in train_keys)
     # Every group pair is evaluable, trained or not (here: French captions in a custom group).
     spec = DataSpec(groups={"UC": (("caption", "fr"),)}, heldout_per_pair=5)
-    assert len(PreparedData(spec, tmp_path, data.tokenizer).heldout().samples(("caption", "fr"))) == 5
+    pd = PreparedData(spec, tmp_path, data.tokenizer, data.encoder_tokenizer)
+    assert len(pd.heldout().samples(("caption", "fr"))) == 5
 
 
 def test_prepare_reuses_the_directory(data: PreparedData) -> None:

@@ -121,6 +121,7 @@ def test_concurrent_prepare_is_safe_and_deterministic(trained: Tokenizer, tmp_pa
     assert sorted(p.name for p in Path(directory).iterdir()) == [
         ".lock",
         "data.json",
+        "encoder",
         "tokenizer.json",
         "tokenizer_config.json",
     ]

@@ -152,12 +152,13 @@ def test_heldout_comes_from_the_last_shard(data: PreparedData) -> None:
         ho.samples(("caption", "fr"))
     missing = dataclasses.replace(data.spec, groups={"UC": (("caption", "ru"),)})
     with pytest.raises(ValueError, match="caption"):
-        PreparedData(missing, data.directory, data.tokenizer).heldout().samples(("caption", "ru"))
+        pd = PreparedData(missing, data.directory, data.tokenizer, data.encoder_tokenizer)
+        pd.heldout().samples(("caption", "ru"))
 
 
 def test_decoder_prefix_on_real_captions(data: PreparedData) -> None:
     spec = dataclasses.replace(data.spec, decoder_prefix=True)
-    pd = PreparedData(spec, data.directory, data.tokenizer)
+    pd = PreparedData(spec, data.directory, data.tokenizer, data.encoder_tokenizer)
     es = pd.heldout().samples(("caption", "es"))[0]
     assert es.prefix == "La imagen muestra" and es.body.split()[0] in ("un", "una", "dos", "tres")
     b = pd.collate([es])

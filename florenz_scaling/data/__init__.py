@@ -1,9 +1,10 @@
 """Data for Florenz scaling studies: a procedural multilingual world (or WebDataset shards) with incomplete
-task-language coverage, the shared tokenizer, balanced resumable training streams and held-out sets.
+task-language coverage, the encoder's and the decoders' tokenizers, balanced resumable training streams and
+held-out sets.
 
 Typical use::
 
-    data = prepare(spec.data, sweep_dir.data)            # tokenizer built once, shared by all sizes
+    data = prepare(spec.data, sweep_dir.data)            # tokenizers built once, shared by all sizes
     stream = data.train_stream(seed, rank, world_size)   # infinite, balanced, resumable
     batch = stream.next_batch(32)                        # dict of tensors, see ``collate``
     ho = data.heldout()                                  # ho.pairs, ho.group_of(p), ho.batches(p, 32)
@@ -29,7 +30,14 @@ from florenz_scaling.data.prepare import (
     spec_hash,
 )
 from florenz_scaling.data.stream import SyntheticStream, synthetic_sample
-from florenz_scaling.data.tokenizer import SPECIALS, Tokenizer, train_tokenizer
+from florenz_scaling.data.tokenizer import (
+    SPECIALS,
+    Tokenizer,
+    decoder_pieces,
+    train_english_tokenizer,
+    train_tokenizer,
+    vocab_size_of,
+)
 from florenz_scaling.data.webdataset import WebDatasetStream, webdataset_heldout
 from florenz_scaling.data.world import Scene, is_heldout_key, render, sample_scene
 
@@ -54,6 +62,7 @@ __all__ = [
     "WebDatasetStream",
     "caption_prompt",
     "collate",
+    "decoder_pieces",
     "describe",
     "heldout_scene",
     "is_heldout_key",
@@ -65,7 +74,9 @@ __all__ = [
     "spec_hash",
     "synthetic_heldout",
     "synthetic_sample",
+    "train_english_tokenizer",
     "train_tokenizer",
     "translation_prompt",
+    "vocab_size_of",
     "webdataset_heldout",
 ]

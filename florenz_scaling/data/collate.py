@@ -6,13 +6,15 @@ A batch (``collate``) is a dict of torch tensors — the model and trainer code 
 key                 dtype, shape       meaning
 ==================  =================  =======================================================================
 pixel_values        float32 B×3×H×W    RGB image scaled to [0, 1], normalised with ImageNet mean/std
-input_ids           long B×prompt_len  encoder prompt ids, truncated, right-padded with ``pad_id``
+input_ids           long B×prompt_len  prompt ids (prompt tokenizer), truncated, right-padded with its pad
 attention_mask      long B×prompt_len  1 on prompt tokens, 0 on padding
 decoder_input_ids   long B×target_len  ``[bos] + target[:-1]``, right-padded with ``pad_id``
 labels              long B×target_len  ``target + [eos]`` truncated; -100 at padding and decoder-prefix slots
 task, lang          list[str] of B     the sample's (task, language) pair
 ==================  =================  =======================================================================
 
+Prompts are tokenised with the encoder's (prompt) tokenizer, targets with the decoders' shared one; with one
+tokenizer for both (``prompt_tokenizer=None``) the model has one vocabulary.
 The target is ``prefix + body``: the prefix (e.g. "Das Bild zeigt", only with ``data.decoder_prefix``) is
 tokenised on its own, fed to the decoder and not scored, exactly as it is seeded at generation time.
 """
@@ -71,16 +73,21 @@ def normalise_images(images: np.ndarray) -> torch.Tensor:
 
 
 def collate(
-    samples: Sequence[Sample], tokenizer: Tokenizer, prompt_len: int, target_len: int
+    samples: Sequence[Sample],
+    tokenizer: Tokenizer,
+    prompt_len: int,
+    target_len: int,
+    prompt_tokenizer: Tokenizer | None = None,
 ) -> dict[str, Any]:
-    """Tokenise and stack samples into the batch contract above."""
+    """Tokenise and stack samples into the batch contract above: prompts with ``prompt_tokenizer`` (default
+    ``tokenizer``), decoder prefixes and targets with ``tokenizer`` (the target tokenizer)."""
     n = len(samples)
-    ids = tokenizer.encode_many(
-        [s.prompt for s in samples] + [s.prefix for s in samples] + [s.body for s in samples]
-    )
-    prompts, prefixes, bodies = ids[:n], ids[n : 2 * n], ids[2 * n :]
+    prompt_tok = tokenizer if prompt_tokenizer is None else prompt_tokenizer
+    prompts = prompt_tok.encode_many([s.prompt for s in samples])
+    ids = tokenizer.encode_many([s.prefix for s in samples] + [s.body for s in samples])
+    prefixes, bodies = ids[:n], ids[n:]
     pad = tokenizer.pad_id
-    input_ids = np.full((n, prompt_len), pad, dtype=np.int64)
+    input_ids = np.full((n, prompt_len), prompt_tok.pad_id, dtype=np.int64)
     attention = np.zeros((n, prompt_len), dtype=np.int64)
     dec_in = np.full((n, target_len), pad, dtype=np.int64)
     labels = np.full((n, target_len), IGNORE_INDEX, dtype=np.int64)

@@ -25,8 +25,16 @@ from florenz_scaling.spec import DataSpec, Pair
 class HeldOut:
     """Held-out samples per pair (built lazily, memoised) and their group membership."""
 
-    def __init__(self, spec: DataSpec, tokenizer: Tokenizer, make: Callable[[Pair], list[Sample]]) -> None:
+    def __init__(
+        self,
+        spec: DataSpec,
+        tokenizer: Tokenizer,
+        make: Callable[[Pair], list[Sample]],
+        prompt_tokenizer: Tokenizer | None = None,
+    ) -> None:
         self.spec, self.tokenizer, self._make = spec, tokenizer, make
+        # Prompts go to the encoder, in its vocabulary; targets (and generations) in the decoders'.
+        self.prompt_tokenizer = tokenizer if prompt_tokenizer is None else prompt_tokenizer
         self.groups: dict[str, tuple[Pair, ...]] = {
             g: tuple((p[0], p[1]) for p in ps) for g, ps in spec.groups.items()
         }
@@ -68,7 +76,9 @@ class HeldOut:
         samples = self.samples(pair)
         for i in range(0, len(samples), batch_size):
             chunk = samples[i : i + batch_size]
-            yield collate(chunk, self.tokenizer, self.spec.prompt_len, self.spec.target_len)
+            yield collate(
+                chunk, self.tokenizer, self.spec.prompt_len, self.spec.target_len, self.prompt_tokenizer
+            )
 
     def all_batches(self, batch_size: int) -> dict[Pair, list[dict[str, Any]]]:
         """Every pair's batches, materialised."""
@@ -80,7 +90,9 @@ def heldout_scene(seed: int, index: int) -> Scene:
     return sample_scene(np.random.default_rng([seed, HELDOUT_STREAM, index]), "heldout")
 
 
-def synthetic_heldout(spec: DataSpec, tokenizer: Tokenizer) -> HeldOut:
+def synthetic_heldout(
+    spec: DataSpec, tokenizer: Tokenizer, prompt_tokenizer: Tokenizer | None = None
+) -> HeldOut:
     """Held-out sets of the synthetic world for every pair of ``spec.groups``."""
     scenes: list[Scene] = []
 
@@ -92,4 +104,4 @@ def synthetic_heldout(spec: DataSpec, tokenizer: Tokenizer) -> HeldOut:
             for s in scenes[: spec.heldout_per_pair]
         ]
 
-    return HeldOut(spec, tokenizer, make)
+    return HeldOut(spec, tokenizer, make, prompt_tokenizer)

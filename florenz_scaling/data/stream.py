@@ -56,7 +56,8 @@ class BatchStream:
     """What every training stream shares: batches and iteration on top of its own ``next_samples``."""
 
     spec: DataSpec
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer  # targets and decoder prefixes
+    prompt_tokenizer: Tokenizer  # encoder prompts
 
     def next_samples(self, n: int) -> list[Sample]:
         raise NotImplementedError
@@ -64,7 +65,9 @@ class BatchStream:
     def next_batch(self, batch_size: int) -> dict[str, Any]:
         """The next ``batch_size`` samples collated (see ``collate`` for the contract)."""
         samples = self.next_samples(batch_size)
-        return collate(samples, self.tokenizer, self.spec.prompt_len, self.spec.target_len)
+        return collate(
+            samples, self.tokenizer, self.spec.prompt_len, self.spec.target_len, self.prompt_tokenizer
+        )
 
     def __iter__(self) -> Iterator[Sample]:
         while True:
@@ -77,11 +80,18 @@ class SyntheticStream(BatchStream):
     kind = "synthetic"
 
     def __init__(
-        self, spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        spec: DataSpec,
+        tokenizer: Tokenizer,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        prompt_tokenizer: Tokenizer | None = None,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         self.spec, self.tokenizer = spec, tokenizer
+        self.prompt_tokenizer = tokenizer if prompt_tokenizer is None else prompt_tokenizer
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         self.pairs: tuple[Pair, ...] = spec.pairs()
         if not self.pairs:

@@ -155,13 +155,20 @@ class WebDatasetStream(BatchStream):
     kind = "webdataset"
 
     def __init__(
-        self, spec: DataSpec, tokenizer: Tokenizer, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        spec: DataSpec,
+        tokenizer: Tokenizer,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        prompt_tokenizer: Tokenizer | None = None,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         if not spec.path:
             raise ValueError("data.path is not set: it must name the WebDataset shards")
         self.spec, self.tokenizer = spec, tokenizer
+        self.prompt_tokenizer = tokenizer if prompt_tokenizer is None else prompt_tokenizer
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         self.pairs: tuple[Pair, ...] = spec.pairs()
         self.shards, _ = split_shards(spec.path)
@@ -256,7 +263,9 @@ class WebDatasetStream(BatchStream):
         self._gen = None  # reopen the epoch at the saved offset on the next draw
 
 
-def webdataset_heldout(spec: DataSpec, tokenizer: Tokenizer) -> HeldOut:
+def webdataset_heldout(
+    spec: DataSpec, tokenizer: Tokenizer, prompt_tokenizer: Tokenizer | None = None
+) -> HeldOut:
     """Held-out sets from the held-out shard: per pair, its first ``heldout_per_pair`` samples.
 
     Every pair of ``spec.groups`` must be present (ValueError otherwise); training pairs outside the groups
@@ -288,4 +297,4 @@ def webdataset_heldout(spec: DataSpec, tokenizer: Tokenizer) -> HeldOut:
             raise KeyError(f"held-out shard {shard} has no samples for {pair}")
         return sets[pair]
 
-    return HeldOut(spec, tokenizer, make)
+    return HeldOut(spec, tokenizer, make, prompt_tokenizer)

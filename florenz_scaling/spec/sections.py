@@ -223,6 +223,9 @@ class DataSpec:
     seed: int = 44595
 
     def pairs(self) -> tuple[Pair, ...]:
+    # The encoder's prompt tokenizer (Florence-2/BART's directory). None: data.tokenizer's when given (one
+    # vocabulary), else an English-only BPE trained on the corpus' English text, like BART's.
+    encoder_tokenizer: str | None = None
         """Training pairs: captioning in the caption languages, translation en→X."""
         return tuple(("caption", lang) for lang in self.caption_languages) + tuple(
             ("translate", lang) for lang in self.translation_languages

@@ -263,7 +263,7 @@ def decode_pair(
     out: list[Decoded] = []
     for lo in range(0, len(samples), batch_size):
         chunk = samples[lo : lo + batch_size]
-        batch = collate(chunk, tok, spec.prompt_len, spec.target_len)
+        batch = collate(chunk, tok, spec.prompt_len, spec.target_len, heldout.prompt_tokenizer)
         ids = generate(
             model,
             batch,
