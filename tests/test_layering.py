@@ -35,8 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"plan", "launch.status", "results", "fit", "files", "spec"},
     "cli": {"*"},
 }
-# One deliberate exception: the dry-run builds every size on the meta device to check it (torch stays lazy).
-EXCEPTIONS = {("launch.dryrun", "model")}
+# Deliberate exceptions: the dry-run builds every size on the meta device to check it (torch stays lazy),
+# and reads each checkpoint's config and keys and each tokenizer's vocabulary before anything is submitted.
+EXCEPTIONS = {("launch.dryrun", "model"), ("launch.dryrun", "data.tokenizer")}
 LIGHT = ("spec", "plan", "launch", "results", "fit", "plot", "report", "cli")
 HEAVY = ("torch", "transformers", "deepspeed")
 

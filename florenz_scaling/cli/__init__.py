@@ -16,6 +16,7 @@ from florenz_scaling.spec import SpecError
 # Sub-command name -> module under florenz_scaling.cli; listed in pipeline order.
 COMMANDS = (
     "components",
+    "pretrained",
     "plan",
     "launch",
     "status",

@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
         spec = ensure_components(spec, args.out, log=lambda m: print(f"components: {m}"))
         plan = make_plan(spec)
+    from florenz_scaling.launch.dryrun.checkpoints import check_checkpoints
+
+    check_checkpoints(spec, plan)  # refused before anything is written
     write_plan(spec, plan, args.out)
     try:
         res = launch(

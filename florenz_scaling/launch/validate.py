@@ -42,23 +42,12 @@ def validate_launch(spec: SweepSpec, plan: list[PlannedRun], executor: str, entr
                 f"{data.path!r} names no readable shards ({shard} does not exist)",
                 "point data.path at your local WebDataset .tar shards",
             )
-    if data.tokenizer and not Path(data.tokenizer).is_dir():
-        raise SpecError(
-            "data.tokenizer", f"{data.tokenizer!r} is not a directory", "give a local tokenizer dir"
-        )
+    # Tokenizers against the sizes' vocabularies, every checkpoint's layout, config, keys and shapes against
+    # its size (torch is loaded here, not on import).
+    from florenz_scaling.launch.dryrun.checkpoints import check_checkpoints
+
+    check_checkpoints(spec, plan)
     for size in sorted({r.run.size for r in plan}):
-        pre = spec.pretrained.get(size)
-        for kind in ("florence", "gemma"):
-            path = getattr(pre, kind) if pre is not None else None
-            if path is not None and not any(
-                f.name.endswith(".safetensors") or f.name.startswith("pytorch_model")
-                for f in (Path(path).iterdir() if Path(path).is_dir() else [])
-            ):
-                raise SpecError(
-                    f"pretrained.{size}.{kind}",
-                    f"{path!r} is not a directory with *.safetensors or pytorch_model*.bin weights",
-                    "point it at a local checkpoint saved with save_pretrained (nothing is downloaded)",
-                )
         res = spec.launch.resources_for(size)
         where = spec.launch.resources_field(size)
         procs = res.nodes * res.tasks_per_node

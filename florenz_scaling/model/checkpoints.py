@@ -246,16 +246,19 @@ def plan_checkpoints(
     """The coverage check of one size's checkpoints (``CheckpointError`` when one cannot start it)."""
     own = own_shapes(size) if own is None else own
     plans = []
-    if florence is not None:
-        plans.append(plan_checkpoint(size, "florence", florence, own, switch_vocabulary))
-    if gemma is not None:
-        if not isinstance(size.decoder, GemmaConfigLite):
-            raise CheckpointError(
-                f"size {size.name} has a BART decoder; a Gemma-2 checkpoint does not apply",
-                "remove the gemma checkpoint or choose a Gemma size",
-                field="gemma",
-            )
-        plans.append(plan_checkpoint(size, "gemma", gemma, own))
+    for kind, directory in (("florence", florence), ("gemma", gemma)):
+        if directory is None:
+            continue
+        try:
+            if kind == "gemma" and not isinstance(size.decoder, GemmaConfigLite):
+                raise CheckpointError(
+                    f"size {size.name} has a BART decoder; a Gemma-2 checkpoint does not apply",
+                    "remove the gemma checkpoint or choose a Gemma size",
+                )
+            plans.append(plan_checkpoint(size, kind, directory, own, switch_vocabulary))
+        except CheckpointError as e:
+            e.kind = kind
+            raise
     filled = {k for p in plans for k in p.load}
     return SizePlan(size.name, plans, [k for k in own if k not in filled], len(own))
 

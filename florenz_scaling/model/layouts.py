@@ -113,6 +113,7 @@ class CheckpointError(ValueError):
     def __init__(self, problem: str, fix: str, field: str = "") -> None:
         super().__init__(f"{problem}; {fix}")
         self.problem, self.fix, self.field = problem, fix, field
+        self.kind = ""  # "florence" or "gemma": the checkpoint at fault, set by the coverage plan
 
 
 def read_config(directory: str | Path) -> dict:

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from florenz_scaling.launch.dependencies import dependency_parameters
+from florenz_scaling.launch.dryrun.checkpoints import check_checkpoints
 from florenz_scaling.launch.dryrun.meta import check_memory, memory_lines, meta_models
 from florenz_scaling.launch.jobs import DEFAULT_ENTRY
 from florenz_scaling.launch.submit import Submission, submissions
@@ -120,7 +121,9 @@ def format_dry_run(
 
     ``executor`` overrides ``spec.launch.executor`` (``auto`` resolves as ``launch`` resolves it).
     """
-    fits = check_memory(spec, plan)  # a plan that launch would refuse is refused here too
+    # A plan that launch would refuse is refused here too; directories not on this machine are listed.
+    checkpoints = check_checkpoints(spec, plan, absent_ok=True)
+    fits = check_memory(spec, plan)
     subs = submissions(spec, plan, Path(OUT), executor or spec.launch.executor, entry, stamp=STAMP)
     kind = subs[0].executor if subs else executor or spec.launch.executor
     if kind == "local":
@@ -137,4 +140,10 @@ def format_dry_run(
     params_of = {r.run.size: r.params for r in plan}
     lines += meta_models(sorted(params_of, key=lambda s: (params_of[s], s)))
     lines += ["", *memory_lines(fits)]
+    if checkpoints and any(spec.pretrained.get(r.run.size) for r in plan):
+        lines += [
+            "",
+            "pretrained checkpoints (what loads, what is ignored, what starts at init):",
+            *checkpoints,
+        ]
     return "\n".join(lines)
