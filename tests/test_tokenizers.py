@@ -199,3 +199,29 @@ def test_spec_with_both_tokenizer_directories(dirs: dict[str, Path], tmp_path: P
     one = prepare(DataSpec(tokenizer=str(dirs["gemma"]), heldout_per_pair=3), tmp_path)
     assert one.encoder_tokenizer.to_json() == one.tokenizer.to_json()
     assert one.manifest["encoder_tokenizer"]["source"] == "data.tokenizer"
+
+
+def test_sweep_checks_trained_tokenizers_against_encoder_and_decoder_vocabularies(tmp_path: Path) -> None:
+    import yaml
+
+    from florenz_scaling.spec import SpecError, load_sweep
+
+    sweeps = Path(__file__).resolve().parents[1] / "sweeps"
+    paper = yaml.safe_load((sweeps / "florenz_paper.yaml").read_text())
+    del paper["data"]["tokenizer"]
+    # 60,000 ids fit every decoder (257,024 / 256,000) but not F-0.4B's encoder (51,328): the trained
+    # English-only encoder tokenizer is refused, naming the field.
+    paper["data"]["vocab_size"] = 60_000
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(paper))
+    with pytest.raises(SpecError, match="encoder vocabulary of size F-0.4B") as err:
+        load_sweep(path)
+    assert err.value.field_path == "data.vocab_size"
+    # A given encoder tokenizer is sized where it is read (vocab_size_of), not against data.vocab_size.
+    paper["data"]["encoder_tokenizer"] = str(tmp_path / "florence-2-tokenizer")
+    path.write_text(yaml.safe_dump(paper))
+    assert load_sweep(path).data.encoder_tokenizer == str(tmp_path / "florence-2-tokenizer")
+    paper["data"]["vocab_size"] = 300_000  # the trained target tokenizer must fit every decoder
+    path.write_text(yaml.safe_dump(paper))
+    with pytest.raises(SpecError, match="decoder vocabulary"):
+        load_sweep(path)

@@ -157,19 +157,22 @@ class SweepSpec:
             )
 
     def _check_vocab(self) -> None:
-        """The synthetic tokenizer must fit every decoder's vocabulary."""
-        if self.data.kind != "synthetic" or self.data.tokenizer is not None:
-            return
+        """Trained tokenizers (at most data.vocab_size ids) must fit what they feed: the target one every
+        decoder, the English-only one every encoder. Given directories are sized where they are read."""
         from florenz_scaling.spec.sizes import get_size
 
-        for name in {*self.sizes, *(r.size for r in self.extra_runs)}:
-            vocab = get_size(name).decoder.vocab
-            check(
-                self.data.vocab_size <= vocab,
-                "data.vocab_size",
-                f"{self.data.vocab_size} exceeds the decoder vocabulary of size {name} ({vocab})",
-                f"set data.vocab_size <= {vocab}",
-            )
+        d = self.data
+        given = {"decoder": d.tokenizer, "encoder": d.encoder_tokenizer or d.tokenizer}
+        parts = [part for part, directory in given.items() if directory is None]
+        for name in sorted({*self.sizes, *(r.size for r in self.extra_runs)}):
+            for part in parts:
+                vocab = getattr(get_size(name), part).vocab
+                check(
+                    d.vocab_size <= vocab,
+                    "data.vocab_size",
+                    f"{d.vocab_size} exceeds the {part} vocabulary of size {name} ({vocab})",
+                    f"set data.vocab_size <= {vocab}",
+                )
 
     def _check_precision(self) -> None:
         if self.train.precision == "fp16":
