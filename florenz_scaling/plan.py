@@ -17,6 +17,7 @@ from typing import Any
 
 from florenz_scaling.files import SweepDir, write_atomic
 from florenz_scaling.spec import RunSpec, SpecError, SweepSpec, dump_yaml
+from florenz_scaling.spec.old_runs import link_old_runs
 from florenz_scaling.spec.sizes import SizeConfig, compute_gmacs, get_size
 
 
@@ -324,9 +325,11 @@ def _si(x: object) -> str:
 
 
 def write_plan(spec: SweepSpec, plan: list[PlannedRun], out: str | Path) -> None:
-    """Write ``plan.csv`` and the resolved ``sweep.yaml`` into a sweep directory."""
+    """Write ``plan.csv`` and the resolved ``sweep.yaml`` into a sweep directory (and link the runs an
+    earlier version made under their old ids to their ids now: ``spec.old_runs``)."""
     sd = SweepDir(out)
     sd.root.mkdir(parents=True, exist_ok=True)
+    link_old_runs(sd.runs, [r.run for r in plan])
     dump_yaml(spec, sd.sweep_yaml)
     write_atomic(sd.plan_csv, plan_csv(spec, plan))
 

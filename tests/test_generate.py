@@ -143,7 +143,8 @@ def test_generation_records_cover_every_pair_and_are_typed(heldout) -> None:
 
 
 def test_the_generation_spec_keeps_existing_run_ids() -> None:
-    # The demo sweep's T-1.3M × 120-step run as planned before generation existed, and its id then.
+    # The demo sweep's T-1.3M × 120-step run as planned before generation existed: generation at its default
+    # adds nothing to the id (spec.identity; the id itself changed once, with the one identity rule).
     train = spec.TrainSpec(
         lr=1e-3,
         warmup_steps=10,
@@ -161,7 +162,7 @@ def test_the_generation_spec_keeps_existing_run_ids() -> None:
         train=train,
         data=spec.DataSpec(heldout_per_pair=32),
     )
-    assert run.run_id == "T-1.3M-s120-a8643fffd8"
+    assert run.run_id == "T-1.3M-s120-2dd7d446e7"
     assert "generate" in spec.to_plain(run)  # written to run.yaml, hashed only when not the default
     changed = dataclasses.replace(run, generate=dataclasses.replace(run.generate, beam=2))
     assert changed.run_id != run.run_id

@@ -159,7 +159,7 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) 
         report.problems.append(msg)
         warnings.warn(msg, CollectWarning, stacklevel=3)
     for i, r in enumerate(rep.records):
-        if r.run_id != run_id:
+        if r.run_id not in (run_id, path.resolve().parent.name):  # an old id's directory (spec.old_runs)
             bad.append((i + 1, f"record of run {r.run_id!r} in {run_id}'s file"))
         elif r.step > total_steps or r.step < 0:
             bad.append((i + 1, f"step {r.step} outside 0..{total_steps}"))

@@ -130,7 +130,7 @@ def _read_run(path: Path, run_id: str, total_steps: int, report: MetricsReport) 
             f"{first.metric} {first.decoding} = {first.value}",
         )
     for i, r in enumerate(rep.records):
-        if r.run_id != run_id:
+        if r.run_id not in (run_id, path.resolve().parent.name):  # an old id's directory (spec.old_runs)
             bad.append((i + 1, f"record of run {r.run_id!r} in {run_id}'s file"))
         elif not 0 <= r.step <= total_steps:
             bad.append((i + 1, f"step {r.step} outside 0..{total_steps}"))

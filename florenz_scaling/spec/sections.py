@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from florenz_scaling.spec.identity import held_out_pairs, identity_by
 from florenz_scaling.spec.load import check
 from florenz_scaling.spec.resources import EXECUTORS, LaunchSpec, Resources, check_plain_text  # noqa: F401
 from florenz_scaling.spec.sizes import SIZES
@@ -210,12 +211,14 @@ class DataSpec:
     vocab_size: int = 1024
     heldout_per_pair: int = 64
     # Evaluation groups as in the paper: SC seen captioning, UC unseen captioning, ST seen translation.
+    # A run's identity holds only the pairs they hold out: regrouping them for analysis retrains nothing.
     groups: dict[str, tuple[Pair, ...]] = field(
         default_factory=lambda: {
             "SC": (("caption", "en"), ("caption", "de")),
             "UC": (("caption", "es"), ("caption", "zh")),
             "ST": (("translate", "es"), ("translate", "zh")),
-        }
+        },
+        metadata=identity_by(held_out_pairs),
     )
     decoder_prefix: bool = False  # seed unseen-language captions with "The image shows"-style prefixes
     path: str | None = None  # WebDataset shard pattern or directory, for kind=webdataset

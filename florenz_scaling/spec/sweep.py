@@ -7,15 +7,12 @@ the fix, before anything is planned or submitted.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import json
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from florenz_scaling.spec.identity import analysis, digest
 from florenz_scaling.spec.load import SpecError, apply_overrides, check, from_dict, read_yaml, to_plain
 from florenz_scaling.spec.sections import (
     LAWS,
@@ -229,13 +226,13 @@ class SweepSpec:
 class RunSpec:
     """Everything one training run needs; written as ``runs/<run_id>/run.yaml``."""
 
-    sweep: str
+    sweep: str = field(metadata=analysis())
     size: str
     steps: int
     global_batch: int
     train: TrainSpec
     data: DataSpec
-    wandb: WandbSpec = field(default_factory=WandbSpec)
+    wandb: WandbSpec = field(default_factory=WandbSpec, metadata=analysis())
     seed: int = 44595
     pretrained: Pretrained | None = None
     generate: GenerateSpec = field(default_factory=GenerateSpec)
@@ -255,52 +252,14 @@ class RunSpec:
 
     @functools.cached_property
     def run_id(self) -> str:
-        """Stable id: a hash of what determines the run's result (not the sweep's name or wandb settings).
-
-        The hashed text is ``json.dumps(ident, sort_keys=True)`` of the plain run spec without those
-        fields, assembled from per-field JSON so the train and data specs a sweep's runs share are
-        serialised once.
-        """
-        parts = []
-        for f in sorted(f.name for f in dataclasses.fields(self) if f.name not in ("sweep", "wandb")):
-            value = getattr(self, f)
-            if f == "pretrained" and value is None:
-                continue  # a from-scratch run keeps the id it had before checkpoints could be named
-            if f == "generate" and value == GenerateSpec():
-                continue  # likewise a run with the default decoding, from before generation existed
-            if f in _WSD_RUN_FIELDS and value == _WSD_RUN_FIELDS[f]:
-                continue  # and a run that starts from scratch, from before WSD sweeps
-            text = _spec_json(value) if dataclasses.is_dataclass(value) else json.dumps(value, sort_keys=True)
-            parts.append(f"{json.dumps(f)}: {text}")
-        digest = hashlib.sha1(("{" + ", ".join(parts) + "}").encode()).hexdigest()[:10]
-        return f"{self.size}-s{self.steps}-{digest}"
+        """Stable id: size, steps and a hash of the spec values that differ from their defaults and determine
+        training (``spec.identity``: one rule; the sweep's name and wandb settings are analysis settings).
+        A field added with a default changes no id; a run id from before this rule is recognised by
+        ``spec.old_runs``."""
+        return f"{self.size}-s{self.steps}-{digest(self)}"
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)
-
-
-_SPEC_JSON: dict[int, tuple[weakref.ref, str]] = {}
-# Left out of a run id at these values, so that every run id from before WSD sweeps stays what it was.
-_WSD_RUN_FIELDS: dict[str, Any] = {"start_from": None, "start_step": 0, "trunk": False}
-_WSD_TRAIN_FIELDS = ("schedule", "decay_fraction", "decay_shape")  # hashed only when schedule is wsd
-
-
-def _spec_json(spec: Any) -> str:
-    """JSON of a frozen sub-spec, cached per object (by identity: specs holding dicts are unhashable)."""
-    hit = _SPEC_JSON.get(id(spec))
-    if hit is not None and hit[0]() is spec:
-        return hit[1]
-    plain = to_plain(spec)
-    if isinstance(spec, TrainSpec) and spec.schedule == "cosine":
-        for name in _WSD_TRAIN_FIELDS:  # they do not change a cosine run; its id predates them
-            plain.pop(name)
-    if isinstance(spec, TrainSpec) and not spec.activation_checkpointing_sizes:
-        plain.pop("activation_checkpointing_sizes")  # the default; run ids predate the field
-    text = json.dumps(plain, sort_keys=True)
-    if len(_SPEC_JSON) > 256:
-        _SPEC_JSON.clear()
-    _SPEC_JSON[id(spec)] = (weakref.ref(spec), text)
-    return text
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpec:
