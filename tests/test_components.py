@@ -4,6 +4,7 @@ checkpoints, and actually pretrained (stage A reads the scene, stage B's caption
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -67,9 +68,35 @@ def test_plan_shares_and_names_components(built) -> None:
     assert set(report.plan.by_size["TG-1.2M"]) == {"florence", "gemma"}
     assert set(report.plan.by_size["T-0.2M"]) == {"florence"}
     # TG-1.2M has T-1.3M's tower: the two share stage A, not stage B (their encoders differ).
-    both = plan_components(["T-1.3M", "TG-1.2M"], {}, spec.components, spec.data, "sha")
+    both = plan_components(["T-1.3M", "TG-1.2M"], {}, spec.components, spec.data, "sha", "esha")
     assert [c.kind for c in both.components].count("vision") == 1
     assert both.by_size["T-1.3M"]["florence"] != both.by_size["TG-1.2M"]["florence"]
+
+
+def test_florence_components_use_and_ship_the_encoder_tokenizer(built) -> None:
+    from florenz_scaling.data import prepare
+    from florenz_scaling.files import SweepDir
+
+    spec, report, root = built
+    data = prepare(spec.data, SweepDir(root / "sweep").data)  # the data build_components prepared
+    tokenizers = data.manifest
+    encoder_json = (data.directory / "encoder" / "tokenizer.json").read_bytes()
+    assert encoder_json != (data.directory / "tokenizer.json").read_bytes()  # English-only vs multilingual
+    for comp in report.plan.components:
+        if comp.kind == "florence":
+            # Florence-2 has one vocabulary: its identity and its directory carry the encoder's tokenizer.
+            assert comp.spec["text"]["encoder_tokenizer_sha1"] == tokenizers["encoder_tokenizer"]["sha1"]
+            assert (report.directory(comp) / "tokenizer.json").read_bytes() == encoder_json
+            assert (report.directory(comp) / "tokenizer_config.json").is_file()
+        elif comp.kind == "gemma":
+            assert comp.spec["text"]["tokenizer_sha1"] == tokenizers["tokenizer"]["sha1"]
+    # Each tokenizer moves only the components that read it.
+    plan = functools.partial(plan_components, ["TG-1.2M"], {}, spec.components, spec.data)
+    base, new_encoder, new_target = (plan(t, e).by_size for t, e in (("t", "e"), ("t", "e2"), ("t2", "e")))
+    assert base["TG-1.2M"]["florence"] != new_encoder["TG-1.2M"]["florence"]
+    assert base["TG-1.2M"]["gemma"] == new_encoder["TG-1.2M"]["gemma"]
+    assert base["TG-1.2M"]["florence"] == new_target["TG-1.2M"]["florence"]
+    assert base["TG-1.2M"]["gemma"] != new_target["TG-1.2M"]["gemma"]
 
 
 def test_component_json_has_provenance_and_heldout_numbers(built) -> None:

@@ -1,7 +1,7 @@
 """Build (or reuse) a sweep's tiny components in the cache and point the sweep's ``pretrained:`` at them.
 
-    sweep spec ─▶ prepare data (the sweep's tokenizer) ─▶ plan_components ─▶ for each missing component, in
-    dependency order, up to ``workers`` at a time: build into CACHE/.building-<name>-<pid>/, write
+    sweep spec ─▶ prepare data (the sweep's two tokenizers) ─▶ plan_components ─▶ for each missing component,
+    in dependency order, up to ``workers`` at a time: build into CACHE/.building-<name>-<pid>/, write
     component.json last, rename onto CACHE/<name>/ ─▶ spec with pretrained: {size: {florence, gemma}}
 
 A component directory is complete exactly when ``component.json`` exists (the rename makes it appear whole);
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -79,6 +78,7 @@ def build_component(
     import torch
     import transformers
 
+    from florenz_scaling.data.prepare import ENCODER_DIR
     from florenz_scaling.data.tokenizer import Tokenizer
     from florenz_scaling.pretrain.loop import torch_threads
     from florenz_scaling.spec.sizes import get_size
@@ -105,8 +105,10 @@ def build_component(
                 from florenz_scaling.pretrain.florence import train_florence
 
                 assert comp.needs is not None and is_built(cache / comp.needs.name)
+                # Florence-2 has one vocabulary: the encoder's, for its prompts and its English captions.
+                encoder_tokenizer = Tokenizer.load(data_dir / ENCODER_DIR)
                 result = train_florence(
-                    get_size(size), spec, cache / comp.needs.name, Tokenizer.load(data_dir), tmp, heldout
+                    get_size(size), spec, cache / comp.needs.name, encoder_tokenizer, tmp, heldout
                 )
             else:
                 from florenz_scaling.pretrain.gemma import train_gemma
@@ -167,8 +169,9 @@ def build_components(
 
     assert spec.components is not None, "the sweep has no `components:` section"
     data = prepare(spec.data, SweepDir(sweep_dir).data)
-    sha = hashlib.sha1((data.directory / "tokenizer.json").read_bytes()).hexdigest()
-    plan = plan_components(_sizes(spec), spec.pretrained, spec.components, spec.data, sha)
+    manifest = data.manifest
+    sha, encoder_sha = manifest["tokenizer"]["sha1"], manifest["encoder_tokenizer"]["sha1"]
+    plan = plan_components(_sizes(spec), spec.pretrained, spec.components, spec.data, sha, encoder_sha)
     report = ComponentsReport(plan, cache_dir(spec.components, cache))
     report.cache.mkdir(parents=True, exist_ok=True)
     todo = [c for c in plan.components if not is_built(report.directory(c))]

@@ -2,9 +2,11 @@
 
 The tower and projector stay frozen (a trainable tower collapses, see the grounding notes); the BART encoder
 and decoder train, with one embedding matrix shared by encoder, decoder and LM head as in Florence-2 (which
-saves it once, as ``model.language_model.shared.weight``). The result is written with
-``Florence2ForConditionalGeneration.save_pretrained``, so ``from_pretrained`` and the sweep's
-``pretrained: {SIZE: {florence: DIR}}`` read it exactly like a real Florence-2 checkpoint.
+saves it once, as ``model.language_model.shared.weight``), in the vocabulary of the encoder's tokenizer
+(the English-only one of CPU runs) for prompts and English captions alike: Florence-2 has one vocabulary.
+The result is written with ``Florence2ForConditionalGeneration.save_pretrained`` next to that tokenizer
+(``tokenizer.json`` + ``tokenizer_config.json``), so ``from_pretrained`` and the sweep's
+``pretrained: {SIZE: {florence: DIR}}`` read it exactly like a real Florence-2 directory.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def caption_gap(
 def train_florence(
     size: SizeConfig, spec: dict[str, Any], vision_dir: Path, tokenizer: Tokenizer, out: Path, heldout: int
 ) -> dict[str, Any]:
-    """Stage B; saves the tiny Florence-2 into ``out``; returns held-out numbers and timings."""
+    """Stage B with ``tokenizer`` (the encoder's) for prompts and captions; saves the tiny Florence-2 and the
+    tokenizer into ``out``; returns held-out numbers and timings."""
     r, text = spec["recipe"], spec["text"]
     image_size = spec["image_size"]
     model = build_model(captioning_size(size, BartConfigLite(**spec["decoder"])), seed=r["seed"])
@@ -99,6 +102,7 @@ def train_florence(
     numbers = caption_gap(model, heldout_scenes(r["seed"], heldout), tokenizer, text, image_size)
     timing["eval_s"] = round(time.perf_counter() - t0, 2)
     to_florence2(model).save_pretrained(out)
+    tokenizer.save(out)  # a Florence-2 directory ships its tokenizer; the vocabulary switch reads it
     return {"heldout": {"caption_en": numbers, "heldout_scenes": heldout}, "timings": {"stage_b": timing}}
 
 

@@ -1,10 +1,11 @@
 """Which tiny components a sweep needs, what determines each one, and where the cache keeps them (no torch).
 
 A component is named ``<kind>-<hash>``, the hash being SHA-1 of the JSON of everything that determines its
-weights: the architecture of the parts it trains, the recipe's knobs, the tokenizer's bytes (by SHA-1), the
-image size and the format version below. Sizes with the same vision tower share one ``vision`` component
-(stage A); sizes with the same tower, encoder and BART decoder share one ``florence`` component (stage B);
-sizes with the same Gemma decoder share one ``gemma`` component.
+weights: the architecture of the parts it trains, the recipe's knobs, the bytes (by SHA-1) of the tokenizer
+it reads (a ``florence`` component the encoder's: Florence-2 has one vocabulary for prompts and captions; a
+``gemma`` component the target one), the image size and the format version below. Sizes with the same vision
+tower share one ``vision`` component (stage A); sizes with the same tower, encoder and BART decoder share one
+``florence`` component (stage B); sizes with the same Gemma decoder share one ``gemma`` component.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from florenz_scaling.spec.sections import ComponentsSpec, DataSpec
 from florenz_scaling.spec.sizes import BartConfigLite, GemmaConfigLite, SizeConfig, get_size
 
 # Bump when a recipe changes in a way that alters the weights, so cached components are rebuilt.
-COMPONENTS_FORMAT_VERSION = 1
+COMPONENTS_FORMAT_VERSION = 2  # 2: florence components use the encoder's (English-only) tokenizer
 CACHE_ENV = "FLORENZ_COMPONENTS_CACHE"
 DEFAULT_CACHE = Path("~/.cache/florenz-scaling/components")
 DONE_FILE = "component.json"  # written last: a directory without it is not a component
@@ -97,8 +98,11 @@ def vision_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec) -> Com
     )
 
 
-def florence_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec, tokenizer_sha1: str) -> Component:
-    """Stage B for ``size``: English captioning from the stage-A tower (frozen), encoder + BART decoder."""
+def florence_component(
+    size: SizeConfig, c: ComponentsSpec, data: DataSpec, encoder_tokenizer_sha1: str
+) -> Component:
+    """Stage B for ``size``: English captioning from the stage-A tower (frozen), encoder + BART decoder, in
+    the encoder tokenizer's vocabulary (``encoder_tokenizer_sha1``: SHA-1 of its ``tokenizer.json``)."""
     dec = florence_decoder(size)
     recipe = {
         "steps": c.caption_steps,
@@ -108,7 +112,7 @@ def florence_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec, toke
         "seed": c.seed,
     }
     text = {
-        "tokenizer_sha1": tokenizer_sha1,
+        "encoder_tokenizer_sha1": encoder_tokenizer_sha1,
         "prompt_len": data.prompt_len,
         "target_len": data.target_len,
         "decoder_prefix": data.decoder_prefix,
@@ -166,9 +170,16 @@ class ComponentPlan:
 
 
 def plan_components(
-    sizes: list[str], explicit: dict[str, Any], c: ComponentsSpec, data: DataSpec, tokenizer_sha1: str
+    sizes: list[str],
+    explicit: dict[str, Any],
+    c: ComponentsSpec,
+    data: DataSpec,
+    tokenizer_sha1: str,
+    encoder_tokenizer_sha1: str,
 ) -> ComponentPlan:
-    """The plan for ``sizes``; a field a size's ``explicit`` ``Pretrained`` already names is not built."""
+    """The plan for ``sizes``; a field a size's ``explicit`` ``Pretrained`` already names is not built.
+    ``tokenizer_sha1`` identifies the target tokenizer (Gemma components), ``encoder_tokenizer_sha1`` the
+    encoder's (Florence components)."""
     ordered: dict[str, Component] = {}
     by_size: dict[str, dict[str, Component]] = {}
     for name in sizes:
@@ -176,7 +187,7 @@ def plan_components(
         pre = explicit.get(name)
         want: dict[str, Component] = {}
         if pre is None or pre.florence is None:
-            want["florence"] = florence_component(size, c, data, tokenizer_sha1)
+            want["florence"] = florence_component(size, c, data, encoder_tokenizer_sha1)
         if isinstance(size.decoder, GemmaConfigLite) and (pre is None or pre.gemma is None):
             want["gemma"] = gemma_component(size, c, data, tokenizer_sha1)
         for comp in want.values():
