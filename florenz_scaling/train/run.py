@@ -22,11 +22,12 @@ from typing import Any
 
 import torch
 
-from florenz_scaling.data import prepare
+from florenz_scaling.data import PreparedData, decoder_pieces, prepare
 from florenz_scaling.files import Busy, RunDir, exclusive_lock, write_atomic
 from florenz_scaling.model.florenz import token_loss
 from florenz_scaling.results.records import LossRecord, RecordWriter, read_records, truncate_after_step
 from florenz_scaling.spec import RunSpec, load_run
+from florenz_scaling.spec.sizes import get_size
 from florenz_scaling.train import checkpoint, zero3
 from florenz_scaling.train.engine import (
     EXIT_PREEMPTED,
@@ -50,7 +51,20 @@ log = logging.getLogger("florenz_scaling.train.run")
 LOG_EVERY = 10  # optimizer steps between train records (each fsynced line costs a few ms)
 
 
-def build_engine(run: RunSpec, env: DistEnv) -> Any:
+def vocabulary_pieces(run: RunSpec, data: PreparedData | None) -> list[list[int]] | None:
+    """Target id -> prompt-tokenizer ids, when a BART decoder starts from a Florence-2 checkpoint whose
+    vocabulary (the encoder tokenizer's) is not the decoders' (the target tokenizer's); else None."""
+    if data is None or run.pretrained is None or run.pretrained.florence is None:
+        return None
+    if (
+        get_size(run.size).family != "florence"
+        or data.encoder_tokenizer.to_json() == data.tokenizer.to_json()
+    ):
+        return None
+    return decoder_pieces(data.tokenizer, data.encoder_tokenizer)
+
+
+def build_engine(run: RunSpec, env: DistEnv, data: PreparedData | None = None) -> Any:
     """The run's model (seeded), AdamW over trainable parameters and the cosine schedule, in DeepSpeed.
 
     At ZeRO-3 the model is built inside ``deepspeed.zero.Init``: each module's parameters are partitioned
@@ -70,7 +84,9 @@ def build_engine(run: RunSpec, env: DistEnv) -> Any:
         log.info(
             "pretrained %s: %s",
             run.pretrained,
-            load_pretrained(model, run.pretrained.florence, run.pretrained.gemma),
+            load_pretrained(
+                model, run.pretrained.florence, run.pretrained.gemma, vocabulary_pieces(run, data)
+            ),
         )
     if precision == "bf16":  # DeepSpeed casts parameters but not the projector's fp32 buffer
         if run.train.zero_stage == 3:  # parameters are bf16 from zero.Init; casting them would gather them
@@ -179,7 +195,7 @@ def _train(run: RunSpec, rd: RunDir, env: DistEnv, stop: StopFlag) -> int:
     )
     data = prepare(run.data, rd.sweep.data)
     heldout = data.heldout()
-    engine = build_engine(run, env)
+    engine = build_engine(run, env, data)
     stream = data.train_stream(run.seed, env.rank, env.world_size)
 
     if run.start_from is not None:  # a WSD trunk segment or branch begins at its parent's checkpoint
