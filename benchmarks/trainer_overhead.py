@@ -4,9 +4,9 @@ Both sides train the same model (same seed), on the same pre-collated batches, w
 groups, cosine schedule and gradient clipping; the trainer side calls ``train.build_engine`` and
 ``train.train_step``, exactly what ``train.main`` runs each step. Steps alternate in rounds (bare, trainer,
 bare, ...) so that load from other processes on the machine hits both alike. Target on CPU: ratio >= 0.90.
+The GPU step (bf16 ZeRO-2, MFU) is ``benchmarks/gpu_step.py``.
 
     python benchmarks/trainer_overhead.py                 # CPU: T-3.7M, micro-batch 16, 30 timed steps
-    python benchmarks/trainer_overhead.py --gpu           # + bf16 ZeRO-2 step of F-0.4B and its MFU (CUDA)
 """
 
 from __future__ import annotations
@@ -22,16 +22,12 @@ from typing import Any
 import torch
 
 from florenz_scaling.data import prepare
-from florenz_scaling.model.florenz import build_model, dummy_batch, token_loss
+from florenz_scaling.model.florenz import build_model, token_loss
 from florenz_scaling.spec import DataSpec, RunSpec, TrainSpec
-from florenz_scaling.spec.sizes import get_size
 from florenz_scaling.train.engine import make_optimizer, make_scheduler
 from florenz_scaling.train.evaluate import model_inputs
 from florenz_scaling.train.process import DistEnv, init_distributed
 from florenz_scaling.train.run import build_engine, train_step
-
-# Dense bf16 peak of the GPUs this project runs on, for MFU; others need --peak-tflops.
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 
 def bare_step_fn(run: RunSpec, device: torch.device) -> Callable[[dict[str, Any]], float]:
@@ -109,39 +105,6 @@ def cpu_benchmark(args: argparse.Namespace, env: DistEnv) -> float:
     return ratio
 
 
-def gpu_benchmark(args: argparse.Namespace, env: DistEnv) -> None:
-    """A bf16 ZeRO-2 step of F-0.4B: samples/s and model FLOPs utilisation (3 × forward MACs × 2 FLOPs)."""
-    size = get_size("F-0.4B")
-    mb = args.gpu_micro_batch
-    run = RunSpec(
-        sweep="bench",
-        size=size.name,
-        steps=args.gpu_steps + 3,
-        global_batch=mb,
-        train=TrainSpec(micro_batch=mb, zero_stage=2, precision="bf16"),
-        data=DataSpec(),
-    )
-    engine = build_engine(run, env)
-    batch = dummy_batch(size, mb, env.device)  # the paper's sample: 224² image, 128 + 128 tokens
-    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
-    for _ in range(3):
-        train_step(engine, lambda: batch)
-    torch.cuda.synchronize()
-    dt, _ = timed(lambda: train_step(engine, lambda: batch)[0], args.gpu_steps)
-    rate = args.gpu_steps * mb / dt
-    name = torch.cuda.get_device_name()
-    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
-    achieved = 3 * 2 * size.fwd_gmacs * 1e9 * rate / 1e12  # training ≈ forward + 2 × forward (backward)
-    print(
-        f"F-0.4B bf16 ZeRO-2 on {name}: micro-batch {mb}, {rate:.1f} samples/s, {achieved:.1f} TFLOP/s "
-        f"(model FLOPs = 6 × {size.fwd_gmacs:.1f} GMACs per sample)"
-    )
-    if peak:
-        print(f"MFU: {achieved / peak:.1%} of {peak:.0f} TFLOP/s dense bf16 peak")
-    else:
-        print("MFU: unknown peak for this GPU; pass --peak-tflops")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="T-3.7M")
@@ -151,20 +114,11 @@ def main() -> None:
     p.add_argument("--round", type=int, default=5, help="steps per side before switching sides")
     p.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--gpu", action="store_true", help="also run the bf16 ZeRO-2 F-0.4B step (needs CUDA)")
-    p.add_argument("--gpu-micro-batch", type=int, default=16)
-    p.add_argument("--gpu-steps", type=int, default=10)
-    p.add_argument("--peak-tflops", type=float, default=None)
     args = p.parse_args()
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/torch_extensions"))
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     env = init_distributed()
-    if args.gpu:
-        if torch.cuda.is_available():
-            gpu_benchmark(args, env)
-        else:
-            print("GPU path skipped: no CUDA device on this machine (F-0.4B bf16 ZeRO-2 MFU not measured)")
     if env.device.type == "cpu":
         cpu_benchmark(args, env)
     torch.distributed.destroy_process_group()
