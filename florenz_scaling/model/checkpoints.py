@@ -180,9 +180,9 @@ def plan_checkpoint(
             if t in VOCAB_TABLES and len(have) == 2 and have[1] == want[1]:
                 plan.source_rows[t] = have[0]
                 if t == DECODER_VOCAB and switch_vocabulary:
-                    plan.switched.append(t)
+                    plan.switched += [t] if t not in plan.switched else []
                 elif have[0] < want[0]:
-                    plan.resized.append(t)
+                    plan.resized += [t] if t not in plan.resized else []
                 elif have[0] > want[0]:
                     mismatched.append(f"{key} {tuple(shape)} -> {t} {tuple(want)}")
                     continue
@@ -269,8 +269,11 @@ def describe(plan: SizePlan) -> str:
     for p in plan.checkpoints:
         lines.append(f"  {p.kind}: {p.directory} (layout {p.layout.name})")
         lines.append(f"    loads {len(p.load)} tensors: {prefixes(list(p.load), 2)}")
-        for key, why in sorted(p.ignored.items()):
-            lines.append(f"    ignored {key}: {why}")
+        by_reason: dict[str, list[str]] = {}
+        for key, why in p.ignored.items():
+            by_reason.setdefault(why, []).append(key)
+        for why, keys in by_reason.items():
+            lines.append(f"    ignores {prefixes(keys, 4)}: {why}")
         for t in p.resized:
             lines.append(f"    {t}: rows 0..{p.source_rows[t] - 1} copied by id, the rest start at init")
         for t in p.switched:
