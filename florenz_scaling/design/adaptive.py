@@ -104,7 +104,7 @@ def run_adaptive(
         print(msg, file=say or sys.stdout, flush=True)
 
     spec = load_sweep(sweep, overrides or [])
-    law = law or ("chinchilla" if "chinchilla" in spec.fit.laws else spec.fit.laws[0])
+    law = law or default_law(spec.fit.laws)
     pool = sweep_pool(spec)
     tgt = parse_target(target, law) if target else default_target(pool, law)
     bought = pilot_design(pool, law)
@@ -162,3 +162,12 @@ def run_adaptive(
         new = [c for c, _ in prop.chosen]
         bought = bought + new
     return rounds
+
+
+def default_law(laws: Any) -> str:
+    """The law an adaptive loop steers by when none is named: the first of the sweep's laws with
+    a compute-optimal allocation (a law of N and D, whose targets are the runs one would buy), else
+    the first."""
+    from florenz_scaling.fit import get_law
+
+    return next((name for name in laws if get_law(name).has_allocation), laws[0])

@@ -2,14 +2,15 @@
 
 Three checks per law, on the design's points alone (no losses yet):
 - points: at least as many runs as the law has parameters, and two more for residual degrees of freedom
-  (else no uncertainty can be estimated); at least ``LEVELS`` distinct values of each input.
+  (else no uncertainty can be estimated); at least ``Law.levels`` distinct values of each input.
 - tokens per parameter: laws in N and D need D/N to vary. A fixed-ratio design (every run at the same
   D/N, as "Chinchilla-optimal" ladders often are) makes log N and log D collinear, so the two exponents
   cannot be told apart (arXiv 2605.08541: varying D/N beat fixed-ratio designs in 97% of cases). The spread
   is max(D/N) / min(D/N), a ratio of ratios, so the unit of D (samples or tokens) does not matter.
 - condition number of the design: of the law's Jacobian at nominal parameters, columns scaled to unit
-  length. Nominal for the non-linear laws: exponents ``NOMINAL_EXPONENT`` and the terms of the loss equal at
-  the design's geometric centre (centred log-coefficients 0), a unit-free stand-in for a law not yet fitted.
+  length, at the law's nominal parameters (``Law.nominal``): for the log-sum-exp laws exponents 0.3 and the
+  terms of the loss equal at the design's geometric centre (centred log-coefficients 0), a unit-free
+  stand-in for a law not yet fitted; for formula laws the middle of each parameter's start values.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ from typing import Any
 import numpy as np
 
 from florenz_scaling.design.model import LinearModel, law_inputs
-from florenz_scaling.fit import LAW_PARAMS, FitResult
+from florenz_scaling.fit import FitResult, get_law
 
 MIN_RATIO_SPREAD = 4.0
-# Above these the parameters trade off so strongly that the fit's intervals are meaningless. Measured: the
-# paper's 4 × 4 grid 71 (chinchilla) / 1.0 (size-data), the OLMo ladder 147 / 2.1, a D/N spread of 1.5 over
-# five sizes 136 / 15, an exactly fixed ratio ~1e16 (tests/test_design_check.py).
-MAX_CONDITION = {"chinchilla": 1e3, "saturating-compute": 1e3, "size-data": 10.0, "compute": 10.0}
-NOMINAL_EXPONENT = 0.3
-LEVELS = {"chinchilla": 3, "saturating-compute": 3, "size-data": 2, "compute": 2}
+# Above a law's ``max_condition`` the parameters trade off so strongly that the fit's intervals are
+# meaningless (1e3 for the non-linear laws, 10 for the OLS laws). Measured: the paper's 4 × 4 grid 71
+# (chinchilla) / 1.0 (size-data), the OLMo ladder 147 / 2.1, a D/N spread of 1.5 over five sizes 136 / 15, an
+# exactly fixed ratio ~1e16 (tests/test_design_check.py). ``Law.levels``: distinct values each input needs.
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,7 @@ class Finding:
 def nominal_model(law: str, X: np.ndarray) -> LinearModel:
     """The law linearised at unit-free nominal parameters on the design ``X`` (rows of law inputs)."""
     X = np.asarray(X, dtype=float)
-    names = LAW_PARAMS[law]
-    if law in ("compute", "size-data"):
-        params = {k: (1.0 if i == 0 else -NOMINAL_EXPONENT) for i, k in enumerate(names)}
-    else:
-        centre = np.log(X).mean(axis=0)
-        params = {"E": 1.0, "alpha": NOMINAL_EXPONENT, "A": math.exp(NOMINAL_EXPONENT * centre[0])}
-        if law == "chinchilla":
-            params.update(beta=NOMINAL_EXPONENT, B=math.exp(NOMINAL_EXPONENT * centre[1]))
-    fit = FitResult(law=law, params=params)
+    fit = FitResult(law=law, params=get_law(law).nominal(X))
     model = LinearModel(fit, X, np.zeros(len(X)))
     return model
 
@@ -64,7 +55,7 @@ def nominal_model(law: str, X: np.ndarray) -> LinearModel:
 def condition_number(law: str, X: np.ndarray) -> float:
     """Condition number of the column-scaled Jacobian of the law on design ``X`` at nominal parameters."""
     J = nominal_model(law, X).jacobian(np.asarray(X, dtype=float))
-    if law in ("compute", "size-data"):
+    if get_law(law).linear_in_logs:
         J = J[:, 1:] - J[:, 1:].mean(axis=0)  # the intercept is always identified: condition the slopes
     norms = np.linalg.norm(J, axis=0)
     if np.any(norms == 0):
@@ -79,7 +70,8 @@ def check_design(
     """Findings for one law on a design's points (a table with the law's inputs N, D and/or C)."""
     inputs = law_inputs(law)
     X = np.column_stack([np.asarray(points[k], dtype=float) for k in inputs])
-    n, p = len(X), len(LAW_PARAMS[law])
+    found = get_law(law)
+    n, p = len(X), found.n_params
     out: list[Finding] = []
     if n < p:
         out.append(Finding(law, "points", f"{n} runs cannot determine its {p} parameters"))
@@ -94,13 +86,13 @@ def check_design(
         )
     for j, name in enumerate(inputs):
         levels = len(np.unique(np.round(np.log(X[:, j]), 9)))
-        if levels < LEVELS[law]:
+        if levels < found.levels:
             out.append(
                 Finding(
                     law,
                     "levels",
                     f"only {levels} distinct {name} value(s); needs at least "
-                    f"{LEVELS[law]} to identify the {name} term",
+                    f"{found.levels} to identify the {name} term",
                 )
             )
     if {"N", "D"} <= set(inputs) and n:
@@ -117,7 +109,7 @@ def check_design(
             )
     if n >= 2:
         cond = condition_number(law, X)
-        limit = MAX_CONDITION[law] if max_condition is None else max_condition
+        limit = found.max_condition if max_condition is None else max_condition
         if cond > limit:
             shown = "inf" if math.isinf(cond) else f"{cond:.3g}"
             out.append(

@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from florenz_scaling.fit import LAW_INPUTS, LAW_PARAMS, FitResult
+from florenz_scaling.fit import FitResult, get_law, is_law, law_names
 
 SIGMA_FLOOR = 1e-3  # 0.1 % in log loss: below the seed-to-seed noise of any real run
 SIGMA_DEFAULT = 1e-2  # 1 % when the fit has no residual degrees of freedom to estimate it from
 # Prior sd per working parameter: log-coefficients (centred, so O(1)), exponents, OLS coefficients.
 PRIOR_SD = {"coef": 3.0, "exponent": 1.0, "ols": 1e3}
-# Which inputs a target may name for each law: P/S and N/D are the same axes (parameters, data).
-INPUT_ALIASES = {"P": "N", "S": "D", "N": "N", "D": "D", "C": "C"}
+# Other names a target may use for the inputs: P/S and N/D are the same axes (parameters, data).
+INPUT_ALIASES = {"P": "N", "S": "D"}
 
 
 class DesignError(ValueError):
@@ -41,10 +41,10 @@ class DesignError(ValueError):
 
 
 def law_inputs(law: str) -> tuple[str, ...]:
-    """The inputs a law predicts from, as columns of a points table (N, D or C)."""
-    if law not in LAW_INPUTS:
-        raise DesignError(f"unknown law {law!r}; the design stage handles {', '.join(LAW_INPUTS)}")
-    return {"size-data": ("N", "D")}.get(law, LAW_INPUTS[law])
+    """The inputs a law predicts from, as columns of a points table (N, D, C, U, …)."""
+    if not is_law(law):
+        raise DesignError(f"unknown law {law!r}; the design stage handles {', '.join(law_names())}")
+    return get_law(law).inputs
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,11 @@ def parse_target(text: str, law: str) -> Target:
     (``ratio`` = β/(α+β) for chinchilla); raises ``DesignError`` naming what the law accepts."""
     need = law_inputs(law)
     text = text.strip()
-    params = (*LAW_PARAMS[law], *(("ratio",) if law == "chinchilla" else ()))
+    params = get_law(law).targets
     accepts = (
         f"law {law} accepts a target loss at "
         + ",".join(f"{k}=…" for k in need)
-        + (" (P/S for N/D)" if "N" in need else "")
+        + (" (P/S for N/D)" if {"N", "D"} <= set(need) else "")
         + f" or a parameter: {', '.join(params)}"
     )
     if "=" not in text:
@@ -83,8 +83,8 @@ def parse_target(text: str, law: str) -> Target:
     got: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, val = part.partition("=")
-        key = INPUT_ALIASES.get(key.strip())
-        if key is None or key not in need or key in got:
+        key = INPUT_ALIASES.get(key.strip(), key.strip()) if {"N", "D"} <= set(need) else key.strip()
+        if key not in need or key in got:
             raise DesignError(f"target {text!r}: {part!r} does not fit; {accepts}")
         try:
             got[key] = float(val)
@@ -100,25 +100,28 @@ def parse_target(text: str, law: str) -> Target:
 class LinearModel:
     """One law around one fit: working parameters θ, the Jacobian of the response, σ² and the prior.
 
-    Non-linear laws use the log-sum-exp parameters of the fitter (a = log A, e = log E), with the
-    coefficients centred at the design's mean log input so that θ's columns are well scaled:
+    Log-sum-exp laws use the parameters of their fitter (a = log A, e = log E), with the coefficients
+    centred at the design's mean log input so that θ's columns are well scaled:
     log L = LSE(a' − α·(log N − c_N), b' − β·(log D − c_D), e). The OLS laws are linear in log10 space.
+    Formula laws use their own working parameters (log of a log-scale parameter) and the law's exact
+    Jacobian of log L.
     """
 
     def __init__(self, fit: FitResult, X: np.ndarray, y: np.ndarray) -> None:
         self.law = fit.law
+        self.found = get_law(self.law)
         self.inputs = law_inputs(self.law)
         X = np.asarray(X, dtype=float).reshape(len(y), len(self.inputs))
-        self.linear = self.law in ("compute", "size-data")
+        self.family = self.found.family
+        self.linear = self.family == "ols"
         p = fit.params
+        self.centre = np.zeros(X.shape[1])
         if self.linear:
-            self.centre = np.zeros(X.shape[1])
-            self.theta = np.array([p[k] for k in LAW_PARAMS[self.law]], dtype=float)
+            self.theta = np.array([p[k] for k in self.found.param_names], dtype=float)
             self.prior = np.full(len(self.theta), PRIOR_SD["ols"])
-        else:
+        elif self.family == "lse":
             self.centre = np.log(X).mean(axis=0)
-            coefs = ("A", "B") if self.law == "chinchilla" else ("A",)
-            exps = ("alpha", "beta") if self.law == "chinchilla" else ("alpha",)
+            coefs, exps = self.found.coefs, self.found.exponents
             tiny = 1e-300  # NNLS can return a coefficient of exactly 0: its term then carries no weight
             a = [
                 math.log(max(p[c], tiny)) - p[e] * c0
@@ -127,6 +130,14 @@ class LinearModel:
             self.theta = np.array([*a, math.log(max(p["E"], tiny)), *(p[e] for e in exps)], dtype=float)
             m = len(coefs)
             self.prior = np.array([PRIOR_SD["coef"]] * (m + 1) + [PRIOR_SD["exponent"]] * m)
+        else:
+            self.theta = np.array([float(q.to_work(p[q.name])) for q in self.found.params])
+            self.prior = np.array(
+                [
+                    PRIOR_SD["coef"] if q.scale == "log" else PRIOR_SD["exponent"] * max(1.0, abs(p[q.name]))
+                    for q in self.found.params
+                ]
+            )
         resid = y - self.response(X)
         dof = len(y) - len(self.theta)
         s2 = float(resid @ resid) / dof if dof > 0 else SIGMA_DEFAULT**2
@@ -146,9 +157,16 @@ class LinearModel:
         cols = [theta[j] - theta[m + 1 + j] * Z[:, j] for j in range(m)]
         return np.column_stack([*cols, np.full(len(Z), theta[m])])
 
+    def _named(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        return {k: X[:, j] for j, k in enumerate(self.inputs)}
+
     def response(self, X: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
         """Predicted response (log10 L for OLS laws, log L otherwise) at inputs ``X`` (n, inputs)."""
         th = self.theta if theta is None else theta
+        if self.family == "expr":
+            with np.errstate(all="ignore"):
+                return np.log(self.found.predict(self.params_at(th), **self._named(X)))
         Z = self._features(X)
         if self.linear:
             return th[0] + Z @ th[1:]
@@ -158,6 +176,13 @@ class LinearModel:
 
     def jacobian(self, X: np.ndarray) -> np.ndarray:
         """∂response/∂θ at inputs ``X``: (n, p), analytic."""
+        if self.family == "expr":
+            p = self.params_at(self.theta)
+            x = self._named(X)
+            with np.errstate(all="ignore"):
+                J = self.found.jacobian(p, **x) / self.found.predict(p, **x)[:, None]
+            scale = [p[q.name] if q.scale == "log" else 1.0 for q in self.found.params]
+            return J * np.array(scale)
         Z = self._features(X)
         if self.linear:
             return np.column_stack([np.ones(len(Z)), Z])
@@ -178,20 +203,20 @@ class LinearModel:
 
     # ---- targets -------------------------------------------------------------------------------------------
     def params_at(self, theta: np.ndarray) -> dict[str, float]:
-        """The law's public parameters (``LAW_PARAMS``, plus ``ratio`` for chinchilla) at working θ."""
-        names = LAW_PARAMS[self.law]
+        """The law's public parameters (and its derived scalars, e.g. chinchilla's ratio) at working θ."""
+        names = self.found.param_names
         if self.linear:
             return dict(zip(names, theta.tolist(), strict=True))
+        if self.family == "expr":
+            out = {q.name: float(q.from_work(t)) for q, t in zip(self.found.params, theta, strict=True)}
+            return {**out, **self.found.derived_scalars(out)}
         m = len(self.centre)
-        coefs = ("A", "B")[:m]
-        exps = ("alpha", "beta")[:m]
+        coefs, exps = self.found.coefs, self.found.exponents
         out = {"E": math.exp(theta[m])}
         for j in range(m):
             out[exps[j]] = float(theta[m + 1 + j])
             out[coefs[j]] = math.exp(theta[j] + theta[m + 1 + j] * self.centre[j])
-        if self.law == "chinchilla":
-            out["ratio"] = out["beta"] / (out["alpha"] + out["beta"])
-        return out
+        return {**out, **self.found.derived_scalars(out)}
 
     def target_value(self, target: Target, theta: np.ndarray | None = None) -> float:
         """The target quantity at θ (default: the fit)."""
@@ -228,5 +253,10 @@ def linearise(fit: FitResult, points: Any) -> LinearModel:
     if fit.used and len(fit.used) == len(L):
         keep = np.asarray(fit.used, dtype=bool)
         X, L = X[keep], L[keep]
-    y = np.log10(L) if fit.law in ("compute", "size-data") else np.log(L)
-    return LinearModel(fit, X, y)
+    return LinearModel(fit, X, observed_response(fit.law, L))
+
+
+def observed_response(law: str, L: Any) -> np.ndarray:
+    """Measured losses in the space the design linearises a law in: log10 L for OLS laws, log L otherwise."""
+    L = np.asarray(L, dtype=float)
+    return np.log10(L) if get_law(law).linear_in_logs else np.log(L)

@@ -19,7 +19,7 @@ from florenz_scaling.design.ensemble import MIN_MEMBERS, ensemble_greedy, ensemb
 from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs, linearise
 from florenz_scaling.design.pool import Candidate, unmeasured
 from florenz_scaling.design.rank import Scored, greedy, score
-from florenz_scaling.fit import LAW_PARAMS, FitResult, fit_points
+from florenz_scaling.fit import FitResult, fit_points, get_law
 from florenz_scaling.spec import ExtraRun, SweepSpec
 
 METHOD = (
@@ -104,9 +104,9 @@ def propose(
     missing = [c for c in (*inputs, "loss") if c not in points.columns]
     if missing:
         raise DesignError(f"the measured runs lack {', '.join(missing)}, which law {law} needs")
-    if len(points) < len(LAW_PARAMS[law]):
+    if len(points) < get_law(law).n_params:
         raise DesignError(
-            f"{len(points)} measured runs cannot fit law {law} ({len(LAW_PARAMS[law])} "
+            f"{len(points)} measured runs cannot fit law {law} ({get_law(law).n_params} "
             "parameters): run a pilot design first (`plan SWEEP --check` says what it needs)"
         )
     try:

@@ -33,9 +33,9 @@ import numpy as np
 
 from florenz_scaling.design.check import check_design
 from florenz_scaling.design.ensemble import MIN_MEMBERS, ensemble_score, loo_predictions
-from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs
+from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs, observed_response
 from florenz_scaling.design.rank import d_optimal, score
-from florenz_scaling.fit import LAW_PARAMS, LAWS, FitResult, fitter
+from florenz_scaling.fit import FitResult, fitter, get_law, is_law, law_names
 
 DEFAULT_STRATEGIES = ("adaptive", "variance", "d-optimal", "random", "cheapest-first", "full")
 STRATEGIES = (*DEFAULT_STRATEGIES, "hindsight")
@@ -75,8 +75,8 @@ class Curve:
 
 def check_inputs(law: str, pool: Any, targets: Any) -> tuple[str, ...]:
     """The law's inputs; raises ``DesignError`` when the law, the pool or the targets cannot be used."""
-    if law not in LAWS:
-        raise DesignError(f"unknown law {law!r}; replay handles {', '.join(LAWS)}")
+    if not is_law(law):
+        raise DesignError(f"unknown law {law!r}; replay handles {', '.join(law_names())}")
     inputs = law_inputs(law)
     for what, t in (("pool", pool), ("targets", targets)):
         missing = [c for c in (*inputs, "loss") if c not in t.columns]
@@ -86,8 +86,9 @@ def check_inputs(law: str, pool: Any, targets: Any) -> tuple[str, ...]:
             raise DesignError(f"{what}: {', '.join(inputs)} must be positive")
     if "C" not in pool.columns or not np.all(np.asarray(pool["C"], dtype=float) > 0):
         raise DesignError("pool needs a positive cost C for every run")
-    if len(pool) <= len(LAW_PARAMS[law]):
-        raise DesignError(f"pool has {len(pool)} runs; law {law} has {len(LAW_PARAMS[law])} parameters")
+    p = get_law(law).n_params
+    if len(pool) <= p:
+        raise DesignError(f"pool has {len(pool)} runs; law {law} has {p} parameters")
     return inputs
 
 
@@ -108,8 +109,8 @@ class Replayer:
             Target(law, inputs={k: float(row[k]) for k in self.inputs}) for _, row in targets.iterrows()
         ]
         self.truth = np.asarray(targets["loss"], dtype=float)
-        kwargs = {"method": "auto"} if law in ("chinchilla", "saturating-compute") else {}
-        self.fit_fn = fitter(law, **{**kwargs, **(fit_kwargs or {})})
+        self.n_params = get_law(law).n_params
+        self.fit_fn = fitter(law, **{**get_law(law).replay_options(), **(fit_kwargs or {})})
         self._cache: dict[frozenset[int], FitResult | None] = {}
 
     def fit(self, idx: Sequence[int]) -> FitResult | None:
@@ -117,7 +118,7 @@ class Replayer:
         key = frozenset(int(i) for i in idx)
         if key not in self._cache:
             res = None
-            if len(key) >= len(LAW_PARAMS[self.law]):
+            if len(key) >= self.n_params:
                 try:
                     res = self.fit_fn(self.pool.iloc[sorted(key)])
                 except (ValueError, np.linalg.LinAlgError, FloatingPointError):
@@ -129,11 +130,10 @@ class Replayer:
         """|prediction / truth − 1| at each target (None without a fit, or for a non-finite prediction)."""
         if res is None:
             return [None] * len(self.targets)
-        need = {"size-data": ("P", "S")}.get(self.law, self.inputs)
         out: list[float | None] = []
         for t, true in zip(self.targets, self.truth, strict=True):
             with np.errstate(all="ignore"):
-                pred = float(res.predict(**{n: t.inputs[k] for n, k in zip(need, self.inputs, strict=True)}))
+                pred = float(res.predict(**t.inputs))  # type: ignore[arg-type]
             out.append(abs(pred / true - 1.0) if math.isfinite(pred) else None)
         return out
 
@@ -153,7 +153,7 @@ class Replayer:
     def pilot(self) -> list[int]:
         """The cheapest-first prefix that ``check_design`` passes (the whole pool if none does)."""
         order = self.cheapest_first()
-        for k in range(len(LAW_PARAMS[self.law]), len(order) + 1):
+        for k in range(self.n_params, len(order) + 1):
             if not check_design(self.pool.iloc[order[:k]], self.law):
                 return order[:k]
         return order
@@ -171,8 +171,7 @@ class Replayer:
         res = self.fit(bought)
         if res is None:
             return None
-        y = np.asarray(self.pool["loss"], dtype=float)[bought]
-        y = np.log10(y) if self.law in ("compute", "size-data") else np.log(y)
+        y = observed_response(self.law, np.asarray(self.pool["loss"], dtype=float)[bought])
         return LinearModel(res, self.X[bought], y)
 
     def d_optimal_pick(self, bought: list[int], left: list[int]) -> int:
@@ -184,9 +183,9 @@ class Replayer:
 
     def response(self, res: FitResult, X: np.ndarray) -> np.ndarray:
         """The fit's response (log L; log10 L for the OLS laws) at the rows of ``X`` (law inputs)."""
-        need = {"size-data": ("P", "S")}.get(self.law, self.inputs)
-        pred = np.asarray(res.predict(**{n: X[:, j] for j, n in enumerate(need)}), dtype=float)
-        return np.log10(pred) if self.law in ("compute", "size-data") else np.log(pred)
+        with np.errstate(all="ignore"):
+            pred = np.asarray(res.predict(**{n: X[:, j] for j, n in enumerate(self.inputs)}), dtype=float)
+        return observed_response(self.law, pred)
 
     def ensemble_pick(self, bought: list[int], left: list[int]) -> int:
         """The next run by the expected reduction of the leave-one-out refits' spread at the targets per cost

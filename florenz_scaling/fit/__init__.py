@@ -2,10 +2,12 @@
 
 numpy, scipy and pandas only. Every fit returns a ``FitResult`` that round-trips through JSON; ``fit_sweep``
 writes them to DIR/fits/ and ``load_fits`` reads them back. ``load_paper`` / ``paper_coefficients`` give the
-paper's Tables 2–3 to compare against. Across groups: ``fit_joint`` (shared exponents, with the
-shared-vs-separate test) and ``fit_gap`` (the gap law); ``assess`` gives each fit its verdict and
-``sweep_headline`` the answer a report opens with. Generation metrics: ``fit_metrics`` (direct power law on
-−ln Q and the two-stage loss → sigmoid map, with rollouts), ``load_metric_fits``.
+paper's Tables 2–3 to compare against. Laws are objects in one registry (``fit.laws``: ``get_law``,
+``load_laws`` for laws written in YAML); ``predict_targets`` gives predictions with bootstrap intervals.
+Across groups: ``fit_joint`` (shared exponents, with the shared-vs-separate test) and ``fit_gap`` (the
+gap law); ``assess`` gives each fit its verdict and ``sweep_headline`` the answer a report opens with.
+Generation metrics: ``fit_metrics`` (direct power law on −ln Q and the two-stage loss → sigmoid map, with
+rollouts), ``load_metric_fits``.
 """
 
 from florenz_scaling.fit._blas import single_threaded_blas
@@ -33,21 +35,28 @@ from florenz_scaling.fit.io import (
     sweep_points,
     write_comparisons,
 )
-from florenz_scaling.fit.joint import JointFit, fit_joint
-from florenz_scaling.fit.laws import fit_compute, fit_size_data, ols, pareto_frontier
-from florenz_scaling.fit.metrics import MetricFit, fit_metrics
-from florenz_scaling.fit.reference import PAPER_FILE, load_paper, paper_coefficients, paper_predict
-from florenz_scaling.fit.result import (
-    LAW_INPUTS,
-    LAW_PARAMS,
-    LAWS,
-    VERDICTS,
-    BootstrapSummary,
-    FitResult,
-    Verdict,
+from florenz_scaling.fit.joint import JointFit
+from florenz_scaling.fit.joint_expr import fit_joint
+from florenz_scaling.fit.laws import (
+    Law,
+    LawError,
+    Param,
+    fit_compute,
+    fit_size_data,
+    get_law,
+    is_law,
+    law_names,
+    load_laws,
+    ols,
+    pareto_frontier,
 )
+from florenz_scaling.fit.metrics import MetricFit, fit_metrics
+from florenz_scaling.fit.predictions import predict_targets
+from florenz_scaling.fit.reference import PAPER_FILE, load_paper, paper_coefficients, paper_predict
+from florenz_scaling.fit.result import VERDICTS, BootstrapSummary, FitResult, Verdict
 from florenz_scaling.fit.validate import rollout
 from florenz_scaling.fit.verdict import assess, verdict_of
+from florenz_scaling.spec import LAWS
 
 __all__ = [
     "LAWS",
@@ -79,8 +88,14 @@ __all__ = [
     "lse_bounds",
     "polish",
     "single_threaded_blas",
-    "LAW_INPUTS",
-    "LAW_PARAMS",
+    "Law",
+    "LawError",
+    "Param",
+    "get_law",
+    "is_law",
+    "law_names",
+    "load_laws",
+    "predict_targets",
     "FitResult",
     "bootstrap",
     "compute_optimal",

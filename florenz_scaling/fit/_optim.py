@@ -268,7 +268,7 @@ def _multistart(problem, starts, lo, hi, *, n_polish, screen_iter, keep) -> dict
         xs, fs, _ = batched_lbfgs(problem, xs[top], lo, hi, maxiter=screen_iter[1], fast=True)
     order = np.argsort(np.where(np.isfinite(fs), fs, np.inf))
     picked: list[int] = []
-    span = np.maximum(hi - lo, 1.0)
+    span = np.where(np.isfinite(hi - lo), np.maximum(hi - lo, 1.0), 1.0)  # unbounded: unit scale
     for i in order:
         if not np.isfinite(fs[i]):
             continue

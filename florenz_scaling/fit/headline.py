@@ -12,12 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from florenz_scaling.fit.laws import PAPER_EQ1, get_law
 from florenz_scaling.fit.reference import paper_coefficients
 from florenz_scaling.fit.verdict import verdict_of
 
 # A metric "rises with size" when the largest model beats the smallest by more than this fraction.
 EMERGES_BY = 0.10
 # conditioning.csv probes: the image and the prompt shuffled apart, or (older files) both at once.
+EXPONENT = get_law(PAPER_EQ1).shared[0]  # α1, the compute exponent the report opens with
 PROBES = (("image_shuffled_loss", "image"), ("prompt_shuffled_loss", "prompt"), ("shuffled_loss", "both"))
 
 
@@ -32,8 +34,8 @@ def _rows(fits: list[Any], paper: dict | None, groups: list[str]) -> tuple[list[
         if not v.shown:
             skipped.append({"law": f.law, "group": f.group, "reason": "; ".join(v.reasons)})
     for g in groups:
-        f = next((f for f in fits if f.law == "compute" and f.group == g and not f.task), None)
-        ref = (paper_coefficients(paper, "compute", g) or {}).get("alpha1")
+        f = next((f for f in fits if f.law == PAPER_EQ1 and f.group == g and not f.task), None)
+        ref = (paper_coefficients(paper, PAPER_EQ1, g) or {}).get(EXPONENT)
         row: dict[str, Any] = {"group": g, "paper": None if ref is None else list(ref[:3])}
         laws = {x.law: verdict_of(x).level for x in _group_fits(fits) if x.group == g}
         row["laws"] = laws
@@ -41,10 +43,10 @@ def _rows(fits: list[Any], paper: dict | None, groups: list[str]) -> tuple[list[
             row.update(exponent=None, ci=None, verdict=None, reason="no compute fit")
         else:
             v = verdict_of(f)
-            shown = v.shown and "alpha1" in f.params
+            shown = v.shown and EXPONENT in f.params
             row.update(
-                exponent=f.params.get("alpha1") if shown else None,
-                ci=f.ci.get("alpha1") if shown else None,
+                exponent=f.params.get(EXPONENT) if shown else None,
+                ci=f.ci.get(EXPONENT) if shown else None,
                 verdict=v.level,
                 reason="; ".join(v.reasons),
                 interval=f.interval_kind,

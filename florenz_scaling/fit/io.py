@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from florenz_scaling.fit.laws import get_law
 from florenz_scaling.fit.reference import PAPER_FILE
-from florenz_scaling.fit.result import LAWS, FitResult
+from florenz_scaling.fit.result import FitResult
+from florenz_scaling.spec import LAWS
 
 RESULTS_FILE = "results.csv"
 METRICS_FILE = "metrics.csv"
@@ -142,7 +144,7 @@ def fit_points(
     seed: int = 0,
     budgets: Sequence[float] | None = None,
     method: str = "auto",
-    objective: str = "huber-log",
+    objective: str | None = None,
     validate: bool = True,
     group: str | None = None,
     task: str | None = None,
@@ -151,7 +153,8 @@ def fit_points(
     """Fit one law to a points table, optionally bootstrap it, and attach a rollout check where possible.
 
     Chinchilla ``method="auto"`` uses variable projection when there are few runs (see ``FEW_POINTS``);
-    ``objective`` ("huber-log" or "mse-raw") is the non-linear laws' objective. The result carries its
+    ``objective`` ("huber-log" or "mse-raw") is the non-linear laws' objective (None: the law's default,
+    Huber on log loss unless its residuals live on the raw loss). The result carries its
     ``verdict`` (``fit.verdict.assess``).
     """
     from florenz_scaling.fit.bootstrap import bootstrap as run_bootstrap
@@ -159,9 +162,8 @@ def fit_points(
     from florenz_scaling.fit.validate import rollout
     from florenz_scaling.fit.verdict import assess, fit_inputs
 
-    nonlinear = law in ("chinchilla", "saturating-compute")
-    kwargs = {"method": method, "objective": objective} if nonlinear else {}
-    fn = fitter(law, **kwargs)
+    found = get_law(law)
+    fn = fitter(law, **found.fit_options(method, objective))
     res = fn(points)
     n_runs = points["run_id"].nunique() if "run_id" in points.columns else len(points)
     warnings = list(res.warnings)
@@ -172,8 +174,7 @@ def fit_points(
     checked = None
     if validate and "N" in points.columns and points["N"].nunique() >= 3:
         try:
-            more = {"method": res.method, "objective": objective} if nonlinear else {}
-            checked = rollout(points, law, by="N", holdout=1, **more)
+            checked = rollout(points, law, by="N", holdout=1, **found.refit_options(res, objective))
         except (ValueError, np.linalg.LinAlgError) as e:
             warnings.append(f"rollout failed: {e}")
     left_out = getattr(points, "attrs", {}).get("left_out") or {}
@@ -301,7 +302,7 @@ def write_comparisons(
     jobs: list[tuple[str, Any]] = [
         (f"joint-{law}.json", lambda law=law: fit_joint_ols(groups, law))
         for law in laws
-        if law in ("compute", "size-data") and len(named) >= 2
+        if get_law(law).linear_in_logs and len(named) >= 2
     ]
     if set(gap) <= set(named):
         jobs.append((f"gap-{gap[0]}-{gap[1]}.json", lambda: fit_gap(groups, *gap)))

@@ -24,10 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from florenz_scaling.fit.laws import get_law
 from florenz_scaling.fit.result import jsonable
-
-NONLINEAR_EXPONENTS = {"chinchilla": ("alpha", "beta"), "saturating-compute": ("alpha",)}
-NONLINEAR_COEFS = {"chinchilla": ("A", "B"), "saturating-compute": ("A",)}
 
 
 @dataclass(frozen=True)
@@ -89,19 +87,19 @@ def _groups_of(points: Any, groups: list[str] | None) -> list[str]:
 def _ols_data(points: Any, law: str, groups: list[str], frontier_only: bool) -> tuple[list, list[str]]:
     from florenz_scaling.fit.laws import pareto_frontier
 
+    found = get_law(law)
     blocks = []
     for g in groups:
         t = points[points["group"].astype(str) == g]
         L = t["loss"].to_numpy(float)
-        if law == "compute":
-            C = t["C"].to_numpy(float)
-            keep = pareto_frontier(C, L) if frontier_only else np.ones(len(L), dtype=bool)
-            X = np.log10(C[keep])[:, None]
+        cols = list(found.columns(t).values())
+        if found.frontier:  # the law is fitted on the Pareto frontier of its one input (Eq. 1)
+            keep = pareto_frontier(cols[0], L) if frontier_only else np.ones(len(L), dtype=bool)
         else:
             keep = np.ones(len(L), dtype=bool)
-            X = np.column_stack([np.log10(t["N"].to_numpy(float)), np.log10(t["D"].to_numpy(float))])
+        X = np.column_stack([np.log10(c[keep]) for c in cols])
         blocks.append((X, np.log10(L[keep])))
-    slopes = ["alpha1"] if law == "compute" else ["beta1", "beta2"]
+    slopes = list(found.param_names[1:])
     return blocks, slopes
 
 
@@ -144,7 +142,7 @@ def fit_joint_ols(
 
     groups = _groups_of(points, groups)
     blocks, slopes = _ols_data(points, law, groups, frontier_only)
-    intercept = "alpha0" if law == "compute" else "beta0"
+    intercept = get_law(law).param_names[0]
     y = np.concatenate([b[1] for b in blocks])
     names0 = tuple(f"{intercept}[{g}]" for g in groups) + tuple(slopes)
     names1 = tuple(f"{intercept}[{g}]" for g in groups) + tuple(f"{s}[{g}]" for g in groups for s in slopes)
@@ -176,7 +174,7 @@ def fit_joint_ols(
 def _problems(points: Any, law: str, groups: list[str], objective: str, weights: Any = None) -> list:
     from florenz_scaling.fit._optim import LSEProblem
 
-    cols = ("N", "D") if law == "chinchilla" else ("C",)
+    cols = get_law(law).inputs
     out = []
     for g in groups:
         t = points[points["group"].astype(str) == g]
@@ -249,22 +247,16 @@ def fit_joint_nonlinear(
     intervals over runs and the likelihood-ratio test of shared vs separate exponents."""
     from scipy import stats
 
-    from florenz_scaling.fit.chinchilla import E_ZERO, fit_chinchilla, fit_saturating_compute
+    from florenz_scaling.fit.chinchilla import E_ZERO
 
     groups = _groups_of(points, groups)
-    exps, coefs = NONLINEAR_EXPONENTS[law], NONLINEAR_COEFS[law]
+    found = get_law(law)
+    exps, coefs = found.exponents, found.coefs
     m, G = len(exps), len(groups)
-    one = fit_chinchilla if law == "chinchilla" else fit_saturating_compute
-    cols = ("N", "D") if law == "chinchilla" else ("C",)
     sep = {}
     for g in groups:
         t = points[points["group"].astype(str) == g]
-        sep[g] = one(
-            *(t[c].to_numpy(float) for c in cols),
-            t["loss"].to_numpy(float),
-            method="lbfgs",
-            objective=objective,
-        )
+        sep[g] = found.fit(t, method="lbfgs", objective=objective)
     thetas = {g: np.array(list(sep[g].solver["theta"].values())) for g in groups}  # (a…, e, α…)
     # Starts: every group's own exponents and their mean, with each group's own coefficients.
     cands = [thetas[g][m + 1 :] for g in groups] + [np.mean([thetas[g][m + 1 :] for g in groups], axis=0)]
@@ -338,26 +330,3 @@ def _bootstrap(
         problems = _problems(points, law, groups, objective, weights)
         out.append(_joint_polish(problems, [theta], m, deep=False).x)
     return np.array(out)
-
-
-def fit_joint(
-    points: Any,
-    law: str,
-    groups: list[str] | None = None,
-    *,
-    objective: str = "huber-log",
-    bootstrap: int = 200,
-    seed: int = 0,
-    level: float = 0.95,
-) -> JointFit:
-    """The joint fit of ``law`` over ``groups`` (default: every group in ``points``)."""
-    if law in ("compute", "size-data"):
-        return fit_joint_ols(points, law, groups, level=level)
-    if law in NONLINEAR_EXPONENTS:
-        from florenz_scaling.fit._blas import single_threaded_blas
-
-        with single_threaded_blas():  # tiny L-BFGS-B problems: idle BLAS threads would starve them
-            return fit_joint_nonlinear(
-                points, law, groups, objective=objective, bootstrap=bootstrap, seed=seed, level=level
-            )
-    raise ValueError(f"unknown law {law!r}")

@@ -44,6 +44,7 @@ from florenz_scaling.fit.result import jsonable
 # The metric's maximum in its own units (train.score): Q = value / scale lies in [0, 1].
 METRIC_SCALE = {"bleu": 100.0, "chrf": 100.0, "cider": 1000.0}
 AXES = ("compute", "size")
+COMPUTE_AXIS = AXES[0]  # an axis of a metric fit, not a law
 FILE_PREFIX = "metric-"
 ROLLOUT_MIN_SIZES = 3  # the training part keeps at least two sizes
 
@@ -191,7 +192,7 @@ class MetricFit:
 
 def _axis_points(pts: Any, axis: str) -> tuple[Any, float | None]:
     """The points the direct form describes: the metric frontier (compute) or the largest shared budget."""
-    if axis == "compute":
+    if axis == COMPUTE_AXIS:
         return pts, None
     per_budget = pts.groupby("D")["N"].nunique()
     budgets = per_budget[per_budget >= 2].index
@@ -207,9 +208,9 @@ def _axis_points(pts: Any, axis: str) -> tuple[Any, float | None]:
 def _forms(train: Any, axis: str, scale: float, sig_points: Any) -> tuple[dict | None, dict | None, list]:
     """Both forms fitted on ``train`` (the axis's points) and ``sig_points`` (all runs, for the two-stage)."""
     notes: list[str] = []
-    x = train["C" if axis == "compute" else "N"].to_numpy(float)
+    x = train["C" if axis == COMPUTE_AXIS else "N"].to_numpy(float)
     q, n_clipped = _clip(train["value"].to_numpy(float), train["n"].to_numpy(float), scale)
-    used = pareto_frontier(x, -np.log(q)) if axis == "compute" else np.ones(len(x), dtype=bool)
+    used = pareto_frontier(x, -np.log(q)) if axis == COMPUTE_AXIS else np.ones(len(x), dtype=bool)
     direct = None
     try:
         direct = {**fit_direct(x[used], q[used]), "used": used.tolist()}
@@ -238,7 +239,7 @@ def _errors(fit: MetricFit, test: Any, train_sizes: int) -> dict[str, Any]:
         "n_test": len(test),
         "n_train_sizes": train_sizes,
     }
-    x = test["C" if fit.axis == "compute" else "N"].to_numpy(float)
+    x = test["C" if fit.axis == COMPUTE_AXIS else "N"].to_numpy(float)
     obs, C = test["value"].to_numpy(float), test["C"].to_numpy(float)
     preds = {
         "direct": (lambda: fit.predict_direct(x)) if fit.direct else None,
@@ -308,7 +309,7 @@ def fit_metric(
     train_d, train_t, _ = _forms(points[small], axis, scale, pts[pts["N"] < sizes[-1]])
     trained = dataclasses.replace(fit, direct=train_d, two_stage=train_t)
     test = points[~small]
-    if axis == "compute":  # the frontier points of the held-out size, the ones the law describes
+    if axis == COMPUTE_AXIS:  # the frontier points of the held-out size, the ones the law describes
         on = np.asarray(fit.direct["used"]) if fit.direct else np.zeros(len(points), dtype=bool)
         test = points[~small & on] if (~small & on).any() else test
     return dataclasses.replace(fit, rollout=_errors(trained, test, len(sizes) - 1))

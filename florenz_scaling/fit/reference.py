@@ -54,9 +54,10 @@ def paper_coefficients(paper: dict[str, Any] | None, law: str, group: str) -> di
 
 def paper_predict(coef: dict[str, tuple], law: str, **inputs: Any) -> np.ndarray:
     """The paper's law (Eq. 1 or Eq. 3, log10 space) evaluated at the inputs, as a loss."""
-    if law == "compute":
-        return 10.0 ** (coef["alpha0"][0] + coef["alpha1"][0] * np.log10(inputs["C"]))
-    if law == "size-data":
-        b0, b1, b2 = (coef[k][0] for k in ("beta0", "beta1", "beta2"))
-        return 10.0 ** (b0 + b1 * np.log10(inputs["P"]) + b2 * np.log10(inputs["S"]))
-    raise ValueError(f"the paper has no coefficients for law {law!r}")
+    from florenz_scaling.fit.laws import get_law
+
+    found = get_law(law)
+    missing = [k for k in found.param_names if k not in coef]
+    if missing:
+        raise ValueError(f"the paper has no coefficients for law {law!r}")
+    return found.predict({k: coef[k][0] for k in found.param_names}, **inputs)

@@ -17,22 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from florenz_scaling.spec import LAWS
-
-# Which keyword inputs each law's predict() takes, and its parameter names (the JSON keys).
-LAW_INPUTS: dict[str, tuple[str, ...]] = {
-    "compute": ("C",),
-    "saturating-compute": ("C",),
-    "size-data": ("P", "S"),
-    "chinchilla": ("N", "D"),
-}
-LAW_PARAMS: dict[str, tuple[str, ...]] = {
-    "compute": ("alpha0", "alpha1"),
-    "size-data": ("beta0", "beta1", "beta2"),
-    "chinchilla": ("E", "A", "B", "alpha", "beta"),
-    "saturating-compute": ("E", "A", "alpha"),
-}
-assert set(LAW_PARAMS) == set(LAW_INPUTS) == set(LAWS), "every law in spec.LAWS needs its inputs and params"
+from florenz_scaling.fit.laws.core import ensure_law, get_law
 
 
 def jsonable(x: Any) -> Any:
@@ -224,8 +209,7 @@ class FitResult:
     lang: str | None = None
 
     def __post_init__(self) -> None:
-        if self.law not in LAW_PARAMS:
-            raise ValueError(f"unknown law {self.law!r}; expected one of {', '.join(LAWS)}")
+        ensure_law(self.law, self.extras)  # unknown: refused, naming the known laws
         put = object.__setattr__
         put(self, "params", {k: float(v) for k, v in self.params.items()})
         put(self, "ci", {k: [float(v[0]), float(v[1])] for k, v in self.ci.items()})
@@ -289,40 +273,15 @@ class FitResult:
     def predict(
         self, *, interval: str | None = None, level: float = 0.95, **inputs: Any
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Predicted loss at the inputs (compute, saturating-compute: C; size-data: P, S; chinchilla: N, D).
+        """Predicted loss at the law's inputs (keywords, e.g. C=…; N=…, D=…; the paper's P, S for size-data).
 
         ``interval="confidence"`` (band of the mean) or ``"prediction"`` (a new observation) returns
         ``(mean, low, high)`` for the OLS laws, from ``covariance`` and ``residual_variance`` with Student-t
-        quantiles on ``dof`` degrees of freedom, computed in log10 space and transformed back.
+        quantiles on ``dof`` degrees of freedom, computed in log10 space and transformed back; the other laws'
+        intervals come from the bootstrap.
         """
-        need = LAW_INPUTS[self.law]
-        missing = [k for k in need if k not in inputs]
-        extra = [k for k in inputs if k not in need]
-        if missing or extra:
-            raise TypeError(f"{self.law}.predict takes {', '.join(need)}; got {', '.join(sorted(inputs))}")
-        x = np.broadcast_arrays(*[np.asarray(inputs[k], dtype=float) for k in need])
-        p = self.params
-        if self.law in ("compute", "size-data"):
-            design = np.stack([np.ones_like(x[0]), *[np.log10(v) for v in x]], axis=-1)
-            names = LAW_PARAMS[self.law]
-            coef = np.array([p[k] for k in names])
-            mean_log = design @ coef
-            if interval is None:
-                return 10.0**mean_log
-            if interval not in ("confidence", "prediction"):
-                raise ValueError("interval must be None, 'confidence' or 'prediction'")
-            if self.covariance is None or not self.dof or self.dof <= 0:
-                raise ValueError("no residual degrees of freedom: intervals are undefined for this fit")
-            from scipy import stats
-
-            cov = np.asarray(self.covariance, dtype=float)
-            var = np.einsum("...i,ij,...j->...", design, cov, design)
-            if interval == "prediction":
-                var = var + float(self.residual_variance or 0.0)
-            half = stats.t.ppf(0.5 + level / 2.0, self.dof) * np.sqrt(var)
-            return 10.0**mean_log, 10.0 ** (mean_log - half), 10.0 ** (mean_log + half)
-        if interval is not None:
-            raise ValueError(f"{self.law}: intervals come from the bootstrap (see ci), not predict()")
-        if self.law == "chinchilla":
-            return p["E"] + p["A"] / x[0] ** p["alpha"] + p["B"] / x[1] ** p["beta"]
-        return p["E"] + p["A"] * x[0] ** (-p["alpha"])
+        law = get_law(self.law)
+        x = law.named_inputs(inputs)
+        if interval is None:
+            return law.predict(self.params, **x)
+        return law.bands(self, interval, level, x)

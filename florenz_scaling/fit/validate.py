@@ -10,11 +10,9 @@ from florenz_scaling.fit.result import FitResult
 
 
 def _inputs(law: str, t: Any) -> dict[str, np.ndarray]:
-    if law in ("compute", "saturating-compute"):
-        return {"C": t["C"].to_numpy(float)}
-    if law == "size-data":
-        return {"P": t["N"].to_numpy(float), "S": t["D"].to_numpy(float)}
-    return {"N": t["N"].to_numpy(float), "D": t["D"].to_numpy(float)}
+    from florenz_scaling.fit.laws import get_law
+
+    return get_law(law).columns(t)
 
 
 def rollout(

@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from florenz_scaling.fit.laws import get_law
 from florenz_scaling.fit.result import VERDICTS, FitResult, Verdict
 
-EXPONENTS = ("alpha1", "beta1", "beta2", "alpha", "beta")
-SCALES = ("A", "B", "E")
 MIN_POINTS_PER_PARAM = 2.0
 COND_WEAK, COND_BAD = 100.0, 1e4
 REL_WEAK, REL_BAD = 1.0, 10.0
@@ -53,35 +52,24 @@ def design_condition(fit: FitResult, inputs: Sequence[Any] | None = None) -> flo
         return float(math.sqrt(np.linalg.cond(corr)))  # cond(design) = sqrt(cond(Gram))
     if inputs is None:
         return None
-    p = fit.params
-    xs = [np.asarray(x, dtype=float) for x in inputs]
-    coefs, exps = (("A", "B"), ("alpha", "beta")) if fit.law == "chinchilla" else (("A",), ("alpha",))
-    terms = [p[c] * x ** -p[e] for c, e, x in zip(coefs, exps, xs, strict=True)]
-    total = p["E"] + sum(terms)
-    # d log L̂ / d(log A, log E, α) with log x centred: the exponent is then identified apart from its
-    # coefficient, as in the paper's centred OLS.
-    cols = [t / total for t in terms] + [np.full_like(total, p["E"]) / total]
-    cols += [-(t / total) * (np.log(x) - np.log(x).mean()) for t, x in zip(terms, xs, strict=True)]
-    J = np.column_stack(cols)
-    norms = np.linalg.norm(J, axis=0)
-    if np.any(norms == 0) or not np.all(np.isfinite(J)):
-        return math.inf
-    return float(np.linalg.cond(J / norms))
+    return get_law(fit.law).condition(fit.params, [np.asarray(x, dtype=float) for x in inputs])
 
 
 def _interval_checks(fit: FitResult, worst: list[int], reasons: list[str]) -> dict[str, float]:
     """Relative widths of the intervals; appends reasons and raises ``worst[0]`` as needed."""
     widths: dict[str, float] = {}
+    law = get_law(fit.law)
+    roles = {p.name: p.role for p in law.params}
     for name, value in fit.params.items():
         ci = fit.ci.get(name)
-        if name in EXPONENTS and ci:
+        if roles.get(name) == "exponent" and ci:
             lo, hi = ci
             rel = (hi - lo) / abs(value) if value != 0 else math.inf
             widths[name] = rel
             level = 2 if not math.isfinite(rel) or rel > REL_BAD else 1 if rel > REL_WEAK else 0
             if level:
                 reasons.append(f"{name} interval [{lo:.3g}, {hi:.3g}] is {rel:.3g}× its estimate {value:.3g}")
-        elif name in SCALES and ci:
+        elif roles.get(name) == "scale" and ci:
             lo, hi = ci
             dec = math.log10(hi / lo) if lo > 0 and hi > 0 else math.inf
             widths[name] = dec
@@ -144,9 +132,7 @@ def verdict_of(fit: FitResult) -> Verdict:
 
 
 def fit_inputs(law: str, points: Any) -> tuple[np.ndarray, ...]:
-    """The input arrays a law was fitted on, from a points table (for ``assess``)."""
-    if law == "chinchilla":
-        return points["N"].to_numpy(float), points["D"].to_numpy(float)
-    if law == "saturating-compute":
-        return (points["C"].to_numpy(float),)
-    return ()
+    """The input arrays a law was fitted on, from a points table (for ``assess``); the OLS laws need none
+    (their condition number comes from the coefficient covariance)."""
+    found = get_law(law)
+    return () if found.linear_in_logs else tuple(found.columns(points).values())

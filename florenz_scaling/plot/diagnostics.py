@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from florenz_scaling.fit import LAWS
+from florenz_scaling.fit import get_law, is_law, law_names
 from florenz_scaling.plot.data import coerce_table, final_points, size_order
 from florenz_scaling.plot.style import (
     COMPUTE_LABEL,
@@ -48,7 +48,7 @@ def law_points(table: pd.DataFrame, fit: Any) -> tuple[pd.DataFrame, np.ndarray]
     d = pts[pts["group"] == fit.group].reset_index(drop=True)
     if len(fit.used) == len(d):
         used = np.asarray(fit.used, dtype=bool)
-    elif fit.law == "compute":
+    elif get_law(fit.law).frontier:
         used = np.asarray(pareto_frontier(d["C"].to_numpy(float), d["loss"].to_numpy(float)), dtype=bool)
     else:
         used = np.ones(len(d), dtype=bool)
@@ -57,12 +57,10 @@ def law_points(table: pd.DataFrame, fit: Any) -> tuple[pd.DataFrame, np.ndarray]
 
 def residuals(table: pd.DataFrame, fit: Any) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """log10(measured / predicted) at the points of a group-level fit, the points, and the used mask."""
-    from florenz_scaling.fit import LAW_INPUTS
-
     d, used = law_points(table, fit)
     if d.empty:
         return d, np.zeros(0), used
-    inputs = {k: d[INPUT_COLUMNS[k]].to_numpy(float) for k in LAW_INPUTS[fit.law]}
+    inputs = {k: d[INPUT_COLUMNS.get(k, k)].to_numpy(float) for k in get_law(fit.law).inputs}
     pred = np.asarray(fit.predict(**inputs), dtype=float)
     return d, np.log10(d["loss"].to_numpy(float) / pred), used
 
@@ -75,7 +73,7 @@ def fit_residuals(table: pd.DataFrame, fits: Sequence[Any]) -> Figure:
     """
     pts = final_points(table)
     fits = [f for f in fits if f.group and not f.task]
-    laws = [law for law in LAWS if any(f.law == law for f in fits)]
+    laws = [law for law in law_names() if any(f.law == law for f in fits)]
     groups = group_order(f.group for f in fits)
     if not laws:
         fig = new_figure(5, 3)
@@ -143,10 +141,10 @@ def optimum_interval(fit: Any) -> pd.DataFrame:
 def compute_optimal_frontier(table: pd.DataFrame, fits: Sequence[Any]) -> Figure:
     """Compute-optimal model size N*(C) of the Chinchilla fit per group, with its bootstrap interval, over the
     sizes of the runs on the measured Pareto frontier."""
-    from florenz_scaling.fit import compute_optimal, pareto_frontier
+    from florenz_scaling.fit import pareto_frontier
 
     pts = final_points(table)
-    fits = [f for f in fits if f.law == "chinchilla" and f.group and not f.task]
+    fits = [f for f in fits if is_law(f.law) and get_law(f.law).has_allocation and f.group and not f.task]
     groups = group_order(f.group for f in fits)
     if not groups:
         fig = new_figure(5, 3)
@@ -157,22 +155,24 @@ def compute_optimal_frontier(table: pd.DataFrame, fits: Sequence[Any]) -> Figure
     for ax, g in zip(axes, groups, strict=True):
         fit = next(f for f in fits if f.group == g)
         d = pts[(pts["group"] == g) & ~pts["partial"]]
-        p = fit.params
-        if not all(p[k] > 0 for k in ("A", "B", "alpha", "beta")):
-            empty_panel(ax, f"{g}: the Chinchilla fit has no finite\ncompute-optimal allocation")
+        law = get_law(fit.law)
+        try:
+            law.allocation(fit.params, 1e20)
+        except ValueError:
+            empty_panel(ax, f"{g}: the {fit.law} fit has no finite\ncompute-optimal allocation")
             continue
         flops = 6.0 * d["params"].to_numpy(float) * d["seen_samples"].to_numpy(float)
         C = log_grid(flops.min() / 3, flops.max() * 30) if len(d) else log_grid(1e12, 1e20)
         iv = optimum_interval(fit)
         if len(iv):
             C = log_grid(min(C[0], iv["C"].min()), max(C[-1], iv["C"].max()))
-        n_star = np.asarray(compute_optimal(fit, C)["N_opt"], dtype=float)
+        n_star = np.asarray(law.allocation(fit.params, C)["N_opt"], dtype=float)
         if len(iv) >= 2:
             ax.fill_between(
                 iv["C"], iv["lo"], iv["hi"], color=FIT_COLOR, alpha=0.2, lw=0, label="95% bootstrap interval"
             )
         if len(iv):
-            mid = np.asarray(compute_optimal(fit, iv["C"].to_numpy())["N_opt"], dtype=float)
+            mid = np.asarray(law.allocation(fit.params, iv["C"].to_numpy())["N_opt"], dtype=float)
             ax.errorbar(
                 iv["C"],
                 mid,
@@ -185,7 +185,7 @@ def compute_optimal_frontier(table: pd.DataFrame, fits: Sequence[Any]) -> Figure
             )
         else:
             note(ax, "no interval: fit with a bootstrap and budgets\n(fit_sweep(..., budgets=[...]))")
-        ax.plot(C, n_star, color=FIT_COLOR, lw=1.8, label="N*(C) from the Chinchilla fit")
+        ax.plot(C, n_star, color=FIT_COLOR, lw=1.8, label=f"N*(C) from the {fit.law} fit")
         if len(d):
             mask = np.asarray(pareto_frontier(flops, d["loss"].to_numpy(float)), dtype=bool)
             ax.scatter(

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from florenz_scaling.fit import paper_coefficients, paper_predict
+from florenz_scaling.fit.laws import PAPER_EQ1, PAPER_EQ3
 from florenz_scaling.plot.data import final_points, find_fit, size_order
 from florenz_scaling.plot.style import (
     COMPUTE_LABEL,
@@ -142,7 +143,7 @@ def loss_vs_compute(table: pd.DataFrame, fits: Sequence[Any] = (), paper: dict |
             )
         c_lo, c_hi = d["compute_gmacs"].min() / 1.5, d["compute_gmacs"].max() * 1.5
         grid = log_grid(c_lo, c_hi)
-        fit = find_fit(fits, "compute", g)
+        fit = find_fit(fits, PAPER_EQ1, g)
         if fit is not None:
             draw_bands(ax, fit, grid, C=grid)
             ax.plot(
@@ -157,7 +158,7 @@ def loss_vs_compute(table: pd.DataFrame, fits: Sequence[Any] = (), paper: dict |
         ax.set_xscale("log")
         loss_log_axis(ax)
         ax.set_xlim(c_lo, c_hi)
-        notes.append(_paper_line(ax, paper, "compute", g, grid, "Eq. 1, Table 2", C=grid))
+        notes.append(_paper_line(ax, paper, PAPER_EQ1, g, grid, "Eq. 1, Table 2", C=grid))
         if any(notes):
             note(ax, "\n".join(n for n in notes if n))
         ax.set_title(group_title(g))
@@ -221,7 +222,7 @@ def loss_vs_params(
         p_min, p_max = d["params"].min(), d["params"].max()
         measured, beyond = log_grid(p_min / 1.3, p_max), log_grid(p_max, p_max * extrapolate, 100)
         whole = np.concatenate([measured, beyond[1:]])
-        fit = find_fit(fits, "size-data", g)
+        fit = find_fit(fits, PAPER_EQ3, g)
         if fit is not None:
             draw_bands(ax, fit, whole, P=whole, S=np.full_like(whole, S))
             ax.plot(
@@ -246,7 +247,7 @@ def loss_vs_params(
         count_axis(ax, "x")
         loss_log_axis(ax)
         ax.set_xlim(whole[0], whole[-1])
-        notes.append(_paper_line(ax, paper, "size-data", g, whole, "Eq. 3, Table 3", P=whole, S=S))
+        notes.append(_paper_line(ax, paper, PAPER_EQ3, g, whole, "Eq. 3, Table 3", P=whole, S=S))
         if any(notes):
             note(ax, "\n".join(n for n in notes if n))
         ax.set_title(f"{group_title(g)}\nat S = {human(S)} seen samples")

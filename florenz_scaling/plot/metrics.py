@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.fit import load_metric_fits
-from florenz_scaling.fit.metrics import metric_points
+from florenz_scaling.fit.metrics import COMPUTE_AXIS, metric_points
 from florenz_scaling.plot.style import (
     COMPUTE_LABEL,
     FIT_COLOR,
@@ -169,7 +169,7 @@ def metric_vs_compute(points: pd.DataFrame, fits: list[Any], metrics: Sequence[s
                 (
                     f
                     for f in fits
-                    if (f.metric, f.group, f.decoding, f.axis) == (metric, group, decoding, "compute")
+                    if (f.metric, f.group, f.decoding, f.axis) == (metric, group, decoding, COMPUTE_AXIS)
                 ),
                 None,
             )

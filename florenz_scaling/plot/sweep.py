@@ -27,7 +27,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from florenz_scaling.files import SweepDir, write_atomic
-from florenz_scaling.fit import load_fits, load_paper
+from florenz_scaling.fit import get_law, is_law, load_fits, load_paper
 from florenz_scaling.plot.curves import loss_vs_samples, training_curves
 from florenz_scaling.plot.data import load_table, load_train_losses
 from florenz_scaling.plot.diagnostics import compute_optimal_frontier, fit_residuals
@@ -103,7 +103,7 @@ def sweep_figures(sweep_dir: str | Path) -> list[SweepFigure]:
                 fit_residuals(table, fits),
             )
         )
-    if any(f.law == "chinchilla" and f.group and not f.task for f in fits):
+    if any(is_law(f.law) and get_law(f.law).has_allocation and f.group and not f.task for f in fits):
         out.append(
             SweepFigure(
                 "compute_optimal",

@@ -13,6 +13,7 @@ import pandas as pd
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.fit import split_emergence
+from florenz_scaling.fit.laws import PAPER_EQ1
 from florenz_scaling.report.markup import _e, _num, _png_data_uri, html_table
 
 # Written by florenz_scaling.plot.plot_sweep: {"figures": [{"name", "title", "caption", "files": [...]}]}.
@@ -123,7 +124,7 @@ def headline_section(h: dict[str, Any]) -> list[str]:
                 "paper α1 [95%]": _num(*(r["paper"][0], r["paper"][1:])) if r["paper"] else "",
                 "verdict": f'<span class="v-{_e(level.split()[0])}">{_e(level)}</span>',
                 "why": r["reason"],
-                "other laws": ", ".join(f"{k}: {v}" for k, v in r["laws"].items() if k != "compute"),
+                "other laws": ", ".join(f"{k}: {v}" for k, v in r["laws"].items() if k != PAPER_EQ1),
             }
         )
     parts.append(

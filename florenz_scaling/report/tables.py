@@ -8,11 +8,10 @@ from typing import Any
 import pandas as pd
 
 from florenz_scaling.files import SweepDir
-from florenz_scaling.fit import paper_coefficients, verdict_of
+from florenz_scaling.fit import law_names, paper_coefficients, verdict_of
 from florenz_scaling.fit.headline import conditioning_table
 from florenz_scaling.report.markup import _ci, _e, _p, _when, html_table
 from florenz_scaling.results import group_order
-from florenz_scaling.spec import LAWS
 
 
 def _plan(sd: SweepDir) -> pd.DataFrame | None:
@@ -99,10 +98,11 @@ def _where(f: Any) -> str:
 def fits_table(fits: list[Any], paper: dict | None) -> pd.DataFrame:
     """One row per fitted coefficient: value and 95% interval, and the paper's value and interval."""
     rank = {g: i for i, g in enumerate(group_order(f.group for f in fits))}
+    order = law_names()  # built-ins first, then laws a researcher wrote
     fits = sorted(
         fits,
         key=lambda f: (
-            LAWS.index(f.law) if f.law in LAWS else 9,
+            order.index(f.law) if f.law in order else len(order),
             rank.get(f.group, 99),
             f.task or "",
             f.lang or "",

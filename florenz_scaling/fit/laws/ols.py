@@ -1,4 +1,4 @@
-"""The paper's log-linear laws, fitted by ordinary least squares in log10 space.
+"""The paper's log-linear laws (the `compute` and `size-data` laws), fitted by OLS in log10 space.
 
 Eq. 1 (``compute``):   log10 L = α0 + α1·log10 C, on the Pareto-frontier points only (paper, Fig. 3).
 Eq. 3 (``size-data``): log10 L = β0 + β1·log10 P + β2·log10 S, on all runs (P raw parameters, S raw samples).
