@@ -3,11 +3,13 @@ compare each checkpoint's config, keys and shapes with its size, and name the fi
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 import yaml
 from checkpoint_dirs import florence2, save_gemma, save_native, save_original
+from tokenizer_dirs import write_bart_dir, write_gemma_dir
 
 from florenz_scaling.cli import main
 from florenz_scaling.spec.sizes import SIZES
@@ -88,3 +90,30 @@ def test_a_gemma_checkpoint_of_another_shape_is_refused(
     assert main(["pretrained", "check", str(sweep(tmp_path, pretrained, sizes=("TG-1.2M",)))]) != 0
     err = capsys.readouterr().err
     assert "pretrained.TG-1.2M.gemma" in err and "num_hidden_layers is 4" in err and "TG-1.2M has 2" in err
+
+
+def test_tokenizers_whose_vocabulary_the_sizes_cannot_hold_are_refused_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = random.Random(0)
+    texts = [
+        " ".join("".join(rng.choice("abcdefghijklmnop") for _ in range(rng.randint(2, 7))) for _ in range(30))
+        for _ in range(3000)
+    ]
+    big_gemma = write_gemma_dir(tmp_path / "gemma-tok", texts, vocab_size=2000)
+    big_bart = write_bart_dir(tmp_path / "bart-tok", texts, vocab_size=2000)
+    small_gemma = write_gemma_dir(tmp_path / "small-tok", texts[:200], vocab_size=600)
+
+    def refused(data: dict) -> str:
+        path = sweep(tmp_path, {})
+        spec = yaml.safe_load(path.read_text()) | {
+            "data": {"kind": "webdataset", "path": str(tmp_path), **data}
+        }
+        path.write_text(yaml.safe_dump(spec))
+        assert main(["pretrained", "check", str(path)]) != 0
+        return capsys.readouterr().err
+
+    err = refused({"tokenizer": str(big_gemma), "encoder_tokenizer": str(small_gemma)})
+    assert "data.tokenizer" in err and "2001 tokens but size T-0.5M's decoder holds 1024" in err
+    err = refused({"tokenizer": str(small_gemma), "encoder_tokenizer": str(big_bart)})
+    assert "data.encoder_tokenizer" in err and "size T-0.5M's encoder holds 1024" in err

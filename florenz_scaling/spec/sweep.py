@@ -188,9 +188,11 @@ class SweepSpec:
 
         self.components.validate("components")
         check(
-            self.data.kind == "synthetic" and self.data.tokenizer is None,
+            self.data.kind == "synthetic"
+            and self.data.tokenizer is None
+            and self.data.encoder_tokenizer is None,
             "components",
-            "tiny components are pretrained on the synthetic world with its own tokenizer",
+            "tiny components are pretrained on the synthetic world with its own tokenizers",
             "remove `components:` (and give real checkpoints under `pretrained:`) or use data.kind synthetic",
         )
         for name in sorted({*self.sizes, *(r.size for r in self.extra_runs)}):
