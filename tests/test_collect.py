@@ -140,7 +140,7 @@ def test_duplicated_rows_are_an_error(sweep, capsys) -> None:
     with pytest.raises(DuplicateRecordsError, match=plan[2].run_id):
         collect(out)
     assert cli_main(["collect", str(out)]) == 1
-    assert "share a (run, step, task, lang, group)" in capsys.readouterr().err
+    assert "repeat an earlier key" in capsys.readouterr().err
 
 
 def test_runs_without_records(sweep) -> None:

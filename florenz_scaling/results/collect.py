@@ -5,39 +5,29 @@ per-run columns from ``plan.csv`` (or, for a run it lacks, ``run.yaml`` and the 
 S = step × global batch, C = the planner's formula at that S, ``final`` (step == total steps) and ``partial``
 (the run has no ``DONE`` yet).
 
-Damaged record files never crash the collection, and bad data is never used silently. The rule:
-- a truncated last line (a writer killed mid-write, which training recovers from on resume) is dropped and
-  the file's complete lines are used, with a warning;
-- any other bad line (not JSON, missing fields, another run's id, a step past the run's end) means the file
-  cannot be trusted: the whole file is skipped, with a warning listing the file and its bad lines;
-- a well-formed record with a NaN or infinite loss means the run diverged: such records are kept out of the
-  table (no mean or fit sees them), reported with file and line, and the run's rows are marked ``diverged``.
-Duplicated (run, step, task, lang, group) records are a bug in whatever wrote them (a resumed run rewrites
-its records exactly once): ``DuplicateRecordsError`` names them and nothing is written.
+Record files are read by the one reader (``results.reader``) and its damaged-file rules: a truncated last
+line is dropped, a file with any other bad line is skipped, non-finite values are kept out and mark the run
+``diverged``, repeated record keys raise ``DuplicateRecordsError``; each finding is a ``CollectWarning``.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from florenz_scaling.files import SweepDir, atomic_path
 from florenz_scaling.plan import read_plan
-from florenz_scaling.results.records import read_records
+from florenz_scaling.results.reader import (
+    CollectWarning,
+    DuplicateRecordsError,
+    FileReport,
+    read_run_file,
+    refuse_duplicates,
+)
+from florenz_scaling.results.records import LossRecord
 from florenz_scaling.results.table import TABLE_COLUMNS
 from florenz_scaling.spec.sizes import compute_gmacs
-
-_KEY = ("run_id", "step", "task", "lang", "group")
-
-
-class CollectWarning(UserWarning):
-    """A record file was damaged: part or all of it was left out of the table."""
-
-
-class DuplicateRecordsError(ValueError):
-    """The same (run, step, task, lang, group) appears more than once."""
 
 
 @dataclass
@@ -49,6 +39,7 @@ class CollectReport:
     runs_without_records: list[str] = field(default_factory=list)
     diverged: dict[str, int] = field(default_factory=dict)  # run_id -> first step with a non-finite loss
     conditioning: list[dict[str, Any]] = field(default_factory=list)  # rows of ``CONDITIONING_COLUMNS``
+    files: list[FileReport] = field(default_factory=list)  # what the reader found in each file read
 
 
 # conditioning.csv: where a run wrote shuffled records (its final step), the pair's held-out loss next to
@@ -77,6 +68,18 @@ _PROBE_COLUMN = {
     "shuffled_prompt": "prompt_shuffled_loss",
     "shuffled": "shuffled_loss",
 }
+
+
+__all__ = [
+    "CONDITIONING_COLUMNS",
+    "CollectReport",
+    "CollectWarning",
+    "DuplicateRecordsError",
+    "collect",
+    "collect_table",
+    "point",
+    "run_info",
+]
 
 
 def point(run_id: str, run: dict[str, Any], step: int, task: str, lang: str, group: str) -> dict[str, Any]:
@@ -136,42 +139,16 @@ def run_info(sd: SweepDir) -> dict[str, dict[str, Any]]:
     return info
 
 
-def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) -> list[Any]:
-    """The eval records of one file, by the rule in the module docstring."""
-    rep = read_records(path)
-    bad = list(rep.bad_lines)
-    n_lines = len([ln for ln in path.read_bytes().split(b"\n") if ln.strip()])
-    if rep.truncated and bad and bad[-1][0] == n_lines:
-        line, why = bad.pop()
-        msg = (
-            f"{path}: last line {line} is truncated ({why}); dropped it, using the {len(rep.records)} others"
-        )
-        report.problems.append(msg)
-        warnings.warn(msg, CollectWarning, stacklevel=3)
-    if rep.nonfinite:
-        first_line, first = rep.nonfinite[0]
-        report.diverged[run_id] = min(r.step for _, r in rep.nonfinite)
-        msg = (
-            f"{path}: {len(rep.nonfinite)} record(s) with a non-finite loss, kept out of the table (the run "
-            f"diverged); first: line {first_line}, step {first.step}, {first.kind} "
-            f"{first.task or 'train'}/{first.lang or '-'} loss {first.loss}"
-        )
-        report.problems.append(msg)
-        warnings.warn(msg, CollectWarning, stacklevel=3)
-    for i, r in enumerate(rep.records):
-        if r.run_id not in (run_id, path.resolve().parent.name):  # an old id's directory (spec.old_runs)
-            bad.append((i + 1, f"record of run {r.run_id!r} in {run_id}'s file"))
-        elif r.step > total_steps or r.step < 0:
-            bad.append((i + 1, f"step {r.step} outside 0..{total_steps}"))
-    if bad:
-        lines = "; ".join(f"line {n}: {why}" for n, why in bad[:10])
-        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
-        msg = f"{path}: {len(bad)} bad line(s), skipping the whole file: {lines}{more}"
-        report.problems.append(msg)
+def _read_run(path: Path, run_id: str, total_steps: int, report: CollectReport) -> list[LossRecord]:
+    """The loss and probe records of one file, by the one reader's rules (``results.reader``)."""
+    records, rep = read_run_file(path, (run_id, path.resolve().parent.name), total_steps)
+    report.files.append(rep)
+    report.problems += rep.problems
+    if rep.skipped:
         report.skipped_files.append(path)
-        warnings.warn(msg, CollectWarning, stacklevel=3)
-        return []
-    return [r for r in rep.records if r.kind == "eval" or r.kind in _PROBE_COLUMN]
+    if rep.nonfinite:
+        report.diverged[run_id] = min(r.step for _, r in rep.nonfinite)
+    return [LossRecord.of(r) for r in records if r.kind == "eval" or r.kind in _PROBE_COLUMN]
 
 
 def _conditioning_rows(
@@ -236,14 +213,8 @@ def collect_table(sweep_dir: str | Path) -> tuple[Any, CollectReport]:
                     "diverged": run_id in report.diverged,
                 }
             )
+    refuse_duplicates(report.files)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    dup = table.duplicated(subset=list(_KEY), keep=False)
-    if dup.any():
-        keys = table.loc[dup, list(_KEY)].drop_duplicates().head(10).to_dict("records")
-        raise DuplicateRecordsError(
-            f"{int(dup.sum())} rows share a (run, step, task, lang, group) with another; first: {keys}. "
-            "A run wrote the same evaluation twice: inspect its losses.jsonl."
-        )
     table = table.sort_values(["params", "total_steps", "run_id", "step", "task", "lang"], kind="stable")
     return table.reset_index(drop=True), report
 

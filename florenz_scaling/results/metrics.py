@@ -5,68 +5,36 @@ Trainers append one JSON line per (step, task, language, group, metric, decoding
 attribute accuracies of the decoded held-out samples. ``collect_metrics`` turns every run's file into one
 long table beside results.csv: the same per-run keys, then ``metric``, ``decoding``, ``value``, ``n``.
 
-Damaged files follow ``results.collect``'s rule: a truncated last line is dropped with a warning and the rest
-used; any other bad line skips the whole file with a warning naming it; a non-finite value is kept out of
-the table and reported. Duplicated keys are a writer's bug and raise ``DuplicateRecordsError``.
+Metric lines are records of kind ``metric`` (``results.records``: the metric and decoding are labels, the
+score and n values), read by the one reader with the same damaged-file rules as losses (``results.reader``).
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import json
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from florenz_scaling.files import SweepDir, write_atomic
 from florenz_scaling.results.collect import point, run_info
+from florenz_scaling.results.reader import (
+    CollectWarning,
+    DuplicateRecordsError,
+    FileReport,
+    read_run_file,
+    refuse_duplicates,
+)
+from florenz_scaling.results.records import MetricRecord, read_lines
 from florenz_scaling.results.table import POINT_COLUMNS
 
 METRIC_COLUMNS = (*POINT_COLUMNS, "metric", "decoding", "value", "n", "final", "partial")
-_KEY = ("run_id", "step", "task", "lang", "group", "metric", "decoding")
 
 
-class MetricsWarning(UserWarning):
-    """A metrics file was damaged: part or all of it was left out of the table."""
-
-
-class DuplicateMetricsError(ValueError):
-    """The same (run, step, task, lang, group, metric, decoding) appears more than once."""
-
-
-@dataclass(frozen=True)
-class MetricRecord:
-    """One score of one run's decoded held-out samples of one pair at one step, decoded one way."""
-
-    run_id: str
-    step: int
-    seen_samples: int
-    task: str
-    lang: str
-    group: str  # "" for a training pair no group lists
-    metric: str  # bleu, chrf, cider, exact_match, attr_acc, attr_shape, ...
-    decoding: str  # greedy, beam4, greedy+prefix, beam4+prefix, ...
-    value: float
-    n: int  # samples the score is over
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MetricRecord:
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in d]
-        if missing:
-            raise ValueError(f"record lacks {', '.join(missing)}")
-        rec = cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
-        number = isinstance(rec.value, (int, float)) and not isinstance(rec.value, bool)
-        counts = (rec.step, rec.seen_samples, rec.n)
-        ints = all(isinstance(x, int) and not isinstance(x, bool) for x in counts)
-        texts = all(
-            isinstance(x, str) for x in (rec.run_id, rec.task, rec.lang, rec.group, rec.metric, rec.decoding)
-        )
-        if not (number and ints and texts):
-            raise ValueError("value must be a number, step/seen_samples/n integers, the keys strings")
-        return rec
+# One warning and one error for every record file (results.reader); the metric names stay for callers.
+MetricsWarning = CollectWarning
+DuplicateMetricsError = DuplicateRecordsError
 
 
 @dataclass(frozen=True)
@@ -78,24 +46,14 @@ class MetricsRead:
 
 
 def read_metrics(path: str | Path) -> MetricsRead:
-    """Read a metrics.jsonl file; malformed lines are reported, never silently used."""
-    records: list[MetricRecord] = []
-    bad: list[tuple[int, str]] = []
-    nonfinite: list[tuple[int, MetricRecord]] = []
-    raw = Path(path).read_bytes()
-    for i, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = MetricRecord.from_dict(json.loads(line))
-        except (ValueError, TypeError, UnicodeDecodeError) as e:
-            bad.append((i, f"{type(e).__name__}: {e}"))
-            continue
-        if math.isfinite(rec.value):
-            records.append(rec)
-        else:
-            nonfinite.append((i, rec))
-    return MetricsRead(records, bad, bool(raw) and not raw.endswith(b"\n"), nonfinite)
+    """A metrics.jsonl file as typed metric records; malformed lines are reported, never silently used."""
+    good, bad, truncated = read_lines(path)
+    bad = sorted(bad + [(i, f"a {r.kind} record in a metrics file") for i, r in good if r.kind != "metric"])
+    metric = [(i, MetricRecord.of(r)) for i, r in good if r.kind == "metric"]
+    finite = [(i, r) for i, r in metric if math.isfinite(r.value)]
+    return MetricsRead(
+        [r for _, r in finite], bad, truncated, [(i, r) for i, r in metric if (i, r) not in finite]
+    )
 
 
 @dataclass
@@ -103,44 +61,17 @@ class MetricsReport:
     problems: list[str] = field(default_factory=list)
     skipped_files: list[Path] = field(default_factory=list)
     runs_without_metrics: list[str] = field(default_factory=list)
-
-
-def _warn(report: MetricsReport, msg: str) -> None:
-    report.problems.append(msg)
-    warnings.warn(msg, MetricsWarning, stacklevel=4)
+    files: list[FileReport] = field(default_factory=list)  # what the reader found in each file read
 
 
 def _read_run(path: Path, run_id: str, total_steps: int, report: MetricsReport) -> list[MetricRecord]:
-    """The records of one file, by the rule in the module docstring."""
-    rep = read_metrics(path)
-    bad = list(rep.bad_lines)
-    n_lines = len([ln for ln in path.read_bytes().split(b"\n") if ln.strip()])
-    if rep.truncated and bad and bad[-1][0] == n_lines:
-        line, why = bad.pop()
-        _warn(
-            report,
-            f"{path}: last line {line} is truncated ({why}); dropped it, using the {len(rep.records)} others",
-        )
-    if rep.nonfinite:
-        line, first = rep.nonfinite[0]
-        _warn(
-            report,
-            f"{path}: {len(rep.nonfinite)} record(s) with a non-finite value, kept out of the "
-            f"table; first: line {line}, step {first.step}, {first.task}/{first.lang} "
-            f"{first.metric} {first.decoding} = {first.value}",
-        )
-    for i, r in enumerate(rep.records):
-        if r.run_id not in (run_id, path.resolve().parent.name):  # an old id's directory (spec.old_runs)
-            bad.append((i + 1, f"record of run {r.run_id!r} in {run_id}'s file"))
-        elif not 0 <= r.step <= total_steps:
-            bad.append((i + 1, f"step {r.step} outside 0..{total_steps}"))
-    if bad:
-        lines = "; ".join(f"line {n}: {why}" for n, why in bad[:10])
-        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
-        _warn(report, f"{path}: {len(bad)} bad line(s), skipping the whole file: {lines}{more}")
+    """The metric records of one file, by the one reader's rules (``results.reader``)."""
+    records, rep = read_run_file(path, (run_id, path.resolve().parent.name), total_steps)
+    report.files.append(rep)
+    report.problems += rep.problems
+    if rep.skipped:
         report.skipped_files.append(path)
-        return []
-    return rep.records
+    return [MetricRecord.of(r) for r in records if r.kind == "metric"]
 
 
 def collect_metrics_table(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], MetricsReport]:
@@ -167,16 +98,7 @@ def collect_metrics_table(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], 
                     "partial": partial,
                 }
             )
-    seen_keys: dict[tuple, int] = {}
-    for row in rows:
-        key = tuple(row[k] for k in _KEY)
-        seen_keys[key] = seen_keys.get(key, 0) + 1
-    dups = [k for k, c in seen_keys.items() if c > 1]
-    if dups:
-        raise DuplicateMetricsError(
-            f"{len(dups)} (run, step, task, lang, group, metric, decoding) keys "
-            f"appear more than once; first: {dups[:3]}. Inspect those metrics.jsonl."
-        )
+    refuse_duplicates(report.files)
     rows.sort(
         key=lambda r: (
             r["params"],

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +27,10 @@ import torch
 
 from florenz_scaling.data import HeldOut, Sample, collate, heldout_scene
 from florenz_scaling.data.language import DECODER_PREFIXES, Obj, describe
-from florenz_scaling.files import storage_error
+from florenz_scaling.results.records import MetricRecord
+from florenz_scaling.results.records import (
+    append_jsonl as append_jsonl,  # re-exported: the one durable append
+)
 from florenz_scaling.spec import Pair
 from florenz_scaling.train.evaluate import eval_pairs
 from florenz_scaling.train.score import objects_from_key, score_set
@@ -300,12 +300,12 @@ def generation_records(
     max_samples: int,
     batch_size: int,
     examples: int = 0,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[MetricRecord], list[dict[str, Any]]]:
     """Every pair × decoding, scored: (metric records, the first ``examples`` decoded samples per pair and
     decoding). Translation pairs are decoded without prefix only. The model's training mode is restored."""
     was_training = model.training
     model.eval()
-    metrics: list[dict[str, Any]] = []
+    metrics: list[MetricRecord] = []
     shown: list[dict[str, Any]] = []
     try:
         for pair, groups in eval_pairs(heldout):
@@ -326,18 +326,7 @@ def generation_records(
                     [x.objects for x in decoded],
                 )
                 metrics += [
-                    {
-                        "run_id": run_id,
-                        "step": step,
-                        "seen_samples": seen_samples,
-                        "task": pair[0],
-                        "lang": pair[1],
-                        "group": g,
-                        "metric": m,
-                        "decoding": d.name,
-                        "value": v,
-                        "n": n,
-                    }
+                    MetricRecord(run_id, step, seen_samples, pair[0], pair[1], g, m, d.name, v, n)
                     for g in groups
                     for m, (v, n) in scores.items()
                 ]
@@ -371,20 +360,6 @@ def png_base64(image: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def append_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Append rows as JSON lines, flushed and fsynced (the same durability as losses.jsonl)."""
-    if not rows:
-        return
-    path = Path(path)
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as e:
-        raise storage_error(e, path) from e
 
 
 __all__ = [

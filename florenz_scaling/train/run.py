@@ -375,11 +375,11 @@ def _generation(engine: Any, heldout: Any, run: RunSpec, rd: RunDir, step: int, 
             examples=gen.examples,
         )
     if write:
-        append_jsonl(rd.metrics, metrics)
+        RecordWriter(rd.metrics).write(metrics)  # the one record writer, as for losses
         append_jsonl(rd.examples, examples)
     cider: dict[str, list[float]] = {}
-    for r in (r for r in metrics if r["metric"] == "cider" and r["group"]):
-        cider.setdefault(f"{r['group']}/{r['decoding']}", []).append(r["value"])
+    for r in (r for r in metrics if r.metric == "cider" and r.group):
+        cider.setdefault(f"{r.group}/{r.decoding}", []).append(r.value)
     log.info(
         "step %d generation (%.1f s, %d scores), mean CIDEr by group/decoding: %s",
         step,
