@@ -251,3 +251,68 @@ def test_an_all_nan_run_has_no_final_rows_never_loss_zero(sweep) -> None:
     mine = table[table["run_id"] == run.run_id]
     assert not (mine["step"] == run.run.steps).any()
     assert (table["loss"] > 0).all()
+
+
+def test_regrouping_a_collected_sweep_recollects_under_the_new_groups_and_retrains_nothing(
+    sweep, repo: Path
+) -> None:
+    from florenz_scaling.launch.submit import launch
+    from florenz_scaling.results import read_table
+
+    out, plan = sweep
+    assert set(read_table_after(out)["group"]) == {"SC", "UC", "ST", ""}
+    # Same held-out pairs (a new one would be a new run), other names, caption/en in two groups.
+    regrouped = load_sweep(
+        repo / "sweeps" / "demo.yaml",
+        [
+            "grid.steps=[4,8]",
+            "sizes=[T-0.2M,T-0.5M]",
+            "data.groups={captions: [[caption, en], [caption, de], [caption, es], [caption, zh]], "
+            "english: [[caption, en]], translations: [[translate, es], [translate, zh]]}",
+        ],
+    )
+    plan2 = make_plan(regrouped)
+    assert [r.run_id for r in plan2] == [r.run_id for r in plan]
+    write_plan(regrouped, plan2, out)
+    res = launch(regrouped, out, plan2, executor="debug", entry="florenz_doubles:sleep_run")
+    assert res.submitted == [] and set(res.skipped.values()) == {"done"}
+
+    assert cli_main(["collect", str(out)]) == 0
+    table = read_table(out / "results.csv")
+    pairs = {(t, lang): set(d["group"]) for (t, lang), d in table.groupby(["task", "lang"])}
+    assert pairs == {
+        ("caption", "en"): {"captions", "english"},
+        ("caption", "es"): {"captions"},
+        ("translate", "zh"): {"translations"},
+        ("translate", "fr"): {""},  # a training pair no group lists
+    }
+    # One row per (run, step, pair, group): caption/en twice, the others once.
+    per_step = sum(r.run.steps // 4 for r in plan)
+    assert len(table) == per_step * (len(PAIRS) + 1)
+    en = table[(table["task"] == "caption") & (table["lang"] == "en")]
+    assert (en.groupby(["run_id", "step"])["loss"].nunique() == 1).all()
+
+
+def read_table_after(out: Path):
+    from florenz_scaling.results import read_table
+
+    collect(out)
+    return read_table(out / "results.csv")
+
+
+def test_copies_written_under_the_groups_of_their_day_count_once(sweep) -> None:
+    # An older writer wrote a pair listed by two groups once per group; under today's groups (the default
+    # three, where caption/en is in SC only) it is one row, not two.
+    out, plan = sweep
+    run = plan[-1]
+    path = out / "runs" / run.run_id / "losses.jsonl"
+    lines = path.read_text().splitlines()
+    copies = [json.dumps({**d, "group": "ALL"}) for d in map(json.loads, lines) if d["lang"] == "en"]
+    path.write_text("\n".join(lines + copies) + "\n")
+    table = collect(out)
+    mine = table[table["run_id"] == run.run_id]
+    assert len(mine) == (run.run.steps // 4) * len(PAIRS) and "ALL" not in set(table["group"])
+    # Without a sweep.yaml there are no groups of now: records keep those they were written under.
+    (out / "sweep.yaml").unlink()
+    table = collect(out)
+    assert (table["group"] == "ALL").sum() == run.run.steps // 4

@@ -11,7 +11,7 @@ import pytest
 
 from florenz_scaling import spec
 from florenz_scaling.files import SweepDir
-from florenz_scaling.results.metrics import (
+from florenz_scaling.results import (
     METRIC_COLUMNS,
     DuplicateMetricsError,
     MetricRecord,
@@ -121,3 +121,13 @@ def test_record_types_are_checked() -> None:
     assert MetricRecord.from_dict(record("r", 1)).value == 12.5
     with pytest.raises(ValueError):
         MetricRecord.from_dict({**record("r", 1), "n": True})
+
+
+def test_metrics_are_grouped_by_the_sweeps_groups_now(tmp_path: Path) -> None:
+    a = make_run(tmp_path, 4)
+    write(tmp_path, a, [json.dumps(record(a, 4)) + "\n"])  # written under UC
+    SweepDir(tmp_path).sweep_yaml.write_text(
+        "data:\n  groups:\n    A: [[caption, es]]\n    B: [[caption, es]]\n"
+    )
+    rows, _ = collect_metrics(tmp_path)
+    assert [(r["group"], r["value"]) for r in rows] == [("A", 12.5), ("B", 12.5)]

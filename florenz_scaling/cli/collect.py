@@ -1,4 +1,5 @@
-"""``florenz-scaling collect DIR``: the long table DIR/results.csv (+ .parquet) of held-out losses."""
+"""``florenz-scaling collect DIR``: the long tables DIR/results.csv (+ .parquet) of held-out losses and
+DIR/metrics.csv of generation metrics, grouped by the sweep's reporting groups now."""
 
 from __future__ import annotations
 
@@ -9,31 +10,25 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("collect", help="collect every run's held-out losses into results.csv/.parquet")
+    p = sub.add_parser(
+        "collect", help="collect every run's held-out losses and metrics into results.csv and metrics.csv"
+    )
     p.add_argument("out", type=Path, help="sweep directory")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from florenz_scaling.results import (
-        CollectWarning,
-        DuplicateMetricsError,
-        DuplicateRecordsError,
-        MetricsWarning,
-        collect,
-        collect_metrics,
-    )
+    from florenz_scaling.results import CollectWarning, DuplicateRecordsError, collect
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollectWarning)  # printed below, once each
-        warnings.simplefilter("ignore", MetricsWarning)
         try:
             table = collect(args.out)
-            metrics, report = collect_metrics(args.out)
-        except (DuplicateRecordsError, DuplicateMetricsError) as e:
+        except DuplicateRecordsError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-    for p in [*table.attrs.get("problems", []), *report.problems]:
+    metrics = table.attrs["metrics"]
+    for p in table.attrs["problems"]:
         print(f"warning: {p}", file=sys.stderr)
     if metrics:
         print(f"{len(metrics)} metric rows -> {args.out / 'metrics.csv'}")

@@ -256,10 +256,11 @@ def run_pipeline(
 
 
 def _collect(sd: SweepDir, log: Callable[[str], None]) -> None:
-    from florenz_scaling.results import collect, collect_metrics
+    from florenz_scaling.results import collect
 
     inputs = [
         sd.plan_csv,
+        sd.sweep_yaml,  # its data.groups: regrouping recollects, it retrains nothing
         *sd.runs.glob("*/losses.jsonl"),
         *sd.runs.glob("*/metrics.jsonl"),
         *sd.runs.glob("*/DONE"),
@@ -267,9 +268,9 @@ def _collect(sd: SweepDir, log: Callable[[str], None]) -> None:
     if _current([sd.results_csv, sd.results_parquet], inputs):
         log("collect: current")
         return
-    table = collect(sd.root)
-    metrics, report = collect_metrics(sd.root)
-    for p in [*table.attrs.get("problems", []), *report.problems]:
+    table = collect(sd.root)  # results.csv and metrics.csv, in one pass
+    metrics = table.attrs["metrics"]
+    for p in table.attrs["problems"]:
         log(f"collect: warning: {p}")
     extra = f", {len(metrics)} metric rows -> {sd.metrics_csv}" if metrics else ""
     log(f"collect: {len(table)} rows -> {sd.results_csv}{extra}")

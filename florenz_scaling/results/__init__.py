@@ -1,25 +1,30 @@
-"""The record contract between training and analysis, and the collected long table (no torch).
+"""The record contract between training and analysis, and the collected long tables (no torch).
 
-Trainers append typed ``LossRecord`` lines to ``runs/<id>/losses.jsonl``; ``collect`` turns every run's
-records into ``results.csv`` / ``.parquet`` and ``conditioning.csv``; ``read_table`` reads them back typed.
+Trainers append records (``records``: losses, probes, metrics) to ``runs/<id>/losses.jsonl`` and
+``metrics.jsonl`` through one writer; ``collect`` reads every run's files once with the one reader
+(``reader``) and writes ``results.csv`` / ``.parquet``, ``conditioning.csv`` and ``metrics.csv``, grouped by
+the sweep's reporting groups now (``groups``); ``read_table`` reads a table back typed.
 """
 
 from florenz_scaling.results.collect import (
     CONDITIONING_COLUMNS,
+    Collected,
     CollectReport,
     CollectWarning,
     DuplicateRecordsError,
     collect,
+    collect_metrics,
+    collect_metrics_table,
     collect_table,
+    gather,
 )
-from florenz_scaling.results.groups import GROUP_ORDER, group_order
+from florenz_scaling.results.groups import GROUP_ORDER, group_order, regroup, sweep_groups
 from florenz_scaling.results.metrics import (
     METRIC_COLUMNS,
     DuplicateMetricsError,
     MetricRecord,
+    MetricsReport,
     MetricsWarning,
-    collect_metrics,
-    collect_metrics_table,
     read_metrics,
 )
 from florenz_scaling.results.records import (
@@ -43,6 +48,11 @@ __all__ = [
     "GROUP_ORDER",
     "TABLE_COLUMNS",
     "CollectReport",
+    "Collected",
+    "MetricsReport",
+    "gather",
+    "regroup",
+    "sweep_groups",
     "CollectWarning",
     "DuplicateRecordsError",
     "LossRecord",

@@ -1,9 +1,11 @@
-"""The collected long table (``results.csv``): its columns, a typed reader, and group means."""
+"""The collected long table (``results.csv``): its columns, a row's keys, a typed reader, and group means."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from florenz_scaling.spec.sizes import compute_gmacs
 
 # The keys every long table shares: the run's columns, then where in training and on which pair.
 POINT_COLUMNS = (
@@ -36,6 +38,23 @@ TABLE_COLUMNS = (
     "role",
     "branch_of",
 )
+
+
+def point(run_id: str, run: dict[str, Any], step: int, task: str, lang: str, group: str) -> dict[str, Any]:
+    """The ``POINT_COLUMNS`` of one row of a long table: the run's columns, S = step × global batch and the
+    planner's C at that S, and the pair."""
+    seen = step * run["global_batch"]
+    c = compute_gmacs(seen, run["fwd_gmacs"], run["params"], run["trainable_params"])
+    return {
+        "run_id": run_id,
+        **run,
+        "step": step,
+        "seen_samples": seen,
+        "compute_gmacs": c,
+        "task": task,
+        "lang": lang,
+        "group": group,
+    }
 
 
 _STR_COLUMNS = ("run_id", "size", "family", "task", "lang", "group", "schedule", "role", "branch_of")
