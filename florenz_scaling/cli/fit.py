@@ -15,7 +15,7 @@ def add_parser(subparsers: Any) -> None:
     """Register the ``fit`` sub-command."""
     p = subparsers.add_parser(
         "fit",
-        help="fit scaling laws (compute, size-data, chinchilla, saturating-compute)",
+        help="fit scaling laws (built-in or written in a YAML file with --laws)",
         description=(
             "Fit scaling laws. INPUT is a sweep directory (reads INPUT/results.csv; without --law every law "
             "is fitted for every group and written to INPUT/fits/<law>-<group>.json) or a CSV with columns "
@@ -23,7 +23,18 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     p.add_argument("input", metavar="INPUT", help="sweep directory or CSV file")
-    p.add_argument("--law", choices=LAWS, help="fit one law (default for a sweep directory: all laws)")
+    p.add_argument(
+        "--law",
+        help="fit one law: a built-in (compute, size-data, chinchilla, saturating-compute, chinchilla-tied, "
+        "data-constrained, farseer) or one from --laws (default for a sweep directory: the sweep's laws)",
+    )
+    add_laws_argument(p)
+    p.add_argument(
+        "--predict",
+        metavar="TARGETS.csv",
+        help="predict the loss at each row of TARGETS.csv (the law's input columns) with a 95%% interval "
+        "(bootstrap over runs, --bootstrap K resamples, default 1000)",
+    )
     p.add_argument("--group", help="fit only this group (SC, UC, ST)")
     p.add_argument("--task", help="fit only this task (with --lang: one pair)")
     p.add_argument("--lang", help="fit only this language (with --task: one pair)")
@@ -60,9 +71,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--objective",
         choices=("huber-log", "mse-raw"),
-        default="huber-log",
-        help="chinchilla/saturating-compute objective: Huber on log loss (default) or least "
-        "squares on raw loss",
+        default=None,
+        help="objective of the non-linear laws: Huber on log loss or least squares on raw loss (default: "
+        "the law's residual space; Huber on log loss for the built-ins of the recipe)",
     )
     p.add_argument(
         "--joint",
@@ -72,6 +83,11 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--groups", metavar="A,B,...", help="--joint: the groups to fit together (default: all)")
     p.add_argument(
+        "--share",
+        metavar="P,Q,...",
+        help="--joint: the parameters shared across groups (default: the law's own, e.g. its exponents)",
+    )
+    p.add_argument(
         "--gap",
         metavar="A,B",
         nargs="?",
@@ -80,6 +96,25 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--json", metavar="OUT", help="write the fit as JSON to OUT ('-' for stdout)")
     p.set_defaults(func=run)
+
+
+def add_laws_argument(p: Any) -> None:
+    """``--laws FILE``: laws a researcher wrote (YAML), used like the built-ins (fit, propose, replay)."""
+    p.add_argument(
+        "--laws",
+        metavar="FILE",
+        help="a YAML file of laws (laws: {name: {expr, params, response}}); see the README, 'Writing a law'",
+    )
+
+
+def load_law_file(args: argparse.Namespace) -> None:
+    """Register the laws of ``--laws`` (if given), then check ``--law`` names a known law."""
+    from florenz_scaling.fit import get_law, load_laws
+
+    if getattr(args, "laws", None):
+        load_laws(args.laws)
+    if getattr(args, "law", None):
+        get_law(args.law)
 
 
 def _fmt(x: float) -> str:
@@ -145,6 +180,7 @@ def run_comparison(args: argparse.Namespace, path: Path) -> int:
         print("error: --joint needs --law", file=sys.stderr)
         return 1
     groups = [g.strip() for g in args.groups.split(",")] if args.groups else None
+    share = tuple(x.strip() for x in args.share.split(",")) if args.share else None
     j = fit_joint(
         points,
         args.law,
@@ -152,6 +188,7 @@ def run_comparison(args: argparse.Namespace, path: Path) -> int:
         objective=args.objective,
         bootstrap=200 if args.bootstrap is None else args.bootstrap,
         seed=args.seed,
+        shared=share,
     )
     lines = joint_lines(j)
     _emit(j.to_json(), args, path, f"joint-{args.law}.json", lines)
@@ -197,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {path} does not exist", file=sys.stderr)
         return 1
     try:
+        load_law_file(args)
         if args.joint or args.gap:
             return run_comparison(args, path)
         if path.is_dir() and (args.law is None or not (args.group or args.task or args.lang)):
@@ -211,7 +249,11 @@ def run(args: argparse.Namespace) -> int:
                 budgets=args.budgets,
                 objective=args.objective,
             )
-            results = [FitResult.from_json(p.read_text()) for p in written if p.name.startswith(laws)]
+            results = [
+                FitResult.from_json(p.read_text())
+                for p in written
+                if p.name.startswith(tuple(f"{x}-" for x in laws))
+            ]
             print("\n".join(summary_lines(results)))
             more = len(written) - len(results)
             also = f" and {more} comparison(s) across groups" if more else ""
@@ -229,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         res = fit_points(
             points,
             args.law,
-            bootstrap=args.bootstrap or 0,
+            bootstrap=0 if args.predict else args.bootstrap or 0,
             seed=args.seed,
             budgets=args.budgets,
             method=args.method,
@@ -238,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
             task=args.task,
             lang=args.lang,
         )
+        if args.predict:
+            return _predict(args, res, points)
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -252,3 +296,41 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(res.to_json() + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
+
+
+def _predict(args: argparse.Namespace, res: Any, points: Any) -> int:
+    """``--predict``: the fit, then each target row's prediction with its bootstrap interval."""
+    import json
+
+    from florenz_scaling.fit import predict_targets, read_targets
+
+    k = 1000 if args.bootstrap is None else args.bootstrap
+    out = predict_targets(res, points, read_targets(args.predict), n=k, seed=args.seed)
+    out["fit"] = res.to_dict()
+    text = json.dumps(out, indent=2, allow_nan=False)
+    if args.json == "-":
+        print(text)
+        return 0
+    print("\n".join(summary_lines([res])))
+    print("\n".join(prediction_lines(out)))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def prediction_lines(out: dict[str, Any]) -> list[str]:
+    """Each target's inputs, prediction and interval (and the observed loss, when the targets have one)."""
+    pct = f"{100 * out['level']:g}%"
+    lines = [f"predictions of {out['law']} [{pct} interval: {out['interval']}, {out['n_ok']} resamples]"]
+    for row in out["predictions"]:
+        where = ", ".join(
+            f"{k}={v:.4g}" for k, v in row.items() if k not in ("prediction", "lower", "upper", "observed")
+        )
+        iv = "n/a" if row["lower"] is None else f"[{_fmt(row['lower'])}, {_fmt(row['upper'])}]"
+        seen = f"  observed {_fmt(row['observed'])}" if "observed" in row else ""
+        lines.append(f"  {where}: {_fmt(row['prediction'])} {iv}{seen}")
+    if out.get("r2") is not None:
+        lines.append(f"  R² on the targets: {out['r2']:.4f}")
+    return lines

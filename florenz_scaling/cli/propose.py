@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("propose", help="rank the next runs by expected target-variance reduction per GPU-h")
     p.add_argument("source", type=Path, help="a sweep directory (results.csv) or a CSV of N, D, C, loss")
     p.add_argument("--law", required=True, help="the law whose target to pin down")
+    p.add_argument("--laws", metavar="FILE", help="a YAML file of laws a researcher wrote (see `fit --laws`)")
     p.add_argument(
         "--target",
         required=True,
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from florenz_scaling.spec import load_sweep
 
     try:
+        if args.laws:
+            from florenz_scaling.fit import load_laws
+
+            load_laws(args.laws)
         target = parse_target(args.target, args.law)
         spec_path = args.sweep or (SweepDir(args.source).sweep_yaml if args.source.is_dir() else None)
         spec = load_sweep(spec_path) if spec_path is not None and Path(spec_path).exists() else None

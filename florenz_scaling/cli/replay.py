@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pool", type=Path, help="CSV, one row per finished run: N, D, C (its cost), loss")
     p.add_argument("--targets", type=Path, required=True, help="CSV of the points to predict: N, D, loss")
     p.add_argument("--law", required=True, help="the law to fit (chinchilla, saturating-compute, ...)")
+    p.add_argument("--laws", metavar="FILE", help="a YAML file of laws a researcher wrote (see `fit --laws`)")
     p.add_argument("--tolerance", type=float, default=0.03, help="relative error that counts as predicted")
     p.add_argument("--seeds", type=int, default=10, help="random orders averaged for the random strategy")
     p.add_argument(
@@ -41,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
         print("error: --tolerance must be in (0, 1) and --seeds >= 1", file=sys.stderr)
         return 2
     try:
+        if args.laws:
+            from florenz_scaling.fit import load_laws
+
+            load_laws(args.laws)
         pool, targets = load_points(args.pool), load_points(args.targets)
         strategies = (*DEFAULT_STRATEGIES, "hindsight") if args.hindsight else DEFAULT_STRATEGIES
         result = replay(

@@ -20,7 +20,14 @@ METRICS_FILE = "metrics.csv"
 FITS_DIR = "fits"
 POINT_COLUMNS = ("N", "D", "C", "loss", "task", "lang", "group", "run_id")
 # Column names of published tables mapped onto ours (Epoch's Chinchilla extraction).
-ALIASES = {"Model Size": "N", "Training FLOP": "C", "Tokens": "D", "tokens": "D", "params": "N"}
+ALIASES = {
+    "Model Size": "N",
+    "Training FLOP": "C",
+    "Tokens": "D",
+    "tokens": "D",
+    "params": "N",
+    "unique_tokens": "U",  # ScaleBench's data-constrained pool: unique tokens of the data
+}
 SWEEP_COLUMNS = ("params", "seen_samples", "compute_gmacs", "final")
 
 
@@ -120,6 +127,15 @@ def load_points(path_or_dir: str | Path, *, level: str = "pair") -> Any:
         t["run_id"] = [f"row{i}" for i in range(len(t))]
     t.attrs["source"] = str(csv)
     return t
+
+
+def read_targets(path: str | Path) -> Any:
+    """Target rows to predict (``fit --predict``): a CSV with a law's input columns (aliases as for
+    ``load_points``), a ``loss`` column optional."""
+    import pandas as pd
+
+    t = pd.read_csv(path)
+    return t.rename(columns={k: v for k, v in ALIASES.items() if k in t.columns and v not in t.columns})
 
 
 def select(points: Any, *, group: str | None = None, task: str | None = None, lang: str | None = None) -> Any:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from florenz_scaling.fit.laws.core import LawError
+
 FUNCTIONS = ("exp", "log", "log10", "sqrt", "abs", "min", "max")
 MAX_LENGTH = 4000  # a law is one formula; a longer text is refused before parsing (deep nesting)
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
@@ -43,7 +45,7 @@ _WHAT = {
 }
 
 
-class ExpressionError(ValueError):
+class ExpressionError(LawError):
     """An expression the whitelist refuses; the message names the law and the offending text."""
 
 

@@ -126,6 +126,7 @@ def fit_batch(
     problem = BatchProblem(law, X, L, objective=objective, delta=delta)
     lo, hi = work_bounds(law)
     grid = law.start_grid() if starts is None else np.atleast_2d(np.asarray(starts, dtype=float))
-    with single_threaded_blas():
+    # inf − inf in the screen's relative decrease of a start that never had a finite value: harmless
+    with single_threaded_blas(), np.errstate(invalid="ignore"):
         out = multistart(problem, grid, lo, hi, n_polish=n_polish, screen_iter=(10, 200) if screen else None)
     return out, problem, lo, hi
