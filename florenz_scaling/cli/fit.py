@@ -271,7 +271,9 @@ def run(args: argparse.Namespace) -> int:
         res = fit_points(
             points,
             args.law,
-            bootstrap=0 if args.predict else args.bootstrap or 0,
+            bootstrap=(1000 if args.bootstrap is None else args.bootstrap)
+            if args.predict
+            else args.bootstrap or 0,
             seed=args.seed,
             budgets=args.budgets,
             method=args.method,

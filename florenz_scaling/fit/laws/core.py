@@ -233,7 +233,8 @@ class Law:
         return out
 
     def condition(self, params: Mapping[str, float], inputs: Sequence[Any]) -> float | None:
-        """Condition number of the centred, column-scaled Jacobian of the response (``fit.verdict``)."""
+        """Condition number of the column-scaled Jacobian of the response in working parameters
+        (``fit.verdict``)."""
         x = dict(zip(self.inputs, inputs, strict=True))
         with np.errstate(all="ignore"):
             J = self.jacobian(params, **x)
@@ -243,7 +244,6 @@ class Law:
         for j, p in enumerate(self.params):
             if p.scale == "log":
                 J[:, j] *= params[p.name]
-        J = J - J.mean(axis=0)
         norms = np.linalg.norm(J, axis=0)
         if np.any(norms == 0) or not np.all(np.isfinite(J)):
             return math.inf
