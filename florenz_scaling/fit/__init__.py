@@ -36,6 +36,8 @@ from florenz_scaling.fit.io import (
     sweep_points,
     write_comparisons,
 )
+from florenz_scaling.fit.isoflop import BudgetProfile, Exponent, IsoFLOP
+from florenz_scaling.fit.isoflop_io import analyse_isoflop, load_isoflop, write_isoflop
 from florenz_scaling.fit.joint import JointFit
 from florenz_scaling.fit.joint_expr import fit_joint
 from florenz_scaling.fit.laws import (
@@ -60,6 +62,12 @@ from florenz_scaling.fit.verdict import assess, verdict_of
 from florenz_scaling.spec import LAWS
 
 __all__ = [
+    "BudgetProfile",
+    "Exponent",
+    "IsoFLOP",
+    "analyse_isoflop",
+    "load_isoflop",
+    "write_isoflop",
     "LAWS",
     "VERDICTS",
     "GapFit",
