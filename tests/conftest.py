@@ -1,9 +1,17 @@
-"""Shared test setup: offline wandb, DeepSpeed on CPU, a shared extension cache, free ports."""
+"""Shared test setup: offline wandb, DeepSpeed on CPU, a shared extension cache, free ports, reference data,
+and the local SLURM cluster (started once per session).
+
+Shared builders that are plain functions live in helper modules beside the tests (``tiny_sweeps``: tiny
+sweeps and pollers; ``plot_sweeps``: a synthetic fitted sweep; ``train_runs``: tiny trainer runs;
+``fit_tables``, ``checkpoint_dirs``, ``tokenizer_dirs``, ``florenz_doubles``); no test module imports another.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +70,29 @@ def reference_csv() -> Callable[[str], Path]:
 def chinchilla_epoch(reference_csv: Callable[[str], Path]) -> Path:
     """Epoch's replication of Chinchilla's Fig. 4 (245 runs)."""
     return reference_csv("chinchilla_epoch.csv")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """The two-node SLURM cluster on localhost (``scripts/slurm-local start``, idempotent; it installs SLURM
+    with apt when missing). Skips only where that is impossible: not root, no apt-get, no package mirror."""
+    have = shutil.which("slurmctld") and shutil.which("slurmdbd")
+    if not have and (os.geteuid() != 0 or shutil.which("apt-get") is None):
+        pytest.skip("SLURM is not installed and cannot be (needs root and apt-get)")
+    r = subprocess.run(
+        [str(REPO / "scripts" / "slurm-local"), "start"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    if r.returncode != 0 and "apt-get" in r.stderr and not have:
+        pytest.skip(f"apt cannot install SLURM here: {r.stderr.strip()[-500:]}")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture
+def slurm_env(slurm_cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that submits to the local cluster: jobs inherit the environment through sbatch, so no wandb."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")

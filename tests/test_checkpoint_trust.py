@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from test_train import CLI, child_env, make_run, train  # noqa: E402
+from train_runs import CLI, child_env, make_run, train  # noqa: E402
 
 from florenz_scaling.train import manifest  # noqa: E402
 

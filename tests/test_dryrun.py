@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_sweeps import wait_runs
 
 import florenz_scaling.launch.submit as submit_module
 from florenz_scaling.cli import main as cli_main
@@ -95,17 +96,6 @@ def _printed(text: str) -> list[tuple[dict[str, Any], list[str]]]:
     return subs
 
 
-def _wait_done(out: Path, jobs: list, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for j in jobs:
-            j.done()  # reap our local controllers
-        if all(r.state == "done" for r in sweep_status(out)):
-            return
-        time.sleep(0.3)
-    raise AssertionError("the demo's trivial runs did not finish")
-
-
 def test_dry_run_shows_what_launch_submits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Launch the demo plan locally with the trivial job and record every ``update_parameters`` call."""
     spec = load_sweep(REPO / "sweeps" / "demo.yaml")
@@ -124,7 +114,9 @@ def test_dry_run_shows_what_launch_submits(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("FLORENZ_SLEEP_S", "0")
     write_plan(spec, plan, tmp_path)
     res = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
-    _wait_done(tmp_path, res.jobs)
+    assert {r.state for r in wait_runs(tmp_path, res.jobs, timeout=120)} == {"done"}, (
+        "trivial runs unfinished"
+    )
 
     assert [params for _, _, params in calls] == [params for params, _ in printed]
     assert {kind for kind, _, _ in calls} == {"local"} and {f for _, f, _ in calls} == {res.folder / "%j"}

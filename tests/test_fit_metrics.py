@@ -8,13 +8,12 @@ shared synthetic sweep) is used by the plot and report tests too.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_plot_fixtures import shared_sweep
+from plot_sweeps import sweep_with_metrics
 
 from florenz_scaling.fit import fit_sweep, load_fits, load_metric_fits
 from florenz_scaling.fit.metrics import (
@@ -169,38 +168,6 @@ def test_unknown_metric_scale_is_refused() -> None:
     assert metric_scale("new_share", [0.1, 0.9]) == 1.0
     with pytest.raises(ValueError, match="unknown scale"):
         metric_scale("new_score", [3.0, 40.0])
-
-
-def metrics_for(table: pd.DataFrame) -> pd.DataFrame:
-    """A metrics.csv for a collected results table: every final pair scored by a sigmoid of its loss, for
-    CIDEr and attribute accuracy, greedy and beam 4, captions also with the decoder prefix (higher)."""
-    rows = []
-    final = table[table["final"].astype(str) == "True"]
-    for r in final.itertuples():
-        for metric in ("cider", "attr_acc"):
-            for decoding in ("greedy", "beam4", "greedy+prefix", "beam4+prefix"):
-                if decoding.endswith("+prefix") and r.task != "caption":
-                    continue
-                lift = 1.3 if decoding.endswith("+prefix") else 1.0
-                q = min(1.0, lift * float(sigmoid_q({"lo": 0.01, "span": 0.9, "k": 2.5, "L0": 4.2}, r.loss)))
-                rows.append(
-                    {
-                        **{c: getattr(r, c) for c in METRIC_COLUMNS if hasattr(r, c)},
-                        "metric": metric,
-                        "decoding": decoding,
-                        "value": metric_scale(metric) * q,
-                        "n": 32,
-                    }
-                )
-    return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-
-
-def sweep_with_metrics(where: Path) -> Path:
-    """A copy of the shared sweep with a metrics.csv and its metric fits (as ``fit`` leaves them)."""
-    root = shutil.copytree(shared_sweep(), where / "sweep")
-    metrics_for(read_table(root / "results.csv")).to_csv(root / "metrics.csv", index=False)
-    fit_sweep(root, bootstrap=0)
-    return root
 
 
 def test_fit_sweep_writes_metric_fits_that_load_fits_skips(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_fit_io_cli import demo_table
+from fit_tables import demo_table
 
 from florenz_scaling.fit import (
     FitResult,

@@ -7,55 +7,24 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import SMALL, TRIVIAL, tiny_sweep, until, wait_runs
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.launch.ledger import Ledger, histories
 from florenz_scaling.launch.status import format_status, progress, sweep_status
 from florenz_scaling.launch.submit import LaunchError, first_shard, launch, select_runs
-from florenz_scaling.plan import make_plan, write_plan
-from florenz_scaling.spec import SpecError, load_sweep
-
-TRIVIAL = "florenz_doubles:sleep_run"
-SMALL = ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]", "launch.array_parallelism=2", "components=null"]
-
-
-def _sweep(repo: Path, out: Path, extra: list[str] | None = None):
-    spec = load_sweep(repo / "sweeps" / "demo.yaml", SMALL + (extra or []))
-    plan = make_plan(spec)
-    write_plan(spec, plan, out)
-    return spec, plan
-
-
-def _wait(out: Path, jobs: list, timeout: float = 60.0) -> list:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for j in jobs:
-            j.done()  # reap our local controllers
-        rows = sweep_status(out)
-        if not any(r.state in ("queued", "running") for r in rows):
-            return rows
-        time.sleep(0.3)
-    raise AssertionError("runs still live after the timeout:\n" + format_status(sweep_status(out)))
-
-
-def _until(cond, what: str, timeout: float = 30.0) -> None:
-    deadline = time.time() + timeout
-    while not cond():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.2)
+from florenz_scaling.spec import SpecError
 
 
 def test_local_launch_is_idempotent(repo: Path, tmp_path: Path) -> None:
-    spec, plan = _sweep(repo, tmp_path)
+    spec, plan = tiny_sweep(tmp_path, SMALL)
     res = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
     assert len(res.submitted) == 4
     assert len({job for _, job in res.submitted}) == 2  # array_parallelism slots
-    rows = _wait(tmp_path, res.jobs)
+    rows = wait_runs(tmp_path, res.jobs)
     assert [r.state for r in rows] == ["done"] * 4
     for r in plan:  # run.yaml written for every run, before submission
         assert (tmp_path / "runs" / r.run_id / "run.yaml").exists()
@@ -66,12 +35,12 @@ def test_local_launch_is_idempotent(repo: Path, tmp_path: Path) -> None:
 
 
 def test_failed_run_shows_log_and_retries_alone(repo: Path, tmp_path: Path) -> None:
-    spec, plan = _sweep(repo, tmp_path)
+    spec, plan = tiny_sweep(tmp_path, SMALL)
     bad = plan[1].run_id
     (tmp_path / "runs" / bad).mkdir(parents=True)
     (tmp_path / "runs" / bad / "fail").write_text("cannot read /nonexistent/shards")
     res = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
-    rows = {r.run_id: r for r in _wait(tmp_path, res.jobs)}
+    rows = {r.run_id: r for r in wait_runs(tmp_path, res.jobs)}
     assert rows[bad].state == "failed"
     assert "cannot read /nonexistent/shards" in rows[bad].error
     assert rows[bad].log and Path(rows[bad].log).exists()
@@ -84,15 +53,15 @@ def test_failed_run_shows_log_and_retries_alone(repo: Path, tmp_path: Path) -> N
     assert [r.run_id for r in chosen] == [bad]
     again = launch(spec, tmp_path, plan, executor="local", only=(bad,), entry=TRIVIAL)
     assert [rid for rid, _ in again.submitted] == [bad]
-    assert all(r.state == "done" for r in _wait(tmp_path, again.jobs))
+    assert all(r.state == "done" for r in wait_runs(tmp_path, again.jobs))
 
 
 def test_killed_local_run_is_resubmitted_alone(repo: Path, tmp_path: Path, monkeypatch) -> None:
-    spec, plan = _sweep(repo, tmp_path, ["launch.array_parallelism=4"])
+    spec, plan = tiny_sweep(tmp_path, SMALL + ["launch.array_parallelism=4"])
     monkeypatch.setenv("FLORENZ_SLEEP_S", "30")
     res = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
     victim_run, victim_pid = res.submitted[0]
-    _until(lambda: all(r.state == "running" for r in sweep_status(tmp_path)), "all runs running")
+    until(lambda: all(r.state == "running" for r in sweep_status(tmp_path)), "all runs running")
     # The run's process dies without a word (say, the OOM killer); the job around it then ends.
     children = Path(f"/proc/{victim_pid}/task/{victim_pid}/children").read_text().split()
     for child in children:
@@ -104,7 +73,7 @@ def test_killed_local_run_is_resubmitted_alone(repo: Path, tmp_path: Path, monke
             j.done()  # reap
         return {r.run_id: r.state for r in sweep_status(tmp_path)}[victim_run] == "failed"
 
-    _until(victim_failed, "the killed run shows as failed")
+    until(victim_failed, "the killed run shows as failed")
     rows = {r.run_id: r for r in sweep_status(tmp_path)}
     assert sum(r.state == "running" for r in rows.values()) == 3
     again = launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
@@ -113,25 +82,27 @@ def test_killed_local_run_is_resubmitted_alone(repo: Path, tmp_path: Path, monke
 
     cancelled = cancel(tmp_path)
     assert len(cancelled) == 4
-    rows = _wait(tmp_path, res.jobs + again.jobs, timeout=30)
+    rows = wait_runs(tmp_path, res.jobs + again.jobs, timeout=30)
     assert {r.state for r in rows} <= {"pending", "partial", "done"}
 
 
 def test_validation_fails_before_anything_is_submitted(repo: Path, tmp_path: Path) -> None:
-    spec, plan = _sweep(repo, tmp_path, ["data.kind=webdataset", "data.path=/nonexistent/{0000..0009}.tar"])
+    spec, plan = tiny_sweep(
+        tmp_path, SMALL + ["data.kind=webdataset", "data.path=/nonexistent/{0000..0009}.tar"]
+    )
     with pytest.raises(SpecError, match=r"data\.path.*nonexistent/0000\.tar"):
         launch(spec, tmp_path, plan, executor="local", entry=TRIVIAL)
     assert not SweepDir(tmp_path).ledger.exists() and not SweepDir(tmp_path).jobs.exists()
-    spec, plan = _sweep(repo, tmp_path / "b", ["train.world_size=2", "train.micro_batch=8"])
+    spec, plan = tiny_sweep(tmp_path / "b", SMALL + ["train.world_size=2", "train.micro_batch=8"])
     with pytest.raises(SpecError, match="tasks_per_node"):
         launch(spec, tmp_path / "b", plan, executor="local", entry=TRIVIAL)
     empty = tmp_path / "no-weights"
     empty.mkdir()
-    spec, plan = _sweep(repo, tmp_path / "d", [f"pretrained={{T-0.2M: {{florence: {empty}}}}}"])
+    spec, plan = tiny_sweep(tmp_path / "d", SMALL + [f"pretrained={{T-0.2M: {{florence: {empty}}}}}"])
     with pytest.raises(SpecError, match=r"pretrained\.T-0\.2M\.florence.*safetensors"):
         launch(spec, tmp_path / "d", plan, executor="local", entry=TRIVIAL)
     assert not SweepDir(tmp_path / "d").ledger.exists()
-    spec, plan = _sweep(repo, tmp_path / "c")
+    spec, plan = tiny_sweep(tmp_path / "c", SMALL)
     with pytest.raises(LaunchError, match="no_such_module"):
         launch(spec, tmp_path / "c", plan, executor="local", entry="no_such_module:main")
     with pytest.raises(SpecError, match="--only"):
@@ -212,7 +183,7 @@ def test_progress_reads_latest_group_losses(tmp_path: Path) -> None:
 
 def test_status_without_the_scheduler_reads_the_ledger_alone(repo: Path, tmp_path: Path) -> None:
     """What the report shows: no squeue, no /proc, nothing written; attempts and last event over all jobs."""
-    _, plan = _sweep(repo, tmp_path)
+    _, plan = tiny_sweep(tmp_path, SMALL)
     ids = [r.run_id for r in plan]
     ledger = Ledger(SweepDir(tmp_path).ledger)
     for rid in ids[:3]:

@@ -8,14 +8,14 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pytest
-from test_launch import TRIVIAL, _sweep, _wait
+from tiny_sweeps import SMALL, TRIVIAL, tiny_sweep, wait_runs
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.launch import launch
 
 
 def _launch_at(barrier, repo: Path, out: Path, queue) -> None:
-    spec, plan = _sweep(repo, out)
+    spec, plan = tiny_sweep(out, SMALL)
     barrier.wait()
     res = launch(spec, out, plan, executor="local", entry=TRIVIAL)
     queue.put((sorted(r for r, _ in res.submitted), dict(res.skipped)))
@@ -41,21 +41,21 @@ def test_concurrent_launches_submit_each_run_exactly_once(
     monkeypatch.setenv("FLORENZ_SLEEP_S", "3")  # the first launch's runs are still live when the second looks
     results = _race(repo, tmp_path)
     submitted = [r for subs, _ in results for r in subs]
-    spec, plan = _sweep(repo, tmp_path)
+    spec, plan = tiny_sweep(tmp_path, SMALL)
     assert sorted(submitted) == sorted(r.run_id for r in plan), results
     second = next(skipped for subs, skipped in results if not subs)
     assert set(second) == {r.run_id for r in plan}  # it says why it submitted nothing: already queued/running
     events = [json.loads(line) for line in SweepDir(tmp_path).ledger.read_text().splitlines()]
     per_run = collections.Counter(e["run_id"] for e in events if e["event"] == "submitted")
     assert set(per_run.values()) == {1}
-    _wait(tmp_path, [])
+    wait_runs(tmp_path, [])
 
 
 def test_a_run_with_non_finite_final_losses_is_diverged_not_done(repo: Path, tmp_path: Path) -> None:
     from florenz_scaling.launch import format_status, sweep_status
     from florenz_scaling.launch.submit import select_runs
 
-    spec, plan = _sweep(repo, tmp_path)
+    spec, plan = tiny_sweep(tmp_path, SMALL)
     run = plan[0]
     rd = SweepDir(tmp_path).run(run.run_id)
     rd.root.mkdir(parents=True)

@@ -131,7 +131,7 @@ def test_a_yaml_law_is_joint_fitted_with_a_shared_exponent(tied: Path) -> None:
 
 
 def test_a_yaml_law_is_plotted_and_reported(tied: Path) -> None:
-    from test_plot_fixtures import make_table
+    from plot_sweeps import make_table
 
     from florenz_scaling.fit import sweep_points
     from florenz_scaling.plot import compute_optimal_frontier, fit_residuals

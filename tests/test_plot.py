@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.lines import Line2D
 from PIL import Image
-from test_plot_fixtures import PAIRS, PARTIAL_RUN, SIZES, STEPS, make_table, shared_sweep
+from plot_sweeps import PAIRS, PARTIAL_RUN, SIZES, STEPS, make_table, shared_sweep
 
 from florenz_scaling.cli import main
 from florenz_scaling.fit import compute_optimal, load_fits, load_paper, paper_coefficients

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.lines import Line2D
-from test_fit_metrics import metrics_for, sweep_with_metrics
-from test_plot_fixtures import make_table, shared_sweep
+from plot_sweeps import make_table, metrics_for, shared_sweep, sweep_with_metrics
 
 from florenz_scaling.fit import load_metric_fits
 from florenz_scaling.fit.metrics import metric_points

@@ -16,27 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_plot_fixtures import PARTIAL_RUN, SIZES, STEPS, make_sweep, shared_sweep
+from plot_sweeps import FIGURE_HEADINGS, PARTIAL_RUN, SIZES, STEPS, make_sweep, plotted_sweep, shared_sweep
 
 from florenz_scaling.cli import main
-from florenz_scaling.plot import plot_sweep
 from florenz_scaling.report import run_states, write_report
-
-FIGURE_HEADINGS = (
-    "Held-out loss vs training compute",
-    "Predicted loss vs model size at a fixed seen-samples budget",
-    "Loss vs seen samples per task and language",
-    "Training curves",
-    "Fit residuals",
-    "Compute-optimal model size (Chinchilla form)",
-)
-
-
-def plotted_sweep(where: Path) -> Path:
-    """A copy of the shared sweep with its figures drawn (``florenz-scaling plot``), as ``run`` leaves it."""
-    root = shutil.copytree(shared_sweep(), where / "sweep")
-    plot_sweep(root, formats=("png",))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_report import FIGURE_HEADINGS, plotted_sweep
+from plot_sweeps import FIGURE_HEADINGS, plotted_sweep
 
 from florenz_scaling.report import write_report
 
@@ -125,8 +125,7 @@ def test_example_thumbnails_and_metric_figures_decode(
 ) -> None:
     """A sweep with generation metrics and decoded examples: its metric figures and every 64×64 thumbnail
     of "What the model says" decode in the browser."""
-    from test_fit_metrics import sweep_with_metrics
-    from test_report_examples import LARGEST, write_examples
+    from plot_sweeps import LARGEST, sweep_with_metrics, write_examples
 
     from florenz_scaling.plot import plot_sweep
 

@@ -5,61 +5,18 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
-from test_fit_metrics import sweep_with_metrics
-from test_plot_fixtures import PAIRS
+from plot_sweeps import LARGEST, sweep_with_metrics, write_examples
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.plot import plot_sweep
 from florenz_scaling.report import examples_section, metric_fits_table, write_report
 from florenz_scaling.report.examples import pick_examples, thumbnail
-
-EVIL = "<script>alert(1)</script>"
-LARGEST = "t-10m-s400"  # the largest finished run (t-10m-s800 is unfinished but has examples too)
-
-
-def png_b64(seed: int) -> str:
-    rgb = np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def write_examples(root: Path, run: str, step: int, *, evil: bool = False) -> None:
-    """3 examples per pair and decoding (as ``generate.examples`` writes), captions also with the prefix."""
-    lines = []
-    for pairs in PAIRS.values():
-        for task, lang in pairs:
-            for decoding in ("greedy", "beam4", "greedy+prefix", "beam4+prefix"):
-                if decoding.endswith("+prefix") and task != "caption":
-                    continue
-                for i in range(3):
-                    lines.append(
-                        json.dumps(
-                            {
-                                "run_id": run,
-                                "step": step,
-                                "task": task,
-                                "lang": lang,
-                                "index": i,
-                                "decoding": decoding,
-                                "prompt": EVIL if evil else f"<CAPTION> {lang}",
-                                "prefix": "La imagen muestra" if decoding.endswith("+prefix") else "",
-                                "reference": f"ref {run} {i}",
-                                "output": f"out {run} {decoding} {i} & more",
-                                "image_png": png_b64(i),
-                            },
-                            ensure_ascii=False,
-                        )
-                    )
-    (root / "runs" / run / "examples.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from test_plot_fixtures import shared_sweep
+from plot_sweeps import shared_sweep
 
 import florenz_scaling.design.adaptive as adaptive
 from florenz_scaling.files import SweepDir

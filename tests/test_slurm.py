@@ -7,27 +7,23 @@ impossible (not root, no apt-get, no package mirror). Each test has its own swee
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from tiny_sweeps import TRIVIAL, tiny_sweep, until, wait_runs
 
 from florenz_scaling.cli import main as cli_main
 from florenz_scaling.files import SweepDir
 from florenz_scaling.launch.ledger import Ledger
 from florenz_scaling.launch.status import format_status, sweep_status
 from florenz_scaling.launch.submit import launch, prepare_runs
-from florenz_scaling.plan import make_plan, write_plan
 from florenz_scaling.results import collect
 from florenz_scaling.spec import load_sweep
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_env")]
 
-TRIVIAL = "florenz_doubles:sleep_run"
 # The demo sweep, shrunk: 3 sizes × 2 step counts, tiny held-out sets, every job at once.
 QUICK = [
     "grid.steps=[4,8]",
@@ -40,55 +36,6 @@ QUICK = [
 ]
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> None:
-    repo = Path(__file__).resolve().parents[1]
-    have = shutil.which("slurmctld") and shutil.which("slurmdbd")
-    if not have and (os.geteuid() != 0 or shutil.which("apt-get") is None):
-        pytest.skip("SLURM is not installed and cannot be (needs root and apt-get)")
-    r = subprocess.run(
-        [str(repo / "scripts" / "slurm-local"), "start"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    if r.returncode != 0 and "apt-get" in r.stderr and not have:
-        pytest.skip(f"apt cannot install SLURM here: {r.stderr.strip()[-500:]}")
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-@pytest.fixture(autouse=True)
-def _env(slurm_cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WANDB_MODE", "disabled")  # jobs inherit the environment through sbatch
-
-
-def _wait(out: Path, timeout: float = 240.0) -> list:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        rows = sweep_status(out)
-        if not any(r.state in ("queued", "running") for r in rows):
-            return rows
-        time.sleep(1.0)
-    raise AssertionError("still live:\n" + format_status(sweep_status(out)))
-
-
-def _until(cond, what: str, timeout: float = 120.0, every: float = 0.3) -> None:
-    deadline = time.time() + timeout
-    while not cond():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(every)
-
-
-def _sweep(repo: Path, out: Path, overrides: list[str]):
-    spec = load_sweep(repo / "sweeps" / "demo.yaml", overrides)
-    plan = make_plan(spec)
-    write_plan(spec, plan, out)
-    return spec, plan
-
-
 def test_demo_sweep_completes_with_every_pair(repo: Path, tmp_path: Path, capsys) -> None:
     args = ["launch", str(repo / "sweeps" / "demo.yaml"), "--out", str(tmp_path), "--executor", "slurm"]
     args += [x for o in QUICK for x in ("-o", o)]
@@ -97,7 +44,7 @@ def test_demo_sweep_completes_with_every_pair(repo: Path, tmp_path: Path, capsys
     assert out.count("submitted ") == 6
     job_ids = {line.split(" as job ")[1].split()[0] for line in out.splitlines() if " as job " in line}
     assert len({j.split("_")[0] for j in job_ids}) == 1  # one array for the whole sweep
-    rows = _wait(tmp_path)
+    rows = wait_runs(tmp_path, timeout=240, every=1.0)
     assert [r.state for r in rows] == ["done"] * 6, format_status(rows)
     table = collect(tmp_path)
     spec = load_sweep(repo / "sweeps" / "demo.yaml", QUICK)
@@ -116,11 +63,11 @@ def test_demo_sweep_completes_with_every_pair(repo: Path, tmp_path: Path, capsys
 
 def test_requeued_job_resumes_from_its_checkpoint(repo: Path, tmp_path: Path) -> None:
     over = ["sizes=[T-0.2M]", "grid.steps=[160]", "train.eval_every=40", "train.checkpoint_every=10"]
-    spec, plan = _sweep(repo, tmp_path, over + ["data.heldout_per_pair=8", "launch.resources.mem_gb=1"])
+    spec, plan = tiny_sweep(tmp_path, over + ["data.heldout_per_pair=8", "launch.resources.mem_gb=1"])
     res = launch(spec, tmp_path, plan, executor="slurm")
     ((run_id, job_id),) = res.submitted
     rd = SweepDir(tmp_path).run(run_id)
-    _until(lambda: sweep_status(tmp_path)[0].steps_done >= 20, "the run is past a checkpoint", timeout=180)
+    until(lambda: sweep_status(tmp_path)[0].steps_done >= 20, "the run is past a checkpoint", timeout=180)
     assert not rd.done.exists(), "the run finished before it could be requeued; make it longer"
     subprocess.run(["scontrol", "requeue", job_id], check=True)
 
@@ -130,8 +77,8 @@ def test_requeued_job_resumes_from_its_checkpoint(repo: Path, tmp_path: Path) ->
         ).stdout
         return "PENDING" in out
 
-    _until(pending, "the job is back in the queue", timeout=60)
-    rows = _wait(tmp_path)
+    until(pending, "the job is back in the queue", timeout=60)
+    rows = wait_runs(tmp_path, timeout=240, every=1.0)
     assert rows[0].state == "done", format_status(rows)
     events = [e.event for e in Ledger(SweepDir(tmp_path).ledger).read() if e.run_id == run_id]
     assert events[:2] == ["submitted", "started"] and "requeued" in events and events[-1] == "finished"
@@ -145,26 +92,30 @@ def test_requeued_job_resumes_from_its_checkpoint(repo: Path, tmp_path: Path) ->
 
 
 def test_killed_run_is_resubmitted_alone(repo: Path, tmp_path: Path, monkeypatch) -> None:
-    spec, plan = _sweep(
-        repo, tmp_path, ["sizes=[T-0.2M]", "grid.steps=[4,8,12]", "launch.resources.mem_gb=0.5"]
+    spec, plan = tiny_sweep(
+        tmp_path, ["sizes=[T-0.2M]", "grid.steps=[4,8,12]", "launch.resources.mem_gb=0.5"]
     )
     monkeypatch.setenv("FLORENZ_SLEEP_S", "8")
     res = launch(spec, tmp_path, plan, executor="slurm", entry=TRIVIAL)
     assert len(res.submitted) == 3
     victim, job = res.submitted[1]
-    _until(lambda: {r.run_id: r.state for r in sweep_status(tmp_path)}[victim] == "running", "victim runs")
+    until(
+        lambda: {r.run_id: r.state for r in sweep_status(tmp_path)}[victim] == "running",
+        "victim runs",
+        timeout=120,
+    )
     subprocess.run(["scancel", job], check=True)
-    rows = {r.run_id: r for r in _wait(tmp_path)}
+    rows = {r.run_id: r for r in wait_runs(tmp_path, timeout=240, every=1.0)}
     assert rows[victim].state in ("pending", "partial")
     assert all(r.state == "done" for rid, r in rows.items() if rid != victim)
     monkeypatch.setenv("FLORENZ_SLEEP_S", "0")
     again = launch(spec, tmp_path, plan, executor="slurm", entry=TRIVIAL)
     assert [rid for rid, _ in again.submitted] == [victim]
-    assert all(r.state == "done" for r in _wait(tmp_path))
+    assert all(r.state == "done" for r in wait_runs(tmp_path, timeout=240, every=1.0))
 
 
 def test_failed_run_is_reported_while_the_rest_completes(repo: Path, tmp_path: Path, capsys) -> None:
-    spec, plan = _sweep(repo, tmp_path, QUICK + ["sizes=[T-0.2M]"])
+    spec, plan = tiny_sweep(tmp_path, QUICK + ["sizes=[T-0.2M]"])
     prepare_runs(spec, plan, tmp_path)
     bad = plan[0].run_id
     shard = tmp_path / "garbage.tar"
@@ -174,7 +125,7 @@ def test_failed_run_is_reported_while_the_rest_completes(repo: Path, tmp_path: P
     data["data"].update(kind="webdataset", path=str(shard))  # an unreadable data path in this run only
     run_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     launch(spec, tmp_path, plan, executor="slurm")
-    rows = {r.run_id: r for r in _wait(tmp_path)}
+    rows = {r.run_id: r for r in wait_runs(tmp_path, timeout=240, every=1.0)}
     assert rows[bad].state == "failed", format_status(list(rows.values()))
     assert rows[bad].error and Path(rows[bad].log).exists()
     assert all(r.state == "done" for rid, r in rows.items() if rid != bad)

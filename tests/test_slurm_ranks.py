@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_slurm import _env, _sweep, _until, _wait, slurm_cluster  # noqa: F401 - fixtures
+from tiny_sweeps import tiny_sweep, until, wait_runs
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.launch.ledger import Ledger
@@ -20,7 +20,7 @@ from florenz_scaling.launch.status import format_status, sweep_status
 from florenz_scaling.launch.submit import launch
 from florenz_scaling.results import read_records
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_env")]
 REPO = Path(__file__).resolve().parents[1]
 
 BASE = [
@@ -53,18 +53,18 @@ def _nodes() -> int:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None) -> dict[str, tuple[Path, str]]:  # noqa: F811
+def finished(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None) -> dict[str, tuple[Path, str]]:
     """Every case launched at once (one sweep each), waited for; case -> (sweep directory, job id)."""
     if _nodes() < 2:
         pytest.skip("the local cluster has one node (SLURM_LOCAL_NODES=1)")
     dirs = {}
     for name, over in CASES.items():
         out = tmp_path_factory.mktemp(name.replace(",", "").replace(" ", "-"))
-        spec, plan = _sweep(REPO, out, BASE + over)
+        spec, plan = tiny_sweep(out, BASE + over)
         ((_, job),) = launch(spec, out, plan, executor="slurm").submitted
         dirs[name] = (out, job)
     for name, (out, _) in dirs.items():
-        rows = _wait(out, timeout=600)
+        rows = wait_runs(out, timeout=600, every=1.0)
         assert [r.state for r in rows] == ["done"], f"{name}:\n{format_status(rows)}"
     return dirs
 
@@ -115,10 +115,10 @@ def test_two_node_job_ran_a_rank_on_each_node(finished: dict[str, tuple[Path, st
 def test_stopped_two_task_job_resumes_both_ranks(repo: Path, tmp_path: Path, stop: list[str]) -> None:
     over = BASE + TWO_RANKS + ["train.zero_stage=2", "launch.resources.tasks_per_node=2"]
     over += ["grid.steps=[160]", "train.eval_every=40", "train.checkpoint_every=50"]
-    spec, plan = _sweep(repo, tmp_path, over)
+    spec, plan = tiny_sweep(tmp_path, over)
     ((run_id, job_id),) = launch(spec, tmp_path, plan, executor="slurm").submitted
     rd = SweepDir(tmp_path).run(run_id)
-    _until(lambda: sweep_status(tmp_path)[0].steps_done >= 20, "the run is well under way", timeout=240)
+    until(lambda: sweep_status(tmp_path)[0].steps_done >= 20, "the run is well under way", timeout=240)
     assert not rd.done.exists(), "the run finished before it could be stopped; make it longer"
     subprocess.run([*stop, job_id], check=True)
 
@@ -126,15 +126,15 @@ def test_stopped_two_task_job_resumes_both_ranks(repo: Path, tmp_path: Path, sto
         out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
         return "PENDING" in out.stdout
 
-    _until(pending, "the job is back in the queue", timeout=90)
-    rows = _wait(tmp_path, timeout=600)
+    until(pending, "the job is back in the queue", timeout=90)
+    rows = wait_runs(tmp_path, timeout=600, every=1.0)
     assert rows[0].state == "done", format_status(rows)
 
     def events() -> list[str]:
         return [e.event for e in Ledger(SweepDir(tmp_path).ledger).read() if e.run_id == run_id]
 
     # DONE is written by the trainer, "finished" by the job after it returns: a moment later.
-    _until(lambda: events()[-1] == "finished", "the job records the run as finished", timeout=60)
+    until(lambda: events()[-1] == "finished", "the job records the run as finished", timeout=60)
     assert "requeued" in events()
     # Both ranks checkpointed on the signal, before the first periodic checkpoint (step 50), and the trainer
     # checks that every rank loaded the same step (one collective) before it says so.

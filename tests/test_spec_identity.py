@@ -151,8 +151,7 @@ def test_old_wsd_directory_is_recognised_parents_first(tmp_path: Path) -> None:
 
 
 def test_old_cosine_directory_collects_as_it_is_then_resumes_and_collects_again(tmp_path: Path) -> None:
-    from florenz_scaling.results import collect
-    from florenz_scaling.results import collect_metrics
+    from florenz_scaling.results import collect, collect_metrics
 
     out = _old(tmp_path, "cosine")
     done_old, pending_old = (r["run_id"] for r in read_plan(out))

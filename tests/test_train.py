@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from train_runs import CLI, DIST_VARS, child_env, make_run, train
 
 from florenz_scaling import spec
 from florenz_scaling.files import RunDir
@@ -24,7 +25,6 @@ from florenz_scaling.results import LossRecord, read_records
 from florenz_scaling.train.checkpoint import COMPLETE, complete_steps
 from florenz_scaling.train.process import free_port
 
-CLI = str(Path(sys.executable).with_name("florenz-scaling"))
 # Held-out groups (SC, UC, ST: 6 pairs) plus training pairs in no group (translate de, fr, ru).
 EVAL_PAIRS = {
     ("caption", "en", "SC"),
@@ -37,60 +37,6 @@ EVAL_PAIRS = {
     ("translate", "fr", ""),
     ("translate", "ru", ""),
 }
-DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-def make_run(
-    root: Path,
-    *,
-    steps: int = 6,
-    zero: int = 0,
-    world_size: int = 1,
-    global_batch: int = 8,
-    eval_every: int = 3,
-    checkpoint_every: int = 3,
-    keep: int = 2,
-    pretrained: spec.Pretrained | None = None,
-) -> RunDir:
-    """A run directory as the planner writes it: <sweep>/runs/<run_id>/run.yaml."""
-    train = spec.TrainSpec(
-        lr=1e-3,
-        warmup_steps=2,
-        micro_batch=4,
-        world_size=world_size,
-        zero_stage=zero,
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        keep_checkpoints=keep,
-        threads=1,
-    )
-    run = spec.RunSpec(
-        sweep="test-sweep",
-        size="T-0.2M",
-        steps=steps,
-        global_batch=global_batch,
-        train=train,
-        data=spec.DataSpec(heldout_per_pair=4),
-        pretrained=pretrained,
-    )
-    rd = RunDir(root / "runs" / run.run_id)
-    rd.root.mkdir(parents=True)
-    spec.dump_yaml(run, rd.run_yaml)
-    return rd
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
-    env.update(WANDB_MODE="offline", PYTHONUNBUFFERED="1", MASTER_PORT=str(free_port()), **extra)
-    return env
-
-
-def train(rd: RunDir, timeout: float = 240) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True, timeout=timeout
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 def start(rd: RunDir) -> subprocess.Popen:
@@ -328,12 +274,11 @@ def test_tracker_swallows_every_wandb_error(caplog: pytest.LogCaptureFixture) ->
 
 def test_run_starts_from_a_local_florence2_checkpoint(tmp_path: Path) -> None:
     import torch
-    from test_model import tiny_florence2
+    from checkpoint_dirs import florence2
 
     from florenz_scaling.spec.sizes import SIZES
 
-    torch.manual_seed(7)
-    src = tiny_florence2(SIZES["T-0.2M"])
+    src = florence2(SIZES["T-0.2M"], seed=7)
     src.save_pretrained(tmp_path / "florence-2")
     rd = make_run(tmp_path, steps=3, pretrained=spec.Pretrained(florence=str(tmp_path / "florence-2")))
     assert "pretrained" in rd.run_yaml.read_text()

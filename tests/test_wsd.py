@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import wait_runs
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.launch.dryrun import format_dry_run
@@ -183,18 +184,6 @@ def test_dry_run_shows_each_branch_after_its_trunk_segment() -> None:
 # --- end to end ------------------------------------------------------------------------------------------
 
 
-def _wait(out: Path, jobs: list, timeout: float = 300.0) -> list:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for j in jobs:
-            j.done()  # reap our local controllers
-        rows = sweep_status(out)
-        if not any(r.state in ("queued", "running") for r in rows):
-            return rows
-        time.sleep(0.3)
-    raise AssertionError("runs still live after the timeout:\n" + format_status(sweep_status(out)))
-
-
 def check_records(out: Path, plan: list, eval_every: int) -> None:
     """Every run's eval records exactly once at each eval step after its start and at its end; the table
     has each branch's end as a final point and no trunk row as one."""
@@ -216,7 +205,7 @@ def test_wsd_sweep_runs_end_to_end_locally(tmp_path: Path) -> None:
     spec, plan = planned(tmp_path, TINY)
     res = launch(spec, tmp_path, plan, executor="local")
     assert len(res.submitted) == 6 and len({j for _, j in res.submitted}) == 1
-    rows = _wait(tmp_path, res.jobs)
+    rows = wait_runs(tmp_path, res.jobs, timeout=300)
     assert [r.state for r in rows] == ["done"] * 6, format_status(rows)
     check_records(tmp_path, plan, eval_every=5)
     again = launch(spec, tmp_path, plan, executor="local")
@@ -253,14 +242,14 @@ def test_killed_trunk_relaunched_finishes_without_duplicated_or_missing_records(
         assert time.time() < deadline and not victim.done.exists(), "could not catch the trunk mid-way"
         time.sleep(0.01)
     _kill_trainer(victim.root)  # the trunk's trainer dies without a word (say, the OOM killer)
-    rows = {r.run_id: r for r in _wait(tmp_path, res.jobs)}
+    rows = {r.run_id: r for r in wait_runs(tmp_path, res.jobs, timeout=300)}
     assert rows[trunk[1].run_id].state == "failed" and rows[trunk[0].run_id].state == "done"
     again = launch(spec, tmp_path, plan, executor="local")
     # The trunk from its checkpoint, and what starts from it; nothing else.
     done_before = {rid for rid, r in rows.items() if r.state == "done"}
     assert {rid for rid, _ in again.submitted} == {r.run_id for r in plan} - done_before
     assert trunk[1].run_id in {rid for rid, _ in again.submitted}
-    rows2 = _wait(tmp_path, again.jobs)
+    rows2 = wait_runs(tmp_path, again.jobs, timeout=300)
     assert [r.state for r in rows2] == ["done"] * 6, format_status(rows2)
     resumed = re.findall(r"resumed from checkpoint at step (\d+)", (victim.logs / "train.log").read_text())
     assert resumed[0] == "32" and 35 <= int(resumed[-1]) < 48, resumed  # the trunk's, then its own

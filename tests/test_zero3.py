@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import torch
-from test_model import tiny_florence2
-from test_train import CLI, child_env, make_run
+from checkpoint_dirs import florence2
+from train_runs import CLI, child_env, make_run
 
 from florenz_scaling import spec
 from florenz_scaling.model.florenz import build_model
@@ -42,8 +42,7 @@ def test_partition_is_even_with_padding() -> None:
 
 
 def test_two_ranks_build_partitioned_load_pretrained_and_train(tmp_path: Path) -> None:
-    torch.manual_seed(7)
-    src = tiny_florence2(SIZES["T-0.2M"])
+    src = florence2(SIZES["T-0.2M"], seed=7)
     src.save_pretrained(tmp_path / "florence-2")
     rd = make_run(
         tmp_path,

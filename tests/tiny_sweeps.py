@@ -1,0 +1,53 @@
+"""Shared builders of the launcher, SLURM and WSD tests (a helper module: test modules import it, never each
+other): tiny demo sweeps written to disk, and the pollers that wait for their runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from florenz_scaling.launch.status import format_status, sweep_status
+from florenz_scaling.plan import PlannedRun, make_plan, write_plan
+from florenz_scaling.spec import SweepSpec, load_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+# The run body of launcher tests: sleeps $FLORENZ_SLEEP_S, writes DONE (tests/florenz_doubles.py).
+TRIVIAL = "florenz_doubles:sleep_run"
+# The launcher tests' sweep: the demo shrunk to 2 sizes × 2 step counts, two local slots, no components.
+SMALL = ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]", "launch.array_parallelism=2", "components=null"]
+
+
+def tiny_sweep(
+    out: Path, overrides: Sequence[str] = (), sweep: str = "demo.yaml"
+) -> tuple[SweepSpec, list[PlannedRun]]:
+    """``sweeps/<sweep>`` with ``overrides``, planned and written to ``out`` (sweep.yaml, plan.csv)."""
+    spec = load_sweep(REPO / "sweeps" / sweep, list(overrides))
+    plan = make_plan(spec)
+    write_plan(spec, plan, out)
+    return spec, plan
+
+
+def wait_runs(out: Path, jobs: Iterable[Any] = (), timeout: float = 60.0, every: float = 0.3) -> list:
+    """Poll the sweep's status until no run is queued or running; returns the status rows. ``jobs``: local
+    jobs to poll meanwhile (polling reaps their controller processes)."""
+    jobs = list(jobs)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for j in jobs:
+            j.done()
+        rows = sweep_status(out)
+        if not any(r.state in ("queued", "running") for r in rows):
+            return rows
+        time.sleep(every)
+    raise AssertionError("runs still live after the timeout:\n" + format_status(sweep_status(out)))
+
+
+def until(cond: Callable[[], object], what: str, timeout: float = 30.0, every: float = 0.2) -> None:
+    """Poll ``cond`` until it is true; fails naming ``what`` after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(every)
