@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from florenz_scaling.cli.isoflop import add_isoflop_arguments, run_isoflop
+
 # Kept here (not imported from florenz_scaling.fit) so building the parser imports no numpy/scipy/pandas.
 from florenz_scaling.spec import LAWS
 
@@ -95,6 +97,7 @@ def add_parser(subparsers: Any) -> None:
         help="fit the gap law log10(L_A/L_B) vs log10 C (default UC,SC) and where it would close",
     )
     p.add_argument("--json", metavar="OUT", help="write the fit as JSON to OUT ('-' for stdout)")
+    add_isoflop_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -235,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         load_law_file(args)
+        if args.isoflop:
+            return run_isoflop(args, path)
         if args.joint or args.gap:
             return run_comparison(args, path)
         if path.is_dir() and (args.law is None or not (args.group or args.task or args.lang)):

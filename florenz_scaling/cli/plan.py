@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from florenz_scaling.cli.isoflop import add_next_budget_arguments, run_next_budget
+
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     """The sweep file and its dotted overrides, shared by every command that reads a sweep."""
@@ -32,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true", help="warn when the design cannot identify its laws")
     p.add_argument("--law", action="append", default=[], help="law to check (repeatable; default fit.laws)")
     p.add_argument("--strict", action="store_true", help="with --check: exit 1 when there is a warning")
+    add_next_budget_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from florenz_scaling.plan import format_plan, make_plan, write_plan
     from florenz_scaling.spec import load_sweep
 
+    if args.next_budget is not None:
+        return run_next_budget(args)
     spec = load_sweep(args.sweep, args.override)
     plan = make_plan(spec)
     print(format_plan(spec, plan))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
+from florenz_scaling.cli.isoflop import isoflop_stage
 from florenz_scaling.cli.launch import add_executor_arg
 from florenz_scaling.cli.plan import add_spec_args
 from florenz_scaling.files import SweepDir
@@ -249,6 +250,7 @@ def run_pipeline(
 
     _collect(sd, log)
     _fit(spec, sd, log)
+    isoflop_stage(spec, sd, log, _current)  # a budget sweep: N_opt, D_opt per budget, three approaches
     _plot(sd, log)
     report = _report(sd, log)
     log(f"report: {report}")

@@ -31,6 +31,7 @@ from florenz_scaling.fit import get_law, is_law, load_fits, load_paper
 from florenz_scaling.plot.curves import loss_vs_samples, training_curves
 from florenz_scaling.plot.data import load_table, load_train_losses
 from florenz_scaling.plot.diagnostics import compute_optimal_frontier, fit_residuals
+from florenz_scaling.plot.isoflop import isoflop_figures
 from florenz_scaling.plot.laws import loss_vs_compute, loss_vs_params
 from florenz_scaling.plot.metrics import metric_figures
 from florenz_scaling.plot.wsd import wsd_curves
@@ -113,6 +114,7 @@ def sweep_figures(sweep_dir: str | Path) -> list[SweepFigure]:
             )
         )
     out += [SweepFigure(*f) for f in metric_figures(sd.root)]  # only a sweep with metrics.csv has them
+    out += [SweepFigure(*f) for f in isoflop_figures(sd.root)]  # only a budget sweep's analysis has them
     return out
 
 

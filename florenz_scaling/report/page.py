@@ -16,6 +16,7 @@ from florenz_scaling.fit import (
     verdict_of,
 )
 from florenz_scaling.report.examples import examples_section, metric_fits_body
+from florenz_scaling.report.isoflop import isoflop_section
 from florenz_scaling.report.markup import _CSS, _e, _folded, html_table
 from florenz_scaling.report.rounds import rounds_section
 from florenz_scaling.report.sections import figures_section, headline_section
@@ -73,6 +74,7 @@ def write_report(sweep_dir: str | Path) -> Path:
         "</nav>",
     ]
     parts += headline_section(headline)
+    parts += isoflop_section(sd.root)  # a budget sweep: how compute-optimal N and D grow with C
     parts += figures_section(sd, table is not None and not table.empty)
     parts += examples_section(sd, table)
     parts += rounds
