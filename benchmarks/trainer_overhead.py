@@ -24,8 +24,8 @@ import torch
 from florenz_scaling.data import prepare
 from florenz_scaling.model.florenz import build_model, token_loss
 from florenz_scaling.spec import DataSpec, RunSpec, TrainSpec
-from florenz_scaling.train.engine import make_optimizer, make_scheduler
 from florenz_scaling.train.evaluate import model_inputs
+from florenz_scaling.train.optim import make_optimizer, make_scheduler
 from florenz_scaling.train.process import DistEnv, init_distributed
 from florenz_scaling.train.run import build_engine, train_step
 

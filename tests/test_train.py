@@ -253,7 +253,7 @@ def test_wandb_failure_never_fails_training(tmp_path: Path, monkeypatch: pytest.
 
 def test_tracker_swallows_every_wandb_error(caplog: pytest.LogCaptureFixture) -> None:
     """Logging calls that raise (a wandb run gone bad mid-training) are warned about once, never raised."""
-    from florenz_scaling.train.engine import Tracker
+    from florenz_scaling.train.observe import Tracker
 
     class BadRun:
         summary: dict = {}

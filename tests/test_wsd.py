@@ -142,7 +142,7 @@ def test_a_branch_inside_the_warmup_is_refused() -> None:
 
 
 def test_wsd_schedule_shapes_and_branch_points() -> None:
-    from florenz_scaling.train.engine import decay_start, wsd_factor
+    from florenz_scaling.train.optim import decay_start, wsd_factor
 
     f = {
         shape: [wsd_factor(s, 2, 8, 10, 0.1, shape) for s in range(10)]

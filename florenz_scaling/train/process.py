@@ -9,11 +9,18 @@ single process fills in defaults, with a free port so that concurrent runs on on
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+# A run told to stop (SIGTERM/SIGUSR1: SLURM's preemption and time-limit warnings) checkpoints and exits with
+# this code, so a launcher can tell "requeue me" from success (0) and failure (1); 75 = sysexits' EX_TEMPFAIL.
+EXIT_PREEMPTED = 75
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 @dataclass(frozen=True)
@@ -79,3 +86,32 @@ def barrier(env: DistEnv) -> None:
     """Wait for every rank (no-op for a single process)."""
     if env.world_size > 1:
         dist.barrier()
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGUSR1; the loop checkpoints at the next step boundary and exits with EXIT_PREEMPTED.
+
+    A handler may run at any bytecode, e.g. half-way through a DeepSpeed collective, so it only sets a flag.
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+
+    def install(self) -> StopFlag:
+        """Take over the stop signals (only possible from the main thread)."""
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        """Give the signals back to whoever handled them before (e.g. submitit's own handler)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

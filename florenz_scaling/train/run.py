@@ -29,22 +29,12 @@ from florenz_scaling.results.records import LossRecord, RecordWriter, read_recor
 from florenz_scaling.spec import RunSpec, load_run
 from florenz_scaling.spec.sizes import get_size
 from florenz_scaling.train import checkpoint, zero3
-from florenz_scaling.train.engine import (
-    EXIT_PREEMPTED,
-    StopFlag,
-    Tracker,
-    close_logging,
-    decay_start,
-    deepspeed_config,
-    eval_metrics,
-    make_optimizer,
-    make_scheduler,
-    resolve_precision,
-    setup_logging,
-)
+from florenz_scaling.train.engine import deepspeed_config, resolve_precision
 from florenz_scaling.train.evaluate import evaluate, group_means, model_inputs
 from florenz_scaling.train.generate import append_jsonl, decodings, generation_records
-from florenz_scaling.train.process import DistEnv, all_reduce_sum, init_distributed
+from florenz_scaling.train.observe import Tracker, close_logging, eval_metrics, setup_logging
+from florenz_scaling.train.optim import decay_start, make_optimizer, make_scheduler
+from florenz_scaling.train.process import EXIT_PREEMPTED, DistEnv, StopFlag, all_reduce_sum, init_distributed
 from florenz_scaling.train.zero3 import param_summary, whole_model
 
 log = logging.getLogger("florenz_scaling.train.run")
