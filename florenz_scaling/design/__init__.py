@@ -6,7 +6,8 @@ candidates by the expected variance reduction per GPU-hour; ``ensemble`` scores 
 reduction of the spread of leave-one-out refits at the target (misfit included), the replay's adaptive
 criterion; ``pool`` builds the candidates; ``check`` warns
 when a design cannot identify a law; ``replay`` replays the loop on finished runs; ``adaptive`` is the loop
-of ``run --adaptive``; ``propose`` is the ``propose`` command's work.
+of ``run --adaptive``; ``propose`` is the ``propose`` command's work. ``budget`` runs ScaleBench's protocol
+(``replay --budgets``) with the criteria of ``acquire`` on the fast least-squares refits of ``lsq``.
 """
 
 from florenz_scaling.design.check import Finding, check_design, check_plan, condition_number
