@@ -2,12 +2,15 @@
 
 The file is ``paper_coefficients.json``: ``{"laws": {law: {"groups": {group: {"params": {...},
 "ci": {name: [lo, hi]}, "pvalues": {name: "p<0.001"}}}}}}``, with the parameter names a ``FitResult`` uses.
-A sweep's own ``fits/paper_coefficients.json`` wins over the repository's ``fits/`` copy.
+A sweep's own ``fits/paper_coefficients.json`` wins over the package's copy (package data, found through
+``importlib.resources`` so that an installed wheel has it too; the repository's ``fits/`` links to it).
 """
 
 from __future__ import annotations
 
 import json
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +21,17 @@ from florenz_scaling.files import SweepDir
 PAPER_FILE = "paper_coefficients.json"
 
 
-def paper_candidates(sweep_dir: str | Path | None = None) -> list[Path]:
-    """Where the paper's Tables 2–3 may be, first found wins: the sweep's fits/, the repository's fits/, the
-    package."""
-    pkg = Path(__file__).resolve().parent  # florenz_scaling/fit
-    found = [SweepDir(sweep_dir).fits / PAPER_FILE] if sweep_dir is not None else []
-    return [*found, pkg.parents[1] / "fits" / PAPER_FILE, pkg / PAPER_FILE]
+def paper_candidates(sweep_dir: str | Path | None = None) -> list[Path | Traversable]:
+    """Where the paper's Tables 2–3 may be, first found wins: the sweep's fits/, then the package's data."""
+    found: list[Path | Traversable] = [SweepDir(sweep_dir).fits / PAPER_FILE] if sweep_dir is not None else []
+    return [*found, files("florenz_scaling.fit") / PAPER_FILE]
 
 
 def load_paper(sweep_dir: str | Path | None = None, path: str | Path | None = None) -> dict[str, Any] | None:
     """The paper's coefficients (JSON), or None when no copy is found: figures and the report then leave the
     comparison out."""
-    for p in [Path(path)] if path is not None else paper_candidates(sweep_dir):
+    candidates = [Path(path)] if path is not None else paper_candidates(sweep_dir)
+    for p in candidates:
         if p.is_file():
             return json.loads(p.read_text(encoding="utf-8"))
     return None

@@ -12,6 +12,7 @@ import functools
 import json
 from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
@@ -294,7 +295,10 @@ def get_size(name: str) -> SizeConfig:
         raise KeyError(f"unknown size {name!r}; choose from {', '.join(SIZES)}") from None
 
 
-FLOPS_FILE = Path(__file__).with_name("fwd_gmacs.json")
+# F per size, measured: package data (importlib.resources, so an installed wheel has it); `model.flops`
+# rewrites it in a source checkout.
+FLOPS_RESOURCE = files("florenz_scaling.spec") / "fwd_gmacs.json"
+FLOPS_FILE = Path(str(FLOPS_RESOURCE))
 
 
 REFRESH_FLOPS = "python -m florenz_scaling.model.flops"
@@ -303,9 +307,9 @@ REFRESH_FLOPS = "python -m florenz_scaling.model.flops"
 @cache
 def flops_table() -> dict[str, float]:
     """Measured forward GMACs per size name, as cached in ``fwd_gmacs.json``."""
-    if not FLOPS_FILE.exists():
+    if not FLOPS_RESOURCE.is_file():
         return {}
-    return {k: float(v) for k, v in json.loads(FLOPS_FILE.read_text())["fwd_gmacs"].items()}
+    return {k: float(v) for k, v in json.loads(FLOPS_RESOURCE.read_text())["fwd_gmacs"].items()}
 
 
 def fwd_gmacs(name: str) -> float:
