@@ -172,6 +172,7 @@ def test_cached_components_are_reused_and_a_changed_spec_rebuilds(built) -> None
     assert all(n not in report.reused for n in redo.built)
 
 
+@pytest.mark.slow
 def test_building_is_deterministic_across_processes(built, tmp_path: Path) -> None:
     """The same spec built again, two subprocesses at a time, gives bit-identical weights."""
     spec, report, root = built
@@ -224,6 +225,7 @@ def learnt(tmp_path_factory: pytest.TempPathFactory):
     return {c.kind: read_component(report.directory(c)) for c in report.plan.components}
 
 
+@pytest.mark.slow
 def test_stage_a_reads_the_scene_on_heldout_scenes(learnt) -> None:
     from florenz_scaling.data.attributes import chance_accuracy
 
@@ -234,6 +236,7 @@ def test_stage_a_reads_the_scene_on_heldout_scenes(learnt) -> None:
     print(json.dumps(acc))  # colour and shape come later in training (see the demo's stage A numbers)
 
 
+@pytest.mark.slow
 def test_stage_b_captions_use_the_image(learnt) -> None:
     numbers = learnt["florence"]["heldout"]["caption_en"]
     assert numbers["image_gap"] > 0.02, numbers

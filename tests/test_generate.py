@@ -123,6 +123,7 @@ def test_reference_after_a_prefix_for_plain_and_framed_scenes(heldout) -> None:
         assert reference_after(s, "", heldout.spec.seed, i) == s.target.strip()
 
 
+@pytest.mark.slow
 def test_generation_records_cover_every_pair_and_are_typed(heldout) -> None:
     model = build_model("T-0.2M", seed=0)
     dec = decodings(beam=2, greedy=True, prefix=True, no_prefix=True)

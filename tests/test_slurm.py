@@ -22,7 +22,7 @@ from florenz_scaling.launch.submit import launch, prepare_runs
 from florenz_scaling.results import collect
 from florenz_scaling.spec import load_sweep
 
-pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_env")]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.usefixtures("slurm_env")]
 
 # The demo sweep, shrunk: 3 sizes × 2 step counts, tiny held-out sets, every job at once.
 QUICK = [

@@ -20,7 +20,7 @@ from florenz_scaling.launch.status import format_status, sweep_status
 from florenz_scaling.launch.submit import launch
 from florenz_scaling.results import read_records
 
-pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_env")]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.usefixtures("slurm_env")]
 REPO = Path(__file__).resolve().parents[1]
 
 BASE = [

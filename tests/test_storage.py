@@ -76,6 +76,7 @@ def test_collect_on_a_full_disk_exits_with_the_cause(tiny_disk: Path, repo: Path
     assert sorted(p.name for p in tiny_disk.iterdir()) == before  # no temp file left behind
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size_kb", [700, 3000])  # full while preparing data / while saving a checkpoint
 def test_the_trainer_on_a_full_disk_names_the_cause(tmp_path: Path, size_kb: int) -> None:
     pytest.importorskip("torch")

@@ -100,6 +100,7 @@ def eval_losses(recs: list[LossRecord]) -> dict[tuple, float]:
 # --- one process, every ZeRO stage -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("zero", [0, 1, 2, 3])
 def test_zero_stage_trains_and_evaluates_every_pair(tmp_path: Path, zero: int) -> None:
     rd = make_run(tmp_path, zero=zero, keep=1)
@@ -113,6 +114,7 @@ def test_zero_stage_trains_and_evaluates_every_pair(tmp_path: Path, zero: int) -
 # --- two processes ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_zero2_two_processes_with_torchrun(tmp_path: Path) -> None:
     rd = make_run(tmp_path, zero=2, world_size=2, global_batch=16)
     cmd = [
@@ -146,6 +148,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     return rd
 
 
+@pytest.mark.slow
 def test_reference_run_is_complete_and_mirrored_to_wandb(reference: RunDir) -> None:
     check_complete_run(reference, steps=40, eval_every=10)
     offline = list(reference.wandb.glob("offline-run-*"))
@@ -156,6 +159,7 @@ def test_reference_run_is_complete_and_mirrored_to_wandb(reference: RunDir) -> N
         assert key in data, key
 
 
+@pytest.mark.slow
 def test_sigkill_and_restart_end_exactly_like_an_uninterrupted_run(tmp_path: Path, reference: RunDir) -> None:
     rd = make_run(tmp_path, **LONG)
     proc = start(rd)
@@ -183,6 +187,7 @@ def test_sigkill_and_restart_end_exactly_like_an_uninterrupted_run(tmp_path: Pat
     assert {r.step: r.loss for r in recs if r.kind == "train"} == pytest.approx(train_ref, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_exits_and_resumes(tmp_path: Path, reference: RunDir) -> None:
     rd = make_run(tmp_path, **LONG)
     proc = start(rd)
@@ -203,6 +208,7 @@ def test_sigterm_checkpoints_exits_and_resumes(tmp_path: Path, reference: RunDir
     assert final == pytest.approx(ref, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_half_written_checkpoint_is_ignored(tmp_path: Path, reference: RunDir) -> None:
     """A checkpoint without its COMPLETE marker (a save that was killed) never counts."""
     rd = make_run(tmp_path, **LONG)
@@ -272,6 +278,7 @@ def test_tracker_swallows_every_wandb_error(caplog: pytest.LogCaptureFixture) ->
     assert tracker._run is None
 
 
+@pytest.mark.slow
 def test_run_starts_from_a_local_florence2_checkpoint(tmp_path: Path) -> None:
     import torch
     from checkpoint_dirs import florence2

@@ -201,6 +201,7 @@ def check_records(out: Path, plan: list, eval_every: int) -> None:
     assert set(table["schedule"]) == {"wsd"}
 
 
+@pytest.mark.slow
 def test_wsd_sweep_runs_end_to_end_locally(tmp_path: Path) -> None:
     spec, plan = planned(tmp_path, TINY)
     res = launch(spec, tmp_path, plan, executor="local")
@@ -226,6 +227,7 @@ def _kill_trainer(run_dir: Path) -> None:
     assert killed == 1, f"{killed} trainers of {run_dir}"
 
 
+@pytest.mark.slow
 def test_killed_trunk_relaunched_finishes_without_duplicated_or_missing_records(tmp_path: Path) -> None:
     # Longer, slower steps: a window to kill the second trunk segment (32 -> 48) in.
     spec, plan = planned(tmp_path, [*TINY, "grid.steps=[40,60,80]", "grid.global_batch=32"])
@@ -263,6 +265,7 @@ def _train(rd: Path, timeout: float = 240) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_branch_resumed_after_sigkill_ends_exactly_like_an_uninterrupted_branch(tmp_path: Path) -> None:
     over = [*TINY, "grid.steps=[40]", "train.decay_fraction=0.5", "grid.global_batch=32"]
     spec, plan = planned(tmp_path / "a", over)
@@ -309,19 +312,10 @@ def test_branch_resumed_after_sigkill_ends_exactly_like_an_uninterrupted_branch(
 # --- real SLURM --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
-def test_wsd_sweep_on_slurm_with_job_dependencies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo = Path(__file__).resolve().parents[1]
-    r = subprocess.run(
-        [str(repo / "scripts" / "slurm-local"), "start"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        stdin=subprocess.DEVNULL,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"no local SLURM cluster: {r.stderr[-300:]}")
-    monkeypatch.setenv("WANDB_MODE", "disabled")
+@pytest.mark.usefixtures("slurm_env")
+def test_wsd_sweep_on_slurm_with_job_dependencies(tmp_path: Path) -> None:
     spec, plan = planned(tmp_path, [*TINY, "launch.array_parallelism=8"])
     res = launch(spec, tmp_path, plan, executor="slurm")
     job_of = dict(res.submitted)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from checkpoint_dirs import florence2
 from train_runs import CLI, child_env, make_run
@@ -41,6 +42,7 @@ def test_partition_is_even_with_padding() -> None:
     assert tiny.shard == sum(partition_numel(p.numel(), 2) for p in build_model("T-0.2M").parameters())
 
 
+@pytest.mark.slow
 def test_two_ranks_build_partitioned_load_pretrained_and_train(tmp_path: Path) -> None:
     src = florence2(SIZES["T-0.2M"], seed=7)
     src.save_pretrained(tmp_path / "florence-2")
