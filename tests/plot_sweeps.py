@@ -219,12 +219,20 @@ def metrics_for(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
 
 
-def sweep_with_metrics(where: Path) -> Path:
-    """A copy of the shared sweep with a metrics.csv and its metric fits (as ``fit`` leaves them)."""
-    root = shutil.copytree(shared_sweep(), where / "sweep")
+@functools.cache
+def _metrics_sweep() -> Path:
+    # Built and fitted once per test process (the fit, the slow part, took ~10 s for each of four callers).
+    root = shutil.copytree(shared_sweep(), Path(tempfile.mkdtemp(prefix="florenz-test-metrics-")) / "sweep")
+    atexit.register(shutil.rmtree, root.parent, ignore_errors=True)
     metrics_for(read_table(root / "results.csv")).to_csv(root / "metrics.csv", index=False)
     fit_sweep(root, bootstrap=0)
     return root
+
+
+def sweep_with_metrics(where: Path) -> Path:
+    """A copy of the shared sweep with a metrics.csv and its metric fits (as ``fit`` leaves them), for the
+    caller to change."""
+    return shutil.copytree(_metrics_sweep(), where / "sweep")
 
 
 FIGURE_HEADINGS = (
@@ -237,11 +245,19 @@ FIGURE_HEADINGS = (
 )
 
 
-def plotted_sweep(where: Path) -> Path:
-    """A copy of the shared sweep with its figures drawn (``florenz-scaling plot``), as ``run`` leaves it."""
-    root = shutil.copytree(shared_sweep(), where / "sweep")
+@functools.cache
+def _plotted_sweep() -> Path:
+    # Drawn once per test process, for the report tests and the browser test alike.
+    root = shutil.copytree(shared_sweep(), Path(tempfile.mkdtemp(prefix="florenz-test-plotted-")) / "sweep")
+    atexit.register(shutil.rmtree, root.parent, ignore_errors=True)
     plot_sweep(root, formats=("png",))
     return root
+
+
+def plotted_sweep(where: Path) -> Path:
+    """A copy of the shared sweep with its figures drawn (``florenz-scaling plot``), as ``run`` leaves it; the
+    caller's own to change."""
+    return shutil.copytree(_plotted_sweep(), where / "sweep")
 
 
 EVIL = "<script>alert(1)</script>"
