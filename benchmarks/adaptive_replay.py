@@ -6,10 +6,11 @@ training FLOPs (``flops_olmo``, OLMo's own count incl. attention; ``--cost flops
 Targets: the 7B (4T tokens, annealed) and 13B (5T tokens) runs. Law: Chinchilla L = E + A/N^α + B/D^β on
 non-embedding parameters and tokens. Data: ``olmo_ladder_losses.csv`` from the shared data directory
 (``$FLORENZ_REFERENCE_DATA`` overrides where that is).
-Adaptive = pilot, then the expected reduction of the spread of leave-one-out refits at the targets per
-FLOP (``design.ensemble``). The baselines (the linearised-variance criterion it replaces, ``variance``;
-random orders, mean over seeds; cheapest-first; the target-blind D-optimal design) run in the same process
-on the same fits, and so does ``hindsight``: the cheapest fraction any order that starts with the pilot
+Adaptive = pilot, then replay's ``adaptive`` criterion (``design.acquire``: the expected drop of the
+targets' predictive variance, the fit's competing modes included, per FLOP^0.4), around the fast refits of
+``design.poolfits`` (chinchilla through its formula adapter, the recipe's objective). The baselines (the
+V-optimal gain per FLOP, ``variance``; random orders, mean over seeds; cheapest-first; the target-blind
+D-optimal design) run in the same process on the same fits, and so does ``hindsight``: the cheapest fraction any order that starts with the pilot
 could reach, knowing every loss (exhaustive; the bound the others are measured against). ``--all``
 replays every held-out set and ends with how often adaptive beats each baseline.
 Goal (issue 16): adaptive ≤ 0.40 and better than random and cheapest-first.

@@ -39,7 +39,8 @@ def noise_variance(fits: Fits, y_obs: np.ndarray) -> float:
     """The Bayesian σ² of the raw loss (module docstring)."""
     n = max(len(y_obs), 1)
     b0 = A0 * float(np.var(y_obs)) if len(y_obs) > 1 else 1e-4
-    ssr = float(fits.ssr[0]) if np.isfinite(fits.ssr[0]) else b0
+    rss = fits.rss if fits.rss is not None else fits.ssr
+    ssr = float(rss[0]) if np.isfinite(rss[0]) else b0
     return max((b0 + ssr / 2.0) / (A0 + n / 2.0 - 1.0), 1e-12)
 
 
@@ -69,7 +70,8 @@ def dopt_gain(Jc: np.ndarray, S: np.ndarray, sigma2: float) -> np.ndarray:
 
 def modes(fits: Fits, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
     """The competing near-optimal fits (working θ) and their normalised weights."""
-    d = fits.ssr - fits.ssr[0]
+    rss = fits.rss if fits.rss is not None else fits.ssr  # raw-loss SSR: the Gaussian likelihood σ² is of
+    d = rss - np.min(rss)
     ok = np.flatnonzero(np.isfinite(d) & (d <= MODE_CHI2 * sigma2))[:MAX_MODES]
     w = np.exp(-d[ok] / (2.0 * sigma2))
     return fits.theta[ok], w / w.sum()
@@ -87,6 +89,63 @@ def mode_gain(Pt: np.ndarray, Pc: np.ndarray, w: np.ndarray, sigma2: float) -> n
     return (cross**2).sum(axis=0) / (var_c + sigma2)
 
 
+def gains(
+    kind: str,
+    fitter: LawFitter,
+    fits: Fits,
+    bought: np.ndarray,
+    cand: np.ndarray,
+    targets: dict[str, np.ndarray],
+    *,
+    use_modes: bool = True,
+) -> np.ndarray:
+    """Each candidate's gain before its cost is counted: for ``adaptive`` and ``v-optimal`` the expected
+    drop of the target region's summed predictive variance (raw loss²), for ``d-optimal`` of log det."""
+    sigma2 = noise_variance(fits, fitter.y[bought])
+    theta = fits.best
+    S = fisher_covariance(fitter, theta, bought, sigma2)
+    Xc = fitter.subset(cand)
+    Jc = fitter.jacobian(theta, Xc)
+    if kind == "d-optimal":
+        return dopt_gain(Jc, S, sigma2)
+    if kind not in ("v-optimal", "adaptive"):
+        raise ValueError(f"unknown criterion {kind!r}")
+    gain = vopt_gain(Jc, fitter.jacobian(theta, targets), S, sigma2)
+    if kind == "adaptive" and use_modes:
+        th, w = modes(fits, sigma2)
+        if len(w) > 1:
+            Pt, Pc = fitter.predict(th, targets), fitter.predict(th, Xc)
+            finite = np.all(np.isfinite(Pt), axis=1) & np.all(np.isfinite(Pc), axis=1)
+            if finite.sum() > 1:
+                gain = gain + mode_gain(Pt[finite], Pc[finite], w[finite] / w[finite].sum(), sigma2)
+    return gain
+
+
+def target_variance(
+    fitter: LawFitter,
+    fits: Fits,
+    bought: np.ndarray,
+    targets: dict[str, np.ndarray],
+    *,
+    use_modes: bool = True,
+) -> float:
+    """The target region's summed predictive variance now, the quantity ``adaptive``'s gain is a drop of:
+    the Fisher (delta-method) variance plus the competing modes' weighted disagreement."""
+    sigma2 = noise_variance(fits, fitter.y[bought])
+    S = fisher_covariance(fitter, fits.best, bought, sigma2)
+    Jt = fitter.jacobian(fits.best, targets)
+    var = float(np.einsum("tp,pq,tq->", Jt, S, Jt))
+    if use_modes:
+        th, w = modes(fits, sigma2)
+        if len(w) > 1:
+            Pt = fitter.predict(th, targets)
+            ok = np.all(np.isfinite(Pt), axis=1)
+            if ok.sum() > 1:
+                w = w[ok] / w[ok].sum()
+                var += float(np.einsum("m,mt->", w, (Pt[ok] - w @ Pt[ok]) ** 2))
+    return var
+
+
 def score(
     kind: str,
     fitter: LawFitter,
@@ -101,26 +160,10 @@ def score(
     use_modes: bool = True,
 ) -> np.ndarray:
     """Each candidate's score (higher is better) for ``kind`` in ``adaptive``, ``v-optimal``,
-    ``d-optimal``; ``bought`` and ``cand`` are pool rows, ``targets`` the target region's inputs."""
-    sigma2 = noise_variance(fits, fitter.y[bought])
-    theta = fits.best
-    S = fisher_covariance(fitter, theta, bought, sigma2)
-    Xc = fitter.subset(cand)
-    Jc = fitter.jacobian(theta, Xc)
+    ``d-optimal``: its ``gains`` per (cost / ``total_cost``)^γ; ``bought`` and ``cand`` are pool rows,
+    ``targets`` the target region's inputs. Only the ranking matters: ``total_cost`` scales every score
+    alike."""
+    gain = gains(kind, fitter, fits, bought, cand, targets, use_modes=use_modes)
     rel = np.maximum(np.asarray(cand_cost, dtype=float) / total_cost, 1e-300)
-    if kind == "d-optimal":
-        return dopt_gain(Jc, S, sigma2) / rel
-    Jt = fitter.jacobian(theta, targets)
-    gain = vopt_gain(Jc, Jt, S, sigma2)
-    if kind == "v-optimal":
-        return gain / rel ** (VOPT_COST_EXPONENT if cost_exponent is None else cost_exponent)
-    if kind != "adaptive":
-        raise ValueError(f"unknown criterion {kind!r}")
-    if use_modes:
-        th, w = modes(fits, sigma2)
-        if len(w) > 1:
-            Pt, Pc = fitter.predict(th, targets), fitter.predict(th, Xc)
-            finite = np.all(np.isfinite(Pt), axis=1) & np.all(np.isfinite(Pc), axis=1)
-            if finite.sum() > 1:
-                gain = gain + mode_gain(Pt[finite], Pc[finite], w[finite] / w[finite].sum(), sigma2)
-    return gain / rel ** (COST_EXPONENT if cost_exponent is None else cost_exponent)
+    default = {"d-optimal": 1.0, "v-optimal": VOPT_COST_EXPONENT, "adaptive": COST_EXPONENT}[kind]
+    return gain / rel ** (default if cost_exponent is None else cost_exponent)

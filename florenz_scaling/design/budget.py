@@ -103,9 +103,9 @@ def make_task(law: Any, pool: Any, targets: Any, cost: np.ndarray) -> Task:
     cost = np.asarray(cost, dtype=float)
     if cost.shape != (len(pool),) or not np.all(np.isfinite(cost) & (cost > 0)):
         raise ValueError("every run of the pool needs a finite, positive cost")
-    return Task(
-        LawFitter(law, X, np.asarray(pool["loss"], dtype=float)), cost, T, np.asarray(targets["loss"], float)
-    )
+    # The protocol fits least squares of the raw loss whatever the law's own objective.
+    fitter = LawFitter(law, X, np.asarray(pool["loss"], dtype=float), objective="mse-raw")
+    return Task(fitter, cost, T, np.asarray(targets["loss"], float))
 
 
 def choose(

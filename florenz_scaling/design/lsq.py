@@ -5,8 +5,10 @@ a start grid of up to 3,000 rows and polishes eight candidates to L-BFGS-B's flo
 one refit is: every start (random draws inside the law's bounds, plus the previous fit's distinct optima as
 warm starts) runs through the batched projected L-BFGS of ``fit._optim`` in one numpy pass, then the best
 few distinct points are polished with scipy's L-BFGS-B at ScaleBench's tolerances. The objective is the sum
-of squared raw-loss residuals (what ScaleBench scores and fits), in the law's working parameters (log of a
-log-scale parameter), with the law's exact Jacobian.
+of squared raw-loss residuals (what ScaleBench scores and fits) or, for a law fitted in log space (the
+chinchilla recipe, ``design.formula``), Huber on log residuals: LM then runs on the squared log residuals
+(the Gauss–Newton model of the Huber objective near zero) and L-BFGS-B polishes the Huber objective itself.
+Parameters are the law's working ones (log of a log-scale parameter), with the law's exact Jacobian.
 
 ``Fits.optima`` keeps every polished optimum (working θ, SSR): the near-optimal ones are the "distinct good
 fits" whose disagreement the adaptive criterion measures (``design.acquire``).
@@ -25,6 +27,10 @@ MAX_ITER = 100  # Levenberg–Marquardt iterations at most (most starts stop wit
 N_POLISH = 2  # distinct LM optima polished with L-BFGS-B per refit
 LBFGSB = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500, "maxfun": 800}  # their tolerances; capped: see fit()
 UNBOUNDED = 5.0  # random starts of a parameter with an infinite bound are drawn within ±this (working space)
+# "rel-sse": Σ((L̂ − L)/L)², variable projection's objective in ``fit.chinchilla``; "lse-auto": the built-in
+# recipe's method="auto", rel-sse below FEW_POINTS points and huber-log from there (``design.formula``).
+OBJECTIVES = ("mse-raw", "huber-log", "rel-sse", "lse-auto")
+FEW_POINTS = 20  # fit.chinchilla.FEW_POINTS
 
 
 @dataclass
@@ -32,8 +38,13 @@ class Fits:
     """The polished optima of one refit, best first: working θ (k, p) and the sum of squared residuals."""
 
     theta: np.ndarray
-    ssr: np.ndarray
+    ssr: np.ndarray  # the objective (the raw-loss SSR for "mse-raw")
     n: int  # points fitted
+    rss: np.ndarray | None = None  # the raw-loss SSR of each optimum (what the criteria's noise reads)
+
+    def __post_init__(self) -> None:
+        if self.rss is None:
+            self.rss = self.ssr
 
     @property
     def best(self) -> np.ndarray:
@@ -43,18 +54,31 @@ class Fits:
 class LawFitter:
     """One law on one pool: predictions, working-space Jacobians and multistart least-squares refits."""
 
-    def __init__(self, law: object, X: dict[str, np.ndarray], y: np.ndarray) -> None:
-        if getattr(law, "family", "") != "expr":
+    def __init__(
+        self, law: object, X: dict[str, np.ndarray], y: np.ndarray, *, objective: str | None = None
+    ) -> None:
+        """``law``: a registry law with a formula form (``design.formula``); ``objective``: "mse-raw" or
+        "huber-log" (default: the formula's own, e.g. huber-log for chinchilla, mse-raw for farseer)."""
+        from florenz_scaling.design.formula import formula_of
+
+        form = formula_of(law)
+        if form is None:
             raise ValueError(
-                f"law {getattr(law, 'name', law)!r} is not a formula law; the budgeted replay fits formula "
-                "laws (data-constrained, farseer, chinchilla-tied or a YAML law)"
+                f"law {getattr(law, 'name', law)!r} has no formula form; the fast refits take formula laws "
+                "(data-constrained, farseer, chinchilla-tied, a YAML law), chinchilla and saturating-compute"
             )
+        law = form.law
         self.law = law
+        self.objective = objective or form.objective
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
         self.X = {k: np.asarray(v, dtype=float) for k, v in X.items()}
         self.y = np.asarray(y, dtype=float)
         self.lo, self.hi = work_bounds(law)
         self.box_lo = np.where(np.isfinite(self.lo), self.lo, -UNBOUNDED)
         self.box_hi = np.where(np.isfinite(self.hi), self.hi, UNBOUNDED)
+        if form.start_lo is not None and form.start_hi is not None:
+            self.box_lo, self.box_hi = form.start_lo, form.start_hi
         self.log_scale = np.array([p.scale == "log" for p in law.params])  # type: ignore[attr-defined]
         self.p = len(self.lo)
 
@@ -89,13 +113,26 @@ class LawFitter:
         """``k`` uniform draws inside the working bounds (the protocol's random starts)."""
         return self.box_lo + (self.box_hi - self.box_lo) * rng.random((k, self.p))
 
-    def _residuals(self, theta: np.ndarray, X: dict, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Residuals (K, n) and working-space Jacobians (K, n, p) at K working vectors."""
+    def objective_for(self, n: int) -> str:
+        """The objective a fit of ``n`` points minimises ("lse-auto" resolved)."""
+        if self.objective == "lse-auto":
+            return "rel-sse" if n < FEW_POINTS else "huber-log"
+        return self.objective
+
+    def _residuals(
+        self, theta: np.ndarray, X: dict, y: np.ndarray, objective: str = "mse-raw"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals (K, n) and working-space Jacobians (K, n, p) at K working vectors: raw, relative, or
+        log residuals (huber-log)."""
         nat = self.natural(theta)
         with np.errstate(all="ignore"):
             pred, J = self.law.batch(nat, X)  # type: ignore[attr-defined]
-            r = pred - y
             Jw = np.stack(J, axis=-1) * np.where(self.log_scale, nat, 1.0)[:, None, :]
+            if objective == "huber-log":
+                return np.log(pred) - np.log(y), Jw / pred[..., None]
+            if objective == "rel-sse":
+                return pred / y - 1.0, Jw / y[..., None]
+            r = pred - y
         return r, Jw
 
     def fit(
@@ -107,7 +144,7 @@ class LawFitter:
         where L-BFGS-B finishes in tens of steps. With no rows the first start is returned (SSR 0)."""
         starts = np.clip(np.atleast_2d(np.asarray(starts, dtype=float)), self.lo, self.hi)
         if len(idx) == 0:
-            return Fits(starts[:1], np.zeros(1), 0)
+            return Fits(starts[:1], np.zeros(1), 0, np.zeros(1))
         ix = np.asarray(idx, dtype=int)
         X = {k: v[ix][None, :] for k, v in self.X.items()}
         y = self.y[ix][None, :]
@@ -115,11 +152,15 @@ class LawFitter:
 
         # One BLAS thread: OpenBLAS's idle workers spin on tiny solves and starve L-BFGS-B (fit._blas).
         with single_threaded_blas():
-            return self._fit(X, y, starts, max_iter, n_polish)
+            return self._fit(X, y, starts, max_iter, n_polish, self.objective_for(len(ix)))
 
-    def _fit(self, X: dict, y: np.ndarray, starts: np.ndarray, max_iter: int, n_polish: int) -> Fits:
+    def _fit(
+        self, X: dict, y: np.ndarray, starts: np.ndarray, max_iter: int, n_polish: int, objective: str
+    ) -> Fits:
         with np.errstate(all="ignore"):
-            theta, ssr = _lm(lambda t: self._residuals(t, X, y), starts, self.lo, self.hi, max_iter)
+            theta, ssr = _lm(
+                lambda t: self._residuals(t, X, y, objective), starts, self.lo, self.hi, max_iter
+            )
         order = np.argsort(np.where(np.isfinite(ssr), ssr, np.inf), kind="stable")
         theta, ssr = theta[order], ssr[order]
         # Distinct optima only: many starts fall into one basin, and the criterion weighs modes, not starts.
@@ -131,23 +172,41 @@ class LawFitter:
             if not any(np.all(np.abs(theta[i] - theta[j]) <= 1e-3 * span) for j in keep):
                 keep.append(i)
         if not keep:  # every start non-finite: the first start, scored as a failed fit
-            return Fits(starts[:1], np.array([np.inf]), y.shape[1])
+            return Fits(starts[:1], np.array([np.inf]), y.shape[1], np.array([np.inf]))
         theta, ssr = theta[keep], ssr[keep]
+        if objective == "rel-sse":  # a sum of squares: its scalar form from the residuals
+
+            def scalar(t: np.ndarray) -> tuple[float, np.ndarray]:
+                r, J = self._residuals(t[None, :], X, y, objective)
+                f = float((r * r).sum())
+                return (
+                    (f, 2.0 * np.einsum("kn,knp->p", r, J)) if np.isfinite(f) else (np.inf, np.zeros(len(t)))
+                )
+
+        else:
+            prob = BatchProblem(self.law, {k: v[0] for k, v in X.items()}, y[0], objective=objective)
+            scalar = prob.scalar
+        if objective == "huber-log":  # rank LM's optima (of squared log residuals) by the objective itself
+            ssr = prob.value_and_grad(theta)[0]
+            order = np.argsort(ssr, kind="stable")
+            theta, ssr = theta[order], ssr[order]
         if n_polish:
             from scipy.optimize import minimize
 
-            prob = BatchProblem(self.law, {k: v[0] for k, v in X.items()}, y[0], objective="mse-raw")
             bounds = list(zip(self.lo, self.hi, strict=True))
             for i in range(min(n_polish, len(theta))):
                 with np.errstate(all="ignore"):
-                    m = minimize(
-                        prob.scalar, theta[i], jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGSB
-                    )
+                    m = minimize(scalar, theta[i], jac=True, method="L-BFGS-B", bounds=bounds, options=LBFGSB)
                 if np.isfinite(m.fun) and m.fun < ssr[i]:
                     theta[i], ssr[i] = np.clip(m.x, self.lo, self.hi), float(m.fun)
             order = np.argsort(ssr, kind="stable")
             theta, ssr = theta[order], ssr[order]
-        return Fits(theta, ssr, y.shape[1])
+        if objective == "mse-raw":
+            return Fits(theta, ssr, y.shape[1])
+        with np.errstate(all="ignore"):
+            pred, _ = self.law.batch(self.natural(theta), X, jacobian=False)  # type: ignore[attr-defined]
+            rss = ((pred - y) ** 2).sum(axis=1)
+        return Fits(theta, ssr, y.shape[1], np.where(np.isfinite(rss), rss, np.inf))
 
 
 def _lm(

@@ -19,6 +19,14 @@ the criterion's, how much the pool's).
 
 The adaptive pilot is the cheapest-first prefix that ``check_design`` passes (enough points and levels,
 D/N spread, condition number): before that no fit of the law is meaningful.
+
+Engines. A law with a formula form (``design.formula``: every formula law, and chinchilla and
+saturating-compute through the adapter) is refitted by ``design.poolfits`` (batched Levenberg–Marquardt
+warm-started from the previous fit, the law's own objective), and its ``adaptive``, ``variance`` and
+``d-optimal`` picks are ``design.acquire``'s criteria around that fit: ``adaptive`` is the criterion of
+``replay --budgets``, ``propose`` and ``run --adaptive``; ``variance`` is the V-optimal gain per unit of cost
+(the linearised baseline). The OLS laws keep their own fitter and the leave-one-out ensemble
+(``engine="builtin"`` forces that path for any law; ``fit_kwargs`` reach only it).
 """
 
 from __future__ import annotations
@@ -33,13 +41,16 @@ import numpy as np
 
 from florenz_scaling.design.check import check_design
 from florenz_scaling.design.ensemble import MIN_MEMBERS, ensemble_score, loo_predictions
+from florenz_scaling.design.formula import formula_of
 from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs, observed_response
+from florenz_scaling.design.poolfits import PoolFits
 from florenz_scaling.design.rank import d_optimal, score
 from florenz_scaling.fit import FitResult, fitter, get_law, is_law, law_names
 
 DEFAULT_STRATEGIES = ("adaptive", "variance", "d-optimal", "random", "cheapest-first", "full")
 STRATEGIES = (*DEFAULT_STRATEGIES, "hindsight")
 HINDSIGHT_MAX_FREE = 14  # 2^14 fits beyond the pilot (minutes); larger pools are refused
+ENGINES = ("auto", "lsq", "builtin")
 
 
 @dataclass
@@ -96,7 +107,13 @@ class Replayer:
     """The pool, the targets and the fitter of one replay; ``curve(order)`` refits along a purchase order."""
 
     def __init__(
-        self, pool: Any, targets: Any, law: str, *, fit_kwargs: dict[str, Any] | None = None
+        self,
+        pool: Any,
+        targets: Any,
+        law: str,
+        *,
+        fit_kwargs: dict[str, Any] | None = None,
+        engine: str = "auto",
     ) -> None:
         self.inputs = check_inputs(law, pool, targets)
         self.law = law
@@ -112,9 +129,22 @@ class Replayer:
         self.n_params = get_law(law).n_params
         self.fit_fn = fitter(law, **{**get_law(law).replay_options(), **(fit_kwargs or {})})
         self._cache: dict[frozenset[int], FitResult | None] = {}
+        if engine not in ENGINES:
+            raise DesignError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+        has_form = formula_of(get_law(law)) is not None
+        if engine == "lsq" and not has_form:
+            raise DesignError(f"law {law} has no formula form for the lsq engine (an OLS law)")
+        self.fast: PoolFits | None = None
+        if engine != "builtin" and has_form:
+            loss = np.asarray(self.pool["loss"], dtype=float)
+            self.fast = PoolFits(get_law(law), {k: self.X[:, j] for j, k in enumerate(self.inputs)}, loss)
+            self.target_X = {k: np.array([t.inputs[k] for t in self.targets]) for k in self.inputs}  # type: ignore[index]
 
-    def fit(self, idx: Sequence[int]) -> FitResult | None:
-        """The law fitted to the runs ``idx`` (cached: strategies revisit the same sets), None if it fails."""
+    def fit(self, idx: Sequence[int]) -> Any:
+        """The law fitted to the runs ``idx`` (cached: strategies revisit the same sets), None if it fails:
+        a ``FitResult``, or the lsq engine's ``FitPrediction`` (``predict`` and ``params`` alike)."""
+        if self.fast is not None:
+            return self.fast.result(idx)
         key = frozenset(int(i) for i in idx)
         if key not in self._cache:
             res = None
@@ -158,10 +188,35 @@ class Replayer:
                 return order[:k]
         return order
 
+    def acquire_pick(self, kind: str, **options: Any) -> Callable[[list[int], list[int]], int]:
+        """A pick by ``design.acquire``'s ``kind`` around the lsq engine's fit (module docstring)."""
+        fast = self.fast
+        assert fast is not None
+
+        def pick(bought: list[int], left: list[int]) -> int:
+            return fast.pick(kind, bought, left, self.cost, self.total, self.target_X, **options)
+
+        return pick
+
+    def picker(self, strategy: str) -> Callable[[list[int], list[int]], int]:
+        """The next-run rule of ``adaptive``, ``variance`` or ``d-optimal`` for this replay's engine."""
+        if self.fast is not None:
+            kind, opts = {
+                "adaptive": ("adaptive", {}),
+                "variance": ("v-optimal", {"cost_exponent": 1.0}),
+                "d-optimal": ("d-optimal", {}),
+            }[strategy]
+            return self.acquire_pick(kind, **opts)
+        return {
+            "adaptive": self.ensemble_pick,
+            "variance": self.variance_pick,
+            "d-optimal": self.d_optimal_pick,
+        }[strategy]
+
     def adaptive_order(self, next_pick: Callable[[list[int], list[int]], int] | None = None) -> list[int]:
-        """Pilot, then one run at a time by ``next_pick`` (default: the leave-one-out ensemble's choice)."""
+        """Pilot, then one run at a time by ``next_pick`` (default: ``adaptive``'s rule, ``picker``)."""
         bought = self.pilot()
-        pick = next_pick or self.ensemble_pick
+        pick = next_pick or self.picker("adaptive")
         while len(bought) < len(self.pool):
             left = [i for i in range(len(self.pool)) if i not in bought]
             bought.append(pick(bought, left))
@@ -264,20 +319,17 @@ def replay(
     seeds: int = 10,
     strategies: Sequence[str] = DEFAULT_STRATEGIES,
     fit_kwargs: dict[str, Any] | None = None,
+    engine: str = "auto",
 ) -> dict[str, Any]:
     """Every strategy's curve and compute fraction; random is reported per seed and as their mean."""
-    rp = Replayer(pool, targets, law, fit_kwargs=fit_kwargs)
+    rp = Replayer(pool, targets, law, fit_kwargs=fit_kwargs, engine=engine)
     n = len(rp.pool)
     curves: dict[str, Any] = {}
     for s in strategies:
         if s not in STRATEGIES:
             raise DesignError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
-        if s == "adaptive":
-            curves[s] = rp.curve(s, rp.adaptive_order()).to_dict(rp.total, tolerance)
-        elif s == "variance":
-            curves[s] = rp.curve(s, rp.adaptive_order(rp.variance_pick)).to_dict(rp.total, tolerance)
-        elif s == "d-optimal":
-            curves[s] = rp.curve(s, rp.adaptive_order(rp.d_optimal_pick)).to_dict(rp.total, tolerance)
+        if s in ("adaptive", "variance", "d-optimal"):
+            curves[s] = rp.curve(s, rp.adaptive_order(rp.picker(s))).to_dict(rp.total, tolerance)
         elif s == "hindsight":
             curves[s] = rp.curve(s, rp.hindsight_order(tolerance)).to_dict(rp.total, tolerance)
         elif s == "cheapest-first":
@@ -302,6 +354,7 @@ def replay(
             }
     return {
         "law": law,
+        "engine": "lsq" if rp.fast is not None else "builtin",
         "tolerance": tolerance,
         "pool_runs": n,
         "pool_cost": rp.total,

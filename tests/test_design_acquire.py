@@ -1,0 +1,59 @@
+"""The chinchilla adapter of the fast refits (``design.formula``) fits what the built-in recipe fits; the
+tolerance replay runs on those refits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from florenz_scaling.design.lsq import LawFitter
+from florenz_scaling.design.replay import replay
+from florenz_scaling.fit import fit_chinchilla, get_law
+
+TRUE = {"E": 1.8, "A": 400.0, "alpha": 0.34, "B": 600.0, "beta": 0.3}
+
+
+def law_loss(N: np.ndarray, D: np.ndarray) -> np.ndarray:
+    return TRUE["E"] + TRUE["A"] * N ** -TRUE["alpha"] + TRUE["B"] * D ** -TRUE["beta"]
+
+
+def pool_table(seed: int = 0) -> pd.DataFrame:
+    N, R = np.meshgrid([2e7, 5e7, 1e8, 3e8, 8e8, 2e9], [5.0, 10.0, 20.0, 40.0, 80.0, 160.0], indexing="ij")
+    N, D = N.ravel(), (N * R).ravel()
+    L = law_loss(N, D) * np.exp(np.random.default_rng(seed).normal(0, 0.004, len(N)))
+    return pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": L})
+
+
+@pytest.mark.parametrize(("rows", "method"), [(slice(None), "lbfgs"), (slice(0, 36, 3), "varpro")])
+def test_the_chinchilla_adapter_fits_what_the_builtin_recipe_fits(rows: slice, method: str) -> None:
+    """The replay's recipe is ``method="auto"``: Huber on log residuals from 20 points (L-BFGS-B from
+    Hoffmann's grid), variable projection's relative SSE below; the adapter resolves to the same."""
+    t = pool_table(seed=3).iloc[rows]
+    N, D, L = (t[k].to_numpy() for k in ("N", "D", "loss"))
+    law = get_law("chinchilla")
+    f = LawFitter(law, {"N": N, "D": D}, L)
+    assert f.objective_for(len(L)) == ("huber-log" if method == "lbfgs" else "rel-sse")
+    fits = f.fit(np.arange(len(L)), f.random_starts(np.random.default_rng(0), 64))
+    ours = dict(zip(law.param_names, f.natural(fits.best)[0], strict=True))
+    ref = fit_chinchilla(N, D, L, method="auto")
+    assert ref.method == method
+    for k in law.param_names:
+        assert ours[k] == pytest.approx(ref.params[k], rel=1e-3), k
+    assert fits.ssr[0] == pytest.approx(ref.objective, rel=1e-5)
+
+
+def test_the_tolerance_replay_of_chinchilla_runs_on_the_fast_refits() -> None:
+    pool = pool_table(seed=1)
+    targets = pd.DataFrame(
+        {"N": [1.6e10], "D": [3.2e11], "loss": law_loss(np.array([1.6e10]), np.array([3.2e11]))}
+    )
+    r = replay(pool, targets, "chinchilla", tolerance=0.02, seeds=2)
+    assert r["engine"] == "lsq"
+    fr = {s: v["compute_fraction"] for s, v in r["strategies"].items()}
+    assert fr["full"] == 1.0  # the whole pool predicts the target within 2 %
+    assert fr["adaptive"] is not None and fr["adaptive"] < 1.0
+    builtin = replay(pool, targets, "chinchilla", tolerance=0.02, strategies=("full",), engine="builtin")
+    e_fast = r["strategies"]["full"]["steps"][0]["errors"][0]
+    e_ref = builtin["strategies"]["full"]["steps"][0]["errors"][0]
+    assert e_fast == pytest.approx(e_ref, abs=1e-4)  # the same fit, so the same error
