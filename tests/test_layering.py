@@ -7,6 +7,7 @@ functions count too: a lazy import is still a dependency.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,30 @@ def test_every_package_states_its_public_names() -> None:
         assert isinstance(getattr(mod, "__all__", None), list) and mod.__all__, f"{name} has no __all__"
         missing = [n for n in mod.__all__ if not hasattr(mod, n)]
         assert not missing, f"{name}.__all__ names what it does not define: {missing}"
+
+
+def _readme_layering() -> dict[str, tuple[str, str]]:
+    """The README's layering table: stage -> (what it holds, what it may import)."""
+    text = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)(?:/|\.py)` \| (.+) \| (.+) \|$", text, flags=re.M)
+    return {name: (holds, imports) for name, holds, imports in rows}
+
+
+def test_the_readme_layering_table_is_this_table_and_the_tree() -> None:
+    table = _readme_layering()
+    stages = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" and p.stem != "__init__"}
+    stages |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert set(table) == stages == set(ALLOWED), "README rows, the package's stages and ALLOWED differ"
+    for stage, (holds, imports) in table.items():
+        named = set(re.findall(r"`([\w.]+)`", imports.split("(")[0]))
+        if stage == "pretrain":  # "as `train`, and `train`"
+            named = ALLOWED["train"] | {"train"}
+        expected = ALLOWED[stage] if ALLOWED[stage] != {"*"} else set()
+        assert named == expected, f"README: {stage} may import {sorted(named)}; ALLOWED: {sorted(expected)}"
+        for module in re.findall(r"`(\w+)`", holds):  # the modules a package's row names exist
+            here = PACKAGE / stage
+            if here.is_dir():
+                assert (here / f"{module}.py").exists() or (here / module).is_dir(), f"{stage}/{module}"
+    exceptions = {(a.split(".")[1], b) for a, b in EXCEPTIONS}
+    assert exceptions == {("dryrun", "model"), ("dryrun", "data.tokenizer")}
+    assert "`dryrun`: also `model`, `data.tokenizer`" in table["launch"][1]
