@@ -1,17 +1,25 @@
-"""The chinchilla adapter of the fast refits (``design.formula``) fits what the built-in recipe fits; the
+"""One criterion everywhere: ``propose`` (and so ``run --adaptive``) chooses what replay's ``adaptive`` buys;
+the chinchilla adapter of the fast refits (``design.formula``) fits what the built-in recipe fits; the
 tolerance replay runs on those refits."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from florenz_scaling.design import Candidate, Target
+from florenz_scaling.design.budget import make_task, run_repeat, start_set
 from florenz_scaling.design.lsq import LawFitter
+from florenz_scaling.design.propose import ADAPTIVE_METHOD, propose
 from florenz_scaling.design.replay import replay
 from florenz_scaling.fit import fit_chinchilla, get_law
+from florenz_scaling.fit.laws import ExprLaw, Param, register, unregister
 
 TRUE = {"E": 1.8, "A": 400.0, "alpha": 0.34, "B": 600.0, "beta": 0.3}
+RAW = "raw-chinchilla-test"
 
 
 def law_loss(N: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -23,6 +31,53 @@ def pool_table(seed: int = 0) -> pd.DataFrame:
     N, D = N.ravel(), (N * R).ravel()
     L = law_loss(N, D) * np.exp(np.random.default_rng(seed).normal(0, 0.004, len(N)))
     return pd.DataFrame({"N": N, "D": D, "C": 6 * N * D, "loss": L})
+
+
+@pytest.fixture
+def raw_law() -> Iterator[str]:
+    """Chinchilla's formula fitted by least squares of the raw loss: the objective ScaleBench's replay fits,
+    so propose (which fits a law by its own objective) and replay fit the same thing."""
+    law = ExprLaw(
+        RAW,
+        ("N", "D"),
+        (
+            Param("E", (0.1, 10.0), scale="log"),
+            Param("A", (1.0, 1e6), scale="log"),
+            Param("B", (1.0, 1e6), scale="log"),
+            Param("alpha", (0.01, 1.5)),
+            Param("beta", (0.01, 1.5)),
+        ),
+        expr="E + A * N**(-alpha) + B * D**(-beta)",
+        response="raw",
+    )
+    register(law)
+    yield RAW
+    unregister(RAW)
+
+
+def test_propose_chooses_replays_first_adaptive_purchase(raw_law: str) -> None:
+    pool = pool_table()
+    target = {"N": 1.6e10, "D": 3.2e11}
+    targets = pd.DataFrame({k: [v] for k, v in target.items()} | {"loss": law_loss(*target.values())})
+    cost = 6 * pool["N"].to_numpy() * pool["D"].to_numpy()
+    task = make_task(get_law(raw_law), pool, targets, cost)
+    start = start_set(cost, task.n_params)
+    rep = run_repeat(task, "adaptive", (1.0,), seed=0)
+    first = rep["order"][len(start)]
+
+    measured = pool.iloc[start]
+    cands = [
+        Candidate(f"r{i}", r.N, r.D, r.C, float(cost[i]))
+        for i, r in enumerate(pool.itertuples())
+        if i not in start
+    ]
+    prop = propose(measured, raw_law, Target(raw_law, inputs=target), cands, k=1)
+    assert prop.method == ADAPTIVE_METHOD
+    assert prop.chosen[0][0].name == f"r{first}" == prop.ranked[0][0].name
+    # The ranking is the criterion's score, and the expected variance after the choice is below now's.
+    scores = [s.score for _, s in prop.ranked]
+    assert scores == sorted(scores, reverse=True)
+    assert prop.chosen[0][1].var_after < prop.var_now
 
 
 @pytest.mark.parametrize(("rows", "method"), [(slice(None), "lbfgs"), (slice(0, 36, 3), "varpro")])

@@ -103,7 +103,7 @@ def test_propose_ranks_by_the_ensemble_and_falls_back_to_fisher() -> None:
         for i, (n, d) in enumerate([(5e8, 1e10), (1e9, 2e10), (2e7, 6e9)])
     ]
     target = parse_target("N=2e9,D=4e10", "chinchilla")
-    ens = propose(pts, "chinchilla", target, pool, k=2)
+    ens = propose(pts, "chinchilla", target, pool, k=2, method="ensemble")
     lin = propose(pts, "chinchilla", target, pool, k=2, method="linearised")
     assert ens.method == ENSEMBLE_METHOD and lin.method == METHOD
     assert 0.2 < ens.var_now / lin.var_now < 5

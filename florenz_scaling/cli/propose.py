@@ -1,7 +1,9 @@
 """``florenz-scaling propose SWEEP_DIR_OR_CSV --law L --target "P=…,S=…" [--group G | --pair task/lang]
 [--pool POOL.yaml|csv] [--k N] [--budget GPU-h] [--json OUT] [--out DIR]``.
 
-Ranks candidate runs by the expected reduction of the target's variance per GPU-hour (``design.propose``)
+Ranks candidate runs by replay's ``adaptive`` criterion (``design.acquire``: the expected reduction of the
+target's predictive variance, modes of the fit included, per GPU-hour^0.4) or, for the OLS laws and parameter
+targets, by the leave-one-out refits' (``design.propose``)
 and, for a sweep, writes ``DIR/next-sweep.yaml`` and ``DIR/next-plan.csv`` (default DIR: SWEEP/design) for
 ``florenz-scaling launch DIR/next-sweep.yaml --out SWEEP --only RUN_ID ...``.
 """
@@ -40,9 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="where next-sweep.yaml and next-plan.csv go")
     p.add_argument(
         "--method",
-        choices=("ensemble", "linearised"),
-        default="ensemble",
-        help="uncertainty: leave-one-out refits (default; sees misfit) or the linearised law (Fisher)",
+        choices=("adaptive", "ensemble", "linearised"),
+        help="criterion: replay's adaptive (default for a formula law or chinchilla and a loss target), "
+        "leave-one-out refits (the default otherwise; sees misfit) or the linearised law (Fisher)",
     )
     p.set_defaults(func=run)
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from florenz_scaling.design.ensemble import MIN_MEMBERS, ensemble_greedy, ensemble_score, loo_predictions
+from florenz_scaling.design.formula import formula_of
 from florenz_scaling.design.model import DesignError, LinearModel, Target, law_inputs, linearise
 from florenz_scaling.design.pool import Candidate, unmeasured
+from florenz_scaling.design.propose_adaptive import propose_adaptive
 from florenz_scaling.design.rank import Scored, greedy, score
 from florenz_scaling.fit import FitResult, fit_points, get_law
 from florenz_scaling.spec import ExtraRun, SweepSpec
@@ -32,7 +34,13 @@ ENSEMBLE_METHOD = (
     "leave-one-out refits of the law (jackknife covariance of their predictions at the target and at "
     "every candidate, misfit included); expected variance after a candidate by the Gaussian update"
 )
-METHODS = ("ensemble", "linearised")
+# The default for every law with a formula form (design.formula): replay's ``adaptive`` criterion, so that
+# what propose and run --adaptive buy is what the benchmarked strategy buys (design.acquire).
+ADAPTIVE_METHOD = (
+    "replay's adaptive criterion (design.acquire): expected drop of the target's predictive variance, "
+    "Fisher plus the spread between the fit's near-optimal modes, per cost^0.4; least-squares multistart fit"
+)
+METHODS = ("adaptive", "ensemble", "linearised")
 
 
 @dataclass
@@ -41,14 +49,21 @@ class Proposal:
 
     law: str
     target: Target
-    fit: FitResult
-    model: LinearModel
+    fit: FitResult | None
+    model: LinearModel | None
     estimate: float
     var_now: float
     ranked: list[tuple[Candidate, Scored]]
     chosen: list[tuple[Candidate, Scored]]
     warnings: list[str] = field(default_factory=list)
     method: str = METHOD
+    n_points: int = 0  # measured runs fitted (the model's, when there is one)
+    sigma: float = float("nan")  # a new run's noise sd, in the space the variances are in
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            self.n_points = self.model.n_points
+            self.sigma = math.sqrt(self.model.sigma2)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the target now, the chosen batch in order and the whole ranked pool."""
@@ -61,6 +76,7 @@ class Proposal:
                 "sd_after": math.sqrt(s.var_after),
                 "ratio": s.ratio,
                 "gain_per_cost": s.gain_per_cost,
+                **({"score": s.score} if s.score is not None else {}),
             }
 
         return {
@@ -71,10 +87,10 @@ class Proposal:
             "estimate": self.estimate,
             "var_now": self.var_now,
             "sd_now": math.sqrt(self.var_now),
-            "measured_runs": self.model.n_points,
-            "sigma": math.sqrt(self.model.sigma2),
+            "measured_runs": self.n_points,
+            "sigma": self.sigma,
             "method": self.method,
-            "fit_method": self.fit.method,
+            "fit_method": self.fit.method if self.fit is not None else "lsq",
             "chosen": [row(c, s) for c, s in self.chosen],
             "ranked": [row(c, s) for c, s in self.ranked],
             "warnings": self.warnings,
@@ -90,12 +106,18 @@ def propose(
     k: int | None = 1,
     budget: float | None = None,
     fit: FitResult | None = None,
-    method: str = "ensemble",
+    method: str | None = None,
 ) -> Proposal:
     """Fit ``law`` to ``points`` (unless ``fit`` is given), rank the unmeasured candidates of ``pool`` by
     expected target-variance reduction per cost, and choose up to ``k`` of them within ``budget``.
 
-    ``method``: ``"ensemble"`` (leave-one-out refits, ``design.ensemble``) or ``"linearised"`` (Fisher)."""
+    ``method``: ``"adaptive"`` (replay's criterion, ``design.acquire``; the default for a law with a formula
+    form and a loss target), ``"ensemble"`` (leave-one-out refits, ``design.ensemble``; the default
+    otherwise) or ``"linearised"`` (Fisher). ``fit`` is used by the last two only."""
+    if method is None:
+        method = (
+            "adaptive" if target.inputs is not None and formula_of(get_law(law)) is not None else "ensemble"
+        )
     if method not in METHODS:
         raise DesignError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     inputs = law_inputs(law)
@@ -108,6 +130,22 @@ def propose(
         raise DesignError(
             f"{len(points)} measured runs cannot fit law {law} ({get_law(law).n_params} "
             "parameters): run a pilot design first (`plan SWEEP --check` says what it needs)"
+        )
+    if method == "adaptive":
+        r = propose_adaptive(points, law, target, pool, k=k, budget=budget)
+        return Proposal(
+            law,
+            target,
+            None,
+            None,
+            r.estimate,
+            r.var_now,
+            r.ranked,
+            r.chosen,
+            r.warnings,
+            ADAPTIVE_METHOD,
+            n_points=r.n_points,
+            sigma=r.sigma,
         )
     try:
         res = fit or fit_points(points, law, validate=False)
@@ -186,12 +224,14 @@ def _loo(points: Any, res: FitResult, model: LinearModel, target: Target, X: lis
 def format_proposal(p: Proposal, unit: str = "GPU-h", limit: int = 20) -> str:
     """The ranked table: the chosen batch in the order picked, then the best of the rest."""
     sd = math.sqrt(p.var_now)
-    how = "leave-one-out refits" if p.method == ENSEMBLE_METHOD else "Fisher/delta method"
+    how = {ENSEMBLE_METHOD: "leave-one-out refits", ADAPTIVE_METHOD: "Fisher + modes of the fit"}.get(
+        p.method, "Fisher/delta method"
+    )
     lines = [
-        f"{p.law} on {p.model.n_points} measured runs: target {p.target.label} = {p.estimate:.6g} "
+        f"{p.law} on {p.n_points} measured runs: target {p.target.label} = {p.estimate:.6g} "
         f"± {sd:.3g} (1 sd, {how})",
         f"{'':2s}{'run':28s} {'cost ' + unit:>12s} {'var after':>11s} {'sd after':>10s} {'ratio':>7s} "
-        f"{'gain/cost':>10s}",
+        f"{'score' if p.method == ADAPTIVE_METHOD else 'gain/cost':>10s}",
     ]
     shown = [(c, s, True) for c, s in p.chosen]
     chosen = {id(c) for c, _ in p.chosen}
@@ -199,7 +239,8 @@ def format_proposal(p: Proposal, unit: str = "GPU-h", limit: int = 20) -> str:
     for c, s, mark in shown:
         lines.append(
             f"{'* ' if mark else '  '}{c.name:28s} {c.cost:12.4g} {s.var_after:11.4g} "
-            f"{math.sqrt(s.var_after):10.4g} {s.ratio:7.3f} {s.gain_per_cost:10.3g}"
+            f"{math.sqrt(s.var_after):10.4g} {s.ratio:7.3f} "
+            f"{s.gain_per_cost if s.score is None else s.score:10.3g}"
         )
     total = sum(c.cost for c, _ in p.chosen)
     after = p.chosen[-1][1].var_after if p.chosen else p.var_now

@@ -29,6 +29,7 @@ class Scored:
     cost: float
     var_before: float
     var_after: float
+    score: float | None = None  # the ranking criterion's own score, where it is not gain per cost
 
     @property
     def reduction(self) -> float:
