@@ -205,3 +205,26 @@ def test_farseer_smoke_on_the_real_pool(reference_csv: Callable[[str], Path]) ->
     assert time.perf_counter() - t0 < 60
     # Measured: ours 0.86 at 5 %, cheapest-first 0.37 (the paper's: 0.41 ± 0.40).
     assert ours["r2"][0] > 0.6 and ours["r2"][0] > cheap["r2"][0]
+
+
+def test_the_table_aligns_published_labels_longer_than_a_strategy() -> None:
+    from florenz_scaling.design.budget import format_benchmark
+
+    result = {
+        "budgets": [0.01, 0.1],
+        "pool_runs": 3,
+        "pool_cost": 1.0,
+        "targets": 1,
+        "repeats": 1,
+        "strategies": {"adaptive": {"r2_mean": [0.5, 0.9], "r2_std": [0.1, 0.0], "seconds": 1.0}},
+    }
+    published = {"V-optimal (10 laws)": [0.58, 0.85], "all data (10 laws)": [None, 0.79]}
+    lines = format_benchmark(result, published).splitlines()[1:]
+    w = len("V-optimal (10 laws)") + 1
+    assert lines[0][w:].split()[:2] == ["1%", "10%"] and lines[0][w - 1] == " "
+    for line, label in zip(lines[1:], ["adaptive", *published], strict=True):
+        assert line[:w].rstrip() == label and line[w - 1] == " "  # the label column, then the cells
+    # Every row's cell for 10 % ends where the header's "10%" does.
+    end = lines[0].index("10%") + 3
+    assert lines[1][:end].endswith("0.90 ± 0.00") and lines[2][:end].rstrip().endswith("+0.85")
+    assert lines[3][:end].rstrip().endswith("+0.79")

@@ -242,7 +242,9 @@ def benchmark(
 def format_benchmark(result: dict[str, Any], published: dict[str, list[float | None]] | None = None) -> str:
     """A table: per strategy the mean ± std R² at each budget (and a published row where given)."""
     budgets = result["budgets"]
-    head = f"{'strategy':16s}" + "".join(f"{f'{b:.0%}':>16s}" for b in budgets) + f"{'seconds':>10s}"
+    # One label column wide enough for every row: published labels ("V-optimal (10 laws)") pass 16.
+    w = max(16, *(len(x) + 1 for x in (*result["strategies"], *(published or {}))))
+    head = f"{'strategy':{w}s}" + "".join(f"{f'{b:.0%}':>16s}" for b in budgets) + f"{'seconds':>10s}"
     lines = [
         f"pool {result['pool_runs']} runs (cost {result['pool_cost']:.4g}), {result['targets']} targets, "
         f"{result['repeats']} repeats; target-region R² clipped to [-1, 1], mean ± std",
@@ -250,8 +252,8 @@ def format_benchmark(result: dict[str, Any], published: dict[str, list[float | N
     ]
     for s, v in result["strategies"].items():
         cells = "".join(f"{m:+9.2f} ± {sd:4.2f}" for m, sd in zip(v["r2_mean"], v["r2_std"], strict=True))
-        lines.append(f"{s:16s}{cells}{v['seconds']:10.1f}")
+        lines.append(f"{s:{w}s}{cells}{v['seconds']:10.1f}")
     for name, row in (published or {}).items():
         cells = "".join(f"{'':>16s}" if x is None else f"{x:+9.2f}{'':7s}" for x in row)
-        lines.append(f"{name:16s}{cells}")
+        lines.append(f"{name:{w}s}{cells}")
     return "\n".join(lines)
