@@ -3,12 +3,15 @@
 Both run in this process on the 240 Chinchilla points (D = C/(6N), 5 highest losses dropped) from Hoffmann's
 4,500-start grid with the same objective (summed Huber δ = 1e-3 on log residuals) and bounds. The naive loop
 uses the recipe's tolerances (ftol 1e-12, gtol 1e-10, maxiter 1e4) per start and keeps the best objective.
-Then 1,000 bootstrap resamples of runs are timed.
+Then 1,000 bootstrap resamples of runs are timed, all at once (the law's batched Newton refit, the default)
+and one by one (the per-resample L-BFGS-B polish used before; ``--old-resamples`` of them, time scaled) on
+the same resamples, and their intervals compared.
 
-    python benchmarks/fit_speed.py [--resamples 1000] [--naive-starts 4500]
+    python benchmarks/fit_speed.py [--resamples 1000] [--naive-starts 4500] [--old-resamples 200]
 
-Targets (issue 7): same objective within 1e-9 relative, speed ratio >= 10x, fast fit < 3 s, 1,000 bootstrap
-resamples < 120 s.
+Targets (issues 7 and 24): same objective within 1e-9 relative, speed ratio >= 25x, fast fit < 3 s,
+1,000 bootstrap resamples < 3 s on 2 cores (the seconds depend on the machine's load; the ratios, both
+measured in this run, much less), intervals equal to the one-by-one refit's within 1e-6 relative.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--naive-starts", type=int, default=4500, help="fewer for a quick look (ratio scaled)")
+    ap.add_argument("--old-resamples", type=int, default=200, help="resamples refitted one by one (scaled)")
     args = ap.parse_args(argv)
 
     import scipy.optimize  # noqa: F401 - imported up front so neither timing includes it
@@ -82,18 +86,32 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"speed ratio: {ratio:.1f}x"
         + (" (naive time scaled to 4,500 starts)" if scale != 1 else "")
-        + "  (target >= 10x; fast < 3 s)"
+        + "  (target >= 25x; fast < 3 s)"
     )
 
     t0 = time.perf_counter()
     b = bootstrap("chinchilla", pts, n=args.resamples, seed=0, budgets=[5.76e23], point=fast)
     t_boot = time.perf_counter() - t0
     print(
-        f"bootstrap: {args.resamples} resamples in {t_boot:.1f} s ({b.bootstrap.n_failed} failed)"
-        "  (target < 120 s)"
+        f"bootstrap: {args.resamples} resamples in {t_boot:.2f} s ({b.bootstrap.n_failed} failed)"
+        f"  (target < 3 s)\n  {b.bootstrap.per_resample_fit}"
     )
     print("  95% CI " + ", ".join(f"{k} [{lo_:.4g}, {hi_:.4g}]" for k, (lo_, hi_) in b.ci.items()))
-    ok = (rel <= 1e-9) and ratio >= 10 and t_fast < 3 and t_boot < 120 * args.resamples / 1000
+    n_old = min(args.old_resamples, args.resamples)
+    t0 = time.perf_counter()
+    old = bootstrap("chinchilla", pts, n=n_old, seed=0, budgets=[5.76e23], point=fast, batched=False)
+    t_old = (time.perf_counter() - t0) * args.resamples / n_old
+    # The first n_old resamples are the same draws in both (same seed): compare their intervals.
+    same = bootstrap("chinchilla", pts, n=n_old, seed=0, budgets=[5.76e23], point=fast)
+    diff = max(
+        abs(x - y) / abs(y) for k in old.ci for x, y in zip(same.ci[k], old.ci[k], strict=True) if y != 0
+    )
+    print(
+        f"bootstrap one by one (the path before): {t_old:.1f} s for {args.resamples}"
+        + (f" (timed on {n_old}, scaled)" if n_old != args.resamples else "")
+        + f"; ratio {t_old / t_boot:.1f}x; interval endpoints differ by <= {diff:.2e} relative (target 1e-6)"
+    )
+    ok = (rel <= 1e-9) and ratio >= 25 and t_fast < 3 and t_boot < 3 * args.resamples / 1000 and diff <= 1e-6
     print("all targets met" if ok else "some target missed")
     return 0 if ok else 1
 

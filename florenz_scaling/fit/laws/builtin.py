@@ -131,6 +131,30 @@ class LSELaw(Law):
             return self.fitter(method="varpro", varpro_grid=10, varpro_init=init, **kwargs)
         return self.fitter(**kwargs)
 
+    def batch_refitter(self, point: Any, *, n_warm: int = 4) -> Any:
+        """Every resample at once, by a batched exact Newton from the same warm starts as
+        ``resample_fitter`` (``fit._newton``: the same optima, tested); only for the L-BFGS recipe."""
+        if point.method != "lbfgs":
+            return None
+        from florenz_scaling.fit._newton import lse_resample_fits
+
+        optima = point.solver.get("local_optima") or [{"theta": list(point.solver["theta"].values())}]
+        starts = [np.asarray(o["theta"], dtype=float) for o in optima[:n_warm]]
+        objective = point.solver.get("objective", "huber-log")
+        m = len(self.coefs)
+
+        def refit(table: Any, W: np.ndarray) -> tuple[dict[str, Any], int]:
+            loss = np.asarray(table["loss"], dtype=float)
+            theta, n_alone = lse_resample_fits(
+                starts, list(self.columns(table).values()), loss, W, objective=objective
+            )
+            out = {a: np.exp(theta[:, j]) for j, a in enumerate(self.coefs)}
+            out.update({e: theta[:, m + 1 + j] for j, e in enumerate(self.exponents)})
+            out["E"] = np.exp(theta[:, m])
+            return out, n_alone
+
+        return refit
+
     def derived(self, result: Any, budgets: Sequence[float] | None) -> dict[str, float]:
         if not self.has_allocation:
             return super().derived(result, budgets)

@@ -189,6 +189,12 @@ class Law:
         """The per-resample fit of a bootstrap around the full-data fit ``point``."""
         return self.fitter(**kwargs)
 
+    def batch_refitter(self, point: Any) -> Callable[[Any, np.ndarray], tuple[dict[str, Any], int]] | None:
+        """All bootstrap resamples refitted at once, each as weights over the rows of one table (how often
+        its run was drawn): ``(table, W (B, n)) -> ({parameter: (B,) values}, resamples polished alone)``.
+        None: the law refits resample by resample (``resample_fitter``)."""
+        return None
+
     def fit_options(self, method: str, objective: str) -> dict[str, Any]:
         """The options of ``fit`` that a command's --method / --objective set for this law."""
         return {}
