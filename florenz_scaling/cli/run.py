@@ -297,7 +297,13 @@ def _fit(spec: SweepSpec, sd: SweepDir, log: Callable[[str], None]) -> None:
         return
     fit_sweep = _stage_module("fit", "florenz_scaling.fit", "fit_sweep")
     fit = spec.fit
-    written = fit_sweep(sd.root, laws=fit.laws, bootstrap=fit.bootstrap, per_pair=fit.per_pair)
+    written = fit_sweep(
+        sd.root,
+        laws=fit.law_names,
+        bootstrap=fit.bootstrap,
+        per_pair=fit.per_pair,
+        written_laws=fit.written_laws,
+    )
     log(f"fit: wrote {len(written)} fit(s) to {sd.fits}")
 
 

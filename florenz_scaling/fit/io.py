@@ -4,13 +4,13 @@ reading them back (``load_fits``)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from florenz_scaling.fit.laws import get_law
+from florenz_scaling.fit.laws import get_law, law_from_definition, register
 from florenz_scaling.fit.reference import PAPER_FILE
 from florenz_scaling.fit.result import FitResult
 from florenz_scaling.spec import LAWS
@@ -213,8 +213,12 @@ def fit_sweep(
     seed: int = 0,
     budgets: Sequence[float] | None = None,
     objective: str = "huber-log",
+    written_laws: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Fit every law for every group (and every pair if ``per_pair``) of a collected sweep.
+
+    ``written_laws``: laws the sweep writes out (``fit.laws`` in its spec: name -> the definition of a
+    ``--laws`` file), registered here, before fitting, exactly as a law file's (``fit.laws.user``).
 
     Reads ``sweep_dir/results.csv``, keeps the final checkpoint of each run, and writes
     ``sweep_dir/fits/<law>-<group>.json`` (per pair ``<law>-<task>_<lang>.json``), then the comparisons
@@ -225,6 +229,8 @@ def fit_sweep(
     from florenz_scaling.files import write_atomic
     from florenz_scaling.results import read_table
 
+    for name, definition in (written_laws or {}).items():
+        register(law_from_definition(name, definition, "sweep fit.laws"), replace=True)
     root = Path(sweep_dir)
     table = read_table(root / RESULTS_FILE)
     out_dir = root / FITS_DIR

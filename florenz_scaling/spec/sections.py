@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from florenz_scaling.spec.identity import held_out_pairs, identity_by
 from florenz_scaling.spec.load import check
@@ -357,6 +357,34 @@ class GenerateSpec:
 
 @dataclass(frozen=True)
 class FitSpec:
-    laws: tuple[str, ...] = LAWS
+    # The laws ``run`` fits, in report order: names of the built-in LAWS, or a mapping of name -> the law
+    # written out as in a --laws file (expr, params, response; checked by spec.lawtext) or null (a built-in).
+    laws: tuple[str, ...] | dict[str, dict[str, Any] | None] = LAWS
     bootstrap: int = 1000  # resamples of runs, as fitting.md recommends
     per_pair: bool = False
+
+    @property
+    def law_names(self) -> tuple[str, ...]:
+        return tuple(self.laws)
+
+    @property
+    def written_laws(self) -> dict[str, dict[str, Any]]:
+        """The laws written out in the sweep (name -> definition), registered by the fit stage."""
+        return {k: v for k, v in self.laws.items() if v is not None} if isinstance(self.laws, dict) else {}
+
+    def validate(self, path: str) -> None:
+        from florenz_scaling.spec.lawtext import check_law
+
+        written = self.written_laws
+        for i, name in enumerate(self.law_names):
+            where = f"{path}.laws.{name}" if isinstance(self.laws, dict) else f"{path}.laws[{i}]"
+            if name not in written:
+                fix = f"choose from {', '.join(LAWS)}, or write it out: `{name}: {{expr: ..., params: ...}}`"
+                check(name in LAWS, where, f"unknown law {name!r}", fix)
+                continue
+            # The name is part of file names (fits/<law>-<group>.json) and of the report's anchors.
+            ok = GROUP_NAME.fullmatch(name) is not None
+            check(ok, where, f"{name!r} cannot name a law", "letters, digits, - and _, from a letter")
+            check(name not in LAWS, where, f"{name!r} is a built-in law", "give the written law another name")
+            check_law(where, name, written[name])
+        check(self.bootstrap >= 0, f"{path}.bootstrap", f"must be >= 0, got {self.bootstrap}")

@@ -15,7 +15,6 @@ from typing import Any
 from florenz_scaling.spec.identity import analysis, digest
 from florenz_scaling.spec.load import SpecError, apply_overrides, check, from_dict, read_yaml, to_plain
 from florenz_scaling.spec.sections import (
-    LAWS,
     BudgetSpec,
     ComponentsSpec,
     CostSpec,
@@ -139,8 +138,7 @@ class SweepSpec:
         self.launch.validate("launch")
         self.cost.validate("cost")
         self.generate.validate("generate")
-        for i, law in enumerate(self.fit.laws):
-            check(law in LAWS, f"fit.laws[{i}]", f"unknown law {law!r}", f"choose from {', '.join(LAWS)}")
+        self.fit.validate("fit")
 
     def _check_batches(self) -> None:
         for gb_path, gb in self._global_batches():
