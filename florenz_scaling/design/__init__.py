@@ -1,13 +1,15 @@
 """Adaptive design: which runs to buy next, and whether a design can identify its law at all.
 
-Between ``fit`` and ``plan``: it reads fits (and the points they were fitted to) and writes plans. ``model``
-linearises a fitted law (Fisher information, the delta-method variance of a target); ``rank`` scores
-candidates by the expected variance reduction per GPU-hour; ``ensemble`` scores them by the expected
-reduction of the spread of leave-one-out refits at the target (misfit included), the replay's adaptive
-criterion; ``pool`` builds the candidates; ``check`` warns
-when a design cannot identify a law; ``replay`` replays the loop on finished runs; ``adaptive`` is the loop
-of ``run --adaptive``; ``propose`` is the ``propose`` command's work. ``budget`` runs ScaleBench's protocol
-(``replay --budgets``) with the criteria of ``acquire`` on the fast least-squares refits of ``lsq``.
+Between ``fit`` and ``plan``: it reads fits (and the points they were fitted to) and writes plans. ``acquire``
+is the one criterion of which run to buy next (the expected drop of the target's predictive variance, the
+fit's competing modes included, per cost^0.4), scored around the fast least-squares refits of ``lsq``
+(``formula`` gives chinchilla a formula form for them; ``poolfits`` caches and warm-starts them): replay's
+``adaptive`` (both modes), ``propose`` and ``run --adaptive`` use it. ``model`` linearises a fitted law
+(Fisher information, the delta-method variance of a target) and ``rank`` scores by it; ``ensemble`` scores by
+the leave-one-out refits' spread (the OLS laws' criterion); ``pool`` builds the candidates; ``check`` warns
+when a design cannot identify a law; ``replay`` replays the loop on finished runs (``budget``: ScaleBench's
+protocol, ``replay --budgets``); ``adaptive`` is the loop of ``run --adaptive``; ``propose`` (with
+``propose_adaptive``) is the ``propose`` command's work.
 """
 
 from florenz_scaling.design.check import Finding, check_design, check_plan, condition_number

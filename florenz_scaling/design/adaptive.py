@@ -1,8 +1,13 @@
 """The loop of ``florenz-scaling run SWEEP --adaptive --budget GPU-h``.
 
     pilot design ─▶ launch ─▶ collect ─▶ fit ─▶ propose ─▶ launch ─▶ … until the budget is spent or the
-    target's 95% interval (± 1.96 sd of the leave-one-out refits, ``design.ensemble``; the Fisher/delta
-    method of ``design.model`` while too few refits succeed) is narrower than ``width``
+    target's 95% interval is narrower than ``width``
+
+``propose`` chooses by replay's ``adaptive`` criterion (``design.acquire``) for a law with a formula form
+(chinchilla included), so the loop buys what the benchmarked strategy buys; the interval is then ± 1.96 sd
+of the target's predictive variance in loss units (Fisher plus the fit's competing modes). For the OLS laws
+it is the leave-one-out refits' (``design.ensemble``; the Fisher/delta method while too few succeed), in
+log-loss units.
 
 The pool is the sweep's grid extended by its sizes and budgets (``design.pool``). The pilot is the
 cheapest-first set of candidates that ``check_design`` passes for the law: the cheapest design that can
