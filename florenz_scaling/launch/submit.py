@@ -159,10 +159,19 @@ def group_by_resources(spec: SweepSpec, runs: list[PlannedRun]) -> list[tuple[Re
 
 def local_slots(spec: SweepSpec, runs: list[PlannedRun]) -> list[list[PlannedRun]]:
     """A resource group's runs dealt to at most ``array_parallelism`` local slots; a WSD trunk and its
-    branches (a chain) go to one slot, each run after the one it starts from."""
+    branches (a chain) go to one slot, each run after the one it starts from.
+
+    Longest first, each chain to the slot with the least compute so far: dealt round robin, the largest run
+    of the demo started sixth and ran alone for its last three minutes."""
     units = chains(runs)
     n = min(spec.launch.array_parallelism, len(units))
-    return [[r for u in units[i::n] for r in u] for i in range(n)]  # round robin: a mix of sizes per slot
+    slots: list[list[PlannedRun]] = [[] for _ in range(n)]
+    load = [0.0] * n
+    for unit in sorted(units, key=lambda u: -sum(r.added_gmacs for r in u)):  # stable among equals
+        i = min(range(n), key=load.__getitem__)
+        slots[i] += unit
+        load[i] += sum(r.added_gmacs for r in unit)
+    return slots
 
 
 def submissions(

@@ -155,7 +155,10 @@ def plan_checkpoint(
     """The plan for checkpoint ``kind`` of ``size`` (``own``: the model's key -> shape), or a
     ``CheckpointError``. ``switch_vocabulary``: the decoder's vocabulary is not the checkpoint's, so its
     rows are built from pieces (BART sizes)."""
-    shapes = tensor_shapes(directory) if shapes is None else shapes
+    try:
+        shapes = tensor_shapes(directory) if shapes is None else shapes
+    except FileNotFoundError as e:
+        raise CheckpointError(str(e), "point it at a local checkpoint saved with save_pretrained") from None
     config = read_config(directory)
     layout = GEMMA2 if kind == "gemma" else detect_florence_layout(config, list(shapes))
     check_config(config, layout, size)
