@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from florenz_scaling.fit import bootstrap, fit_chinchilla, load_points, small_grid
+from florenz_scaling.fit import (
+    bootstrap,
+    fit_chinchilla,
+    fit_points,
+    load_points,
+    predict_targets,
+    small_grid,
+)
 from florenz_scaling.fit._newton import lse_parts
 from florenz_scaling.fit._optim import LSEProblem
 from florenz_scaling.fit.bootstrap import resample_weights, resamples
@@ -93,3 +100,17 @@ def test_simulated_intervals_agree_and_cover_the_truth():
     # 95% nominal: each parameter >= 80% of 30 sets (binomial 5% tail ~ 87%), all together >= 88%.
     assert min(rates.values()) >= 0.8, rates
     assert np.mean(list(rates.values())) >= 0.88, rates
+
+
+def test_prediction_intervals_are_the_batched_refits_too():
+    pts = simulated(3).assign(run_id=lambda t: [f"r{i}" for i in range(len(t))])
+    fit = fit_points(pts, "chinchilla", method="lbfgs")
+    targets = pd.DataFrame({"N": [1e9, 1e10], "D": [2e10, 2e11]})
+    fast = predict_targets(fit, pts, targets, n=100, seed=5)
+    slow = predict_targets(fit, pts, targets, n=100, seed=5, batched=False)
+    assert fast["n_ok"] == slow["n_ok"] == 100
+    for a, b in zip(fast["predictions"], slow["predictions"], strict=True):
+        assert a["lower"] < a["prediction"] < a["upper"]
+        assert a["lower"] == pytest.approx(b["lower"], rel=1e-6) and a["upper"] == pytest.approx(
+            b["upper"], rel=1e-6
+        )

@@ -36,6 +36,29 @@ def resample_fitter(point: FitResult, **kwargs: Any) -> FitFn:
     return get_law(point.law).resample_fitter(point, **kwargs)
 
 
+def law_refits(
+    point: FitResult,
+    table: Any,
+    groups_col: str,
+    n: int,
+    seed: int,
+    failures: list[str],
+    *,
+    batched: bool = True,
+    alone: list[int] | None = None,
+) -> tuple[int, Iterator[Any]]:
+    """The number of runs and the law's refits of ``n`` resamples of runs around the full fit ``point``: all
+    at once where the law can (``Law.batch_refitter``) and ``batched``, else one by one
+    (``resample_fitter``); the same resamples either way. Each refit has ``params``."""
+    law = get_law(point.law)
+    batch = law.batch_refitter(point) if batched else None
+    if batch is not None:
+        n_runs, chunks = resample_weights(table, groups_col, n, seed)
+        return n_runs, batch_refits(batch, point.law, table, chunks, failures, [] if alone is None else alone)
+    n_runs, picks = resamples(table, groups_col, n, seed)
+    return n_runs, refits(law.resample_fitter(point), table, picks, failures)
+
+
 def derived(result: FitResult, budgets: Sequence[float] | None) -> dict[str, float]:
     """Derived quantities of one fit (``Law.derived``): exponent ratio and compute-optimal N*, D*, L* (laws of
     N and D); L(C) at the budgets (laws of C alone)."""
@@ -147,21 +170,19 @@ def bootstrap(
     table = pd.DataFrame(table).reset_index(drop=True)
     if isinstance(fit_fn, str):
         point = point or get_law(fit_fn).full_fitter()(table)
-        per_resample = resample_fitter(point)
     else:
         point = point or fit_fn(table)
-        per_resample = fit_fn
     names = get_law(point.law).param_names
-    batch = get_law(point.law).batch_refitter(point) if isinstance(fit_fn, str) and batched else None
+    by_law = isinstance(fit_fn, str)
+    batch = by_law and batched and get_law(point.law).batch_refitter(point) is not None
     failures: list[str] = []
     alone: list[int] = []
     draws: Iterator[Any]
-    if batch is not None:
-        n_runs, chunks = resample_weights(table, groups_col, n, seed)
-        draws = batch_refits(batch, point.law, table, chunks, failures, alone)
+    if by_law:
+        n_runs, draws = law_refits(point, table, groups_col, n, seed, failures, batched=batched, alone=alone)
     else:
         n_runs, picks = resamples(table, groups_col, n, seed)
-        draws = refits(per_resample, table, picks, failures)
+        draws = refits(fit_fn, table, picks, failures)  # type: ignore[arg-type]
     samples: dict[str, list[float]] = {k: [] for k in names}
     dsamples: dict[str, list[float]] = {}
     for r in draws:
@@ -192,9 +213,9 @@ def bootstrap(
         per_resample_fit=(
             f"all resamples at once: batched exact Newton from the full fit's best local optima "
             f"({sum(alone)} polished alone by L-BFGS-B)"
-            if batch is not None
+            if batch
             else "polished from the full fit's best local optima (see resample_fitter)"
-            if isinstance(fit_fn, str)
+            if by_law
             else getattr(fit_fn, "__name__", "custom")
         ),
         param_median={k: float(np.median(v)) for k, v in samples.items() if v},

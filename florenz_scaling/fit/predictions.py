@@ -1,8 +1,9 @@
 """Predictions at target rows with intervals: the fit's prediction and the bootstrap's percentile interval.
 
-Each resample of runs is refitted the way ``fit.bootstrap`` refits it (warm starts from the full fit's local
-optima), and every target row is predicted by every refit; the interval is the percentile interval of those
-predictions (a confidence interval of the law's mean loss there, not of one new run's loss).
+Each resample of runs is refitted the way ``fit.bootstrap`` refits it (``law_refits``: all at once where
+the law can, else warm starts from the full fit's local optima), and every target row is predicted by every
+refit; the interval is the percentile interval of those predictions (a confidence interval of the law's
+mean loss there, not of one new run's loss).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from florenz_scaling.fit.bootstrap import refits, resamples
+from florenz_scaling.fit.bootstrap import law_refits
 from florenz_scaling.fit.laws import get_law
 from florenz_scaling.fit.result import FitResult
 
@@ -25,11 +26,13 @@ def predict_targets(
     seed: int = 0,
     level: float = 0.95,
     groups_col: str = "run_id",
+    batched: bool = True,
 ) -> dict[str, Any]:
     """``{"predictions": [{<the row's inputs>, "prediction", "lower", "upper"}, …], "level", "n_ok", …}``.
 
     ``fit`` is the law fitted to ``points``; ``targets`` a table with the law's input columns (a ``loss``
     column, when present, is copied as ``observed``). A target lacking an input is refused by its name.
+    ``batched=False`` refits the resamples one by one even where the law can refit them all at once.
     """
     import pandas as pd
 
@@ -42,8 +45,7 @@ def predict_targets(
     failures: list[str] = []
     draws = []
     if n > 0:
-        _, picks = resamples(points, groups_col, n, seed)
-        for r in refits(law.resample_fitter(fit), points, picks, failures):
+        for r in law_refits(fit, points, groups_col, n, seed, failures, batched=batched)[1]:
             with np.errstate(all="ignore"):
                 draws.append(np.asarray(law.predict(r.params, **X), dtype=float))
     lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
