@@ -87,10 +87,11 @@ def resamples(table: Any, groups_col: str, n: int, seed: int) -> tuple[int, Iter
 
 
 def resample_weights(
-    table: Any, groups_col: str, n: int, seed: int, *, max_cells: int = 1_000_000
+    table: Any, groups_col: str, n: int, seed: int, *, max_cells: int = 250_000
 ) -> tuple[int, Iterator[np.ndarray]]:
     """The same ``n`` resamples as ``resamples`` (same seed, same draws), as weights over the rows of
-    ``table`` (how often each row's run was drawn), in chunks of at most ``max_cells`` weights."""
+    ``table`` (how often each row's run was drawn), in chunks of at most ``max_cells`` weights (a batched
+    refit holds a few arrays of that many cells per parameter and start: ~40 MB each for Chinchilla)."""
     n_ids, inverse = _runs(table, groups_col)
     rng = np.random.default_rng(seed)
     per_chunk = max(1, max_cells // max(len(inverse), 1))
