@@ -112,3 +112,23 @@ def test_the_tolerance_replay_of_chinchilla_runs_on_the_fast_refits() -> None:
     e_fast = r["strategies"]["full"]["steps"][0]["errors"][0]
     e_ref = builtin["strategies"]["full"]["steps"][0]["errors"][0]
     assert e_fast == pytest.approx(e_ref, abs=1e-4)  # the same fit, so the same error
+
+
+def test_proposes_interval_has_the_spread_of_refits_on_fresh_noise() -> None:
+    """The sd ``propose`` shows (and ``run --adaptive --width`` stops on) is the residual-noise one, not the
+    criterion's prior-heavy σ²: over fresh noise draws it is the spread of the estimate within a factor 2."""
+    base = pool_table()
+    measured = base[(base["N"] <= 3e8)].reset_index(drop=True)  # 16 runs, target far beyond them
+    cand = [Candidate("big", 2e9, 4e10, 6 * 2e9 * 4e10, 1.0)]
+    target = Target("chinchilla", inputs={"N": 2e9, "D": 4e10})
+    true = law_loss(measured["N"].to_numpy(), measured["D"].to_numpy())
+    est, sd = [], []
+    for seed in range(24):
+        noisy = measured.assign(
+            loss=true * np.exp(np.random.default_rng(50 + seed).normal(0, 0.004, len(true)))
+        )
+        prop = propose(noisy, "chinchilla", target, cand, k=1)
+        est.append(prop.estimate)
+        sd.append(np.sqrt(prop.var_now))
+    ratio = float(np.median(sd) / np.std(est))
+    assert 0.5 < ratio < 2.0, ratio

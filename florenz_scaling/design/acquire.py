@@ -98,10 +98,12 @@ def gains(
     targets: dict[str, np.ndarray],
     *,
     use_modes: bool = True,
+    sigma2: float | None = None,
 ) -> np.ndarray:
     """Each candidate's gain before its cost is counted: for ``adaptive`` and ``v-optimal`` the expected
-    drop of the target region's summed predictive variance (raw loss²), for ``d-optimal`` of log det."""
-    sigma2 = noise_variance(fits, fitter.y[bought])
+    drop of the target region's summed predictive variance (raw loss²), for ``d-optimal`` of log det.
+    ``sigma2``: the noise variance (default: the Bayesian ``noise_variance`` the criterion ranks by)."""
+    sigma2 = noise_variance(fits, fitter.y[bought]) if sigma2 is None else sigma2
     theta = fits.best
     S = fisher_covariance(fitter, theta, bought, sigma2)
     Xc = fitter.subset(cand)
@@ -128,10 +130,12 @@ def target_variance(
     targets: dict[str, np.ndarray],
     *,
     use_modes: bool = True,
+    sigma2: float | None = None,
 ) -> float:
     """The target region's summed predictive variance now, the quantity ``adaptive``'s gain is a drop of:
-    the Fisher (delta-method) variance plus the competing modes' weighted disagreement."""
-    sigma2 = noise_variance(fits, fitter.y[bought])
+    the Fisher (delta-method) variance plus the competing modes' weighted disagreement (``sigma2`` as in
+    ``gains``)."""
+    sigma2 = noise_variance(fits, fitter.y[bought]) if sigma2 is None else sigma2
     S = fisher_covariance(fitter, fits.best, bought, sigma2)
     Jt = fitter.jacobian(fits.best, targets)
     var = float(np.einsum("tp,pq,tq->", Jt, S, Jt))
