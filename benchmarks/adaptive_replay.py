@@ -10,10 +10,11 @@ Adaptive = pilot, then replay's ``adaptive`` criterion (``design.acquire``: the 
 targets' predictive variance, the fit's competing modes included, per FLOP^0.4), around the fast refits of
 ``design.poolfits`` (chinchilla through its formula adapter, the recipe's objective). The baselines (the
 V-optimal gain per FLOP, ``variance``; random orders, mean over seeds; cheapest-first; the target-blind
-D-optimal design) run in the same process on the same fits, and so does ``hindsight``: the cheapest fraction any order that starts with the pilot
-could reach, knowing every loss (exhaustive; the bound the others are measured against). ``--all``
-replays every held-out set and ends with how often adaptive beats each baseline.
-Goal (issue 16): adaptive ≤ 0.40 and better than random and cheapest-first.
+D-optimal design) run in the same process on the same fits, and so does ``hindsight``: the cheapest
+fraction any order that starts with the pilot could reach, knowing every loss (exhaustive; the bound the
+others are measured against). ``--all`` replays every held-out set and ends with how often adaptive beats
+each baseline. Issue 16's goal (adaptive ≤ 0.40) is withdrawn (issue 26): one target cannot separate a
+criterion from the luck of one early purchase; the benchmark reports the fractions and the bound.
 
     .venv/bin/python benchmarks/adaptive_replay.py [--task c4_en] [--all] [--seeds 20] [--json OUT]
 """
