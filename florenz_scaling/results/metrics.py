@@ -22,7 +22,7 @@ from florenz_scaling.results.reader import CollectWarning, DuplicateRecordsError
 from florenz_scaling.results.records import MetricRecord, read_lines
 from florenz_scaling.results.table import POINT_COLUMNS, point
 
-METRIC_COLUMNS = (*POINT_COLUMNS, "metric", "decoding", "value", "n", "final", "partial")
+METRIC_COLUMNS = (*POINT_COLUMNS, "metric", "decoding", "value", "lower", "upper", "n", "final", "partial")
 _ORDER = ("params", "total_steps", "run_id", "step", "task", "lang", "group", "metric", "decoding")
 
 # One warning and one error for every record file (results.reader); the metric names stay for callers.
@@ -41,7 +41,11 @@ class MetricsRead:
 def read_metrics(path: str | Path) -> MetricsRead:
     """A metrics.jsonl file as typed metric records; malformed lines are reported, never silently used."""
     good, bad, truncated = read_lines(path)
-    bad = sorted(bad + [(i, f"a {r.kind} record in a metrics file") for i, r in good if r.kind != "metric"])
+    # per-sample records live beside the metric records (they are not metrics.csv rows)
+    other = [
+        (i, f"a {r.kind} record in a metrics file") for i, r in good if r.kind not in ("metric", "sample")
+    ]
+    bad = sorted(bad + other)
     metric = [(i, MetricRecord.of(r)) for i, r in good if r.kind == "metric"]
     finite = [(i, r) for i, r in metric if math.isfinite(r.value)]
     return MetricsRead(
@@ -66,6 +70,9 @@ def metric_row(run_id: str, run: dict[str, Any], r: MetricRecord, partial: bool)
         "metric": r.metric,
         "decoding": r.decoding,
         "value": float(r.value),
+        # the bootstrap interval over samples; empty for records written before intervals were
+        "lower": r.lower,
+        "upper": r.upper,
         "n": r.n,
         "final": r.step == run["total_steps"],
         "partial": partial,

@@ -31,7 +31,9 @@ LOSSES_FILE = "losses.jsonl"
 DONE_FILE = "DONE"
 
 LOSS_KINDS = ("eval", "train", "shuffled", "shuffled_image", "shuffled_prompt")
-KINDS = (*LOSS_KINDS, "metric")
+# "sample": one decoded held-out sample's own scores (per-sample numbers of a metric record's set), written
+# beside the metric records so intervals and paired differences can be recomputed from the samples.
+KINDS = (*LOSS_KINDS, "metric", "sample")
 SHUFFLED_KINDS = ("shuffled", "shuffled_image", "shuffled_prompt")
 
 
@@ -121,6 +123,15 @@ class LossRecord:
         return math.isfinite(self.loss)
 
 
+def sample_record(
+    run: str, step: int, pair: tuple[str, str], decoding: str, index: int, scores: dict[str, float]
+) -> Record:
+    """One decoded held-out sample's scores (its position ``index`` in the pair's held-out set): the
+    numbers whose (weighted) means are the set's share metrics, and its CIDEr under the set's IDF."""
+    values = {"index": index, **{k: float(v) for k, v in scores.items()}}
+    return Record("sample", run, step, pair, values, {"decoding": decoding, "sample": str(index)})
+
+
 @dataclass(frozen=True)
 class MetricRecord:
     """Typed view of a metric record: one score of one run's decoded held-out samples of one pair."""
@@ -135,12 +146,16 @@ class MetricRecord:
     decoding: str  # greedy, beam4, greedy+prefix, beam4+prefix, ...
     value: float
     n: int  # samples the score is over
+    # The bootstrap interval of ``value`` over the n held-out samples (train.intervals; None: not recorded).
+    lower: float | None = None
+    upper: float | None = None
 
     def to_record(self) -> Record:
         labels = {"metric": self.metric, "decoding": self.decoding} | (
             {"group": self.group} if self.group else {}
         )
         values = {"value": self.value, "n": self.n, "seen_samples": self.seen_samples}
+        values |= {k: getattr(self, k) for k in ("lower", "upper") if getattr(self, k) is not None}
         return Record("metric", self.run_id, self.step, (self.task, self.lang), values, labels)
 
     @classmethod
@@ -150,6 +165,7 @@ class MetricRecord:
         return cls(
             r.run, r.step, int(v.get("seen_samples", 0)), task, lang, lb.get("group", ""),
             lb.get("metric", ""), lb.get("decoding", ""), v["value"], int(v.get("n", 0)),
+            v.get("lower"), v.get("upper"),
         )  # fmt: skip
 
     @classmethod
@@ -194,7 +210,7 @@ def parse_dict(d: Any) -> Record:
         raise ValueError("pair must be [task, language] or null")
     if not isinstance(labels, dict) or not all(isinstance(x, str) for x in labels.values()):
         raise ValueError("labels must be an object of strings")
-    need = {"metric": ("value",), "train": ("loss",)}.get(kind, ("loss",))
+    need = {"metric": ("value",), "sample": ("index",), "train": ("loss",)}.get(kind, ("loss",))
     if any(n not in values for n in need):
         raise ValueError(f"a {kind} record needs values {', '.join(need)}")
     return Record(kind, run, step, tuple(pair) if pair else None, dict(values), dict(labels))  # type: ignore[arg-type]
@@ -203,7 +219,7 @@ def parse_dict(d: Any) -> Record:
 def _old_line(d: dict[str, Any]) -> dict[str, Any]:
     """A flat line of a sweep from before the contract, in the contract's shape (its checks follow)."""
     if "metric" in d:
-        names = {f.name for f in dataclasses.fields(MetricRecord)}
+        names = {f.name for f in dataclasses.fields(MetricRecord) if f.default is dataclasses.MISSING}
         missing = sorted(names - set(d))
         if missing:
             raise ValueError(f"record lacks {', '.join(missing)}")

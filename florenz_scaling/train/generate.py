@@ -27,12 +27,13 @@ import torch
 
 from florenz_scaling.data import HeldOut, Sample, collate, heldout_scene
 from florenz_scaling.data.language import DECODER_PREFIXES, Obj, describe
-from florenz_scaling.results.records import MetricRecord
+from florenz_scaling.results.records import MetricRecord, Record, sample_record
 from florenz_scaling.results.records import (
     append_jsonl as append_jsonl,  # re-exported: the one durable append
 )
 from florenz_scaling.spec import Pair
 from florenz_scaling.train.evaluate import eval_pairs
+from florenz_scaling.train.intervals import sample_cider, sample_counts, score_intervals
 from florenz_scaling.train.score import objects_from_key, score_set
 
 
@@ -300,9 +301,13 @@ def generation_records(
     max_samples: int,
     batch_size: int,
     examples: int = 0,
+    samples: list[Record] | None = None,
 ) -> tuple[list[MetricRecord], list[dict[str, Any]]]:
     """Every pair × decoding, scored: (metric records, the first ``examples`` decoded samples per pair and
-    decoding). Translation pairs are decoded without prefix only. The model's training mode is restored."""
+    decoding). Translation pairs are decoded without prefix only. The model's training mode is restored.
+
+    Each metric record carries its bootstrap interval over the decoded samples (``train.intervals``); when
+    ``samples`` is a list, one ``sample`` record per decoded sample is appended to it (its own scores)."""
     was_training = model.training
     model.eval()
     metrics: list[MetricRecord] = []
@@ -319,21 +324,33 @@ def generation_records(
                 decoded = decode_pair(model, heldout, pair, d, max_samples=max_samples, batch_size=batch_size)
                 if not decoded:
                     continue
-                scores = score_set(
-                    [x.output for x in decoded],
-                    [x.reference for x in decoded],
-                    pair[1],
-                    [x.objects for x in decoded],
-                )
+                hyps, refs = [x.output for x in decoded], [x.reference for x in decoded]
+                objects = [x.objects for x in decoded]
+                scores = score_set(hyps, refs, pair[1], objects)
+                ci = score_intervals(hyps, refs, pair[1], objects)
                 metrics += [
-                    MetricRecord(run_id, step, seen_samples, pair[0], pair[1], g, m, d.name, v, n)
+                    MetricRecord(run_id, step, seen_samples, pair[0], pair[1], g, m, d.name, v, n, *ci[m])
                     for g in groups
                     for m, (v, n) in scores.items()
                 ]
+                if samples is not None:
+                    samples += _sample_records(decoded, pair, d, run_id, step)
                 shown += [example_record(x, d, run_id, step) for x in decoded[:examples]]
     finally:
         model.train(was_training)
     return metrics, shown
+
+
+def _sample_records(decoded: list[Decoded], pair: Pair, d: Decoding, run_id: str, step: int) -> list[Record]:
+    """One ``sample`` record per decoded sample: its CIDEr under the set's IDF, exact match, and (synthetic
+    world) its object count, exactly-said objects and per-attribute counts."""
+    hyps, refs = [x.output for x in decoded], [x.reference for x in decoded]
+    per = sample_counts(hyps, refs, pair[1], [x.objects for x in decoded])
+    per["cider"] = sample_cider(hyps, refs, pair[1])
+    return [
+        sample_record(run_id, step, pair, d.name, x.index, {k: v[i] for k, v in per.items()})
+        for i, x in enumerate(decoded)
+    ]
 
 
 def example_record(x: Decoded, decoding: Decoding, run_id: str, step: int) -> dict[str, Any]:

@@ -352,6 +352,7 @@ def _generation(engine: Any, heldout: Any, run: RunSpec, rd: RunDir, step: int, 
     append the scores to metrics.jsonl and a few decoded samples to examples.jsonl (every rank decodes, as
     every rank evaluates; rank 0 writes)."""
     gen, t0 = run.generate, time.perf_counter()
+    samples: list[Any] = []  # per-sample scores, beside the metric records (intervals across runs)
     with whole_model(engine):
         metrics, examples = generation_records(
             engine,
@@ -363,9 +364,10 @@ def _generation(engine: Any, heldout: Any, run: RunSpec, rd: RunDir, step: int, 
             max_samples=gen.max_samples,
             batch_size=run.train.micro_batch,
             examples=gen.examples,
+            samples=samples,
         )
     if write:
-        RecordWriter(rd.metrics).write(metrics)  # the one record writer, as for losses
+        RecordWriter(rd.metrics).write([*metrics, *samples])  # the one record writer, as for losses
         append_jsonl(rd.examples, examples)
     cider: dict[str, list[float]] = {}
     for r in (r for r in metrics if r.metric == "cider" and r.group):
