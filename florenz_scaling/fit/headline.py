@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from florenz_scaling.fit.emergence import emergence, image_gap, prefix_effect
 from florenz_scaling.fit.laws import PAPER_EQ1, get_law
 from florenz_scaling.fit.reference import paper_coefficients
 from florenz_scaling.fit.verdict import verdict_of
 
-# A metric "rises with size" when the largest model beats the smallest by more than this fraction.
-EMERGES_BY = 0.10
 # conditioning.csv probes: the image and the prompt shuffled apart, or (older files) both at once.
 EXPONENT = get_law(PAPER_EQ1).shared[0]  # α1, the compute exponent the report opens with
 PROBES = (("image_shuffled_loss", "image"), ("prompt_shuffled_loss", "prompt"), ("shuffled_loss", "both"))
@@ -115,45 +114,6 @@ def conditioning_gaps(cond: Any) -> list[dict[str, Any]]:
     return out
 
 
-def emergence(metrics: Any, group: str = "UC", reference: str = "SC") -> list[dict[str, Any]]:
-    """Per metric and decoding: ``group``'s value vs model size at the largest seen-samples budget measured
-    for at least two sizes (each run's last step), whether it rises with size, and ``reference`` at the
-    largest size for scale."""
-    if metrics is None or not len(metrics) or group not in set(metrics["group"].astype(str)):
-        return []
-    m = metrics.copy()
-    m["decoding"] = m["decoding"].fillna("").astype(str) if "decoding" in m.columns else ""
-    m = m[m["step"] == m.groupby("run_id")["step"].transform("max")]
-    out = []
-    for (metric, decoding), d in m.groupby(["metric", "decoding"], sort=True):
-        per_budget = d.groupby("seen_samples")["params"].nunique()
-        budgets = per_budget[per_budget >= 2].index
-        if not len(budgets):
-            continue
-        d = d[d["seen_samples"] == budgets.max()]
-        by = d.groupby(["group", "params"])["value"].mean()
-        if group not in by.index.get_level_values(0):
-            continue
-        curve = by.loc[group].sort_index()
-        first, last = float(curve.iloc[0]), float(curve.iloc[-1])
-        rise = (last - first) / max(abs(first), 1e-12) if first else (1.0 if last > 0 else 0.0)
-        ref = by.loc[reference].sort_index() if reference in by.index.get_level_values(0) else None
-        out.append(
-            {
-                "metric": str(metric),
-                "decoding": str(decoding),
-                "seen_samples": float(budgets.max()),
-                "sizes": [float(p) for p in curve.index],
-                "values": [float(v) for v in curve],
-                "emerges": bool(rise > EMERGES_BY),
-                "rise": float(rise),
-                "reference": reference if ref is not None else None,
-                "reference_at_largest": None if ref is None else float(ref.iloc[-1]),
-            }
-        )
-    return out
-
-
 # The headline's emergence claim uses the paper's protocol: CIDEr of beam-search decodes seeded with the
 # target-language prefix (unseen-language CIDEr 1.7 / 5.6 / 24.1 / 26.6 across F-0.4B … F-11.2B).
 HEADLINE_METRICS = ("cider", "attr_acc", "bleu", "chrf")
@@ -167,16 +127,24 @@ def _paper_decoding(decodings: set[str]) -> str | None:
     return sorted(decodings)[0] if decodings else None
 
 
+# The answer asks "does it rise with size?" once per protocol metric: the paper's CIDEr, and the world's exact
+# attribute accuracy (did the caption say every attribute of every object right).
+ANSWER_METRICS = ("cider", "attr_acc")
+
+
 def split_emergence(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(the headline's entry — the paper's metric and decoding —, every other entry). One claim leads; the
-    many other metric × decoding combinations support it in a folded list rather than drown it."""
+    """(the answer's entries — CIDEr and exact attribute accuracy in the paper's decoding, or the first
+    headline metric there is —, every other entry). The answer asks once per protocol metric; the many other
+    metric × decoding combinations go into a folded table rather than drown it."""
+    lead = []
     for metric in HEADLINE_METRICS:
         mine = [e for e in entries if e["metric"] == metric]
         choice = _paper_decoding({e["decoding"] for e in mine})
-        lead = [e for e in mine if e["decoding"] == choice]
-        if lead:
-            return lead, [e for e in entries if e is not lead[0]]
-    return entries[:1], entries[1:]
+        lead += [e for e in mine if e["decoding"] == choice]
+        if lead and metric not in ANSWER_METRICS[:-1]:
+            break
+    lead = lead or entries[:1]
+    return lead, [e for e in entries if all(e is not x for x in lead)]
 
 
 def build_headline(
@@ -216,6 +184,8 @@ def build_headline(
         ],
         "conditioning": conditioning_gaps(conditioning),
         "emergence": emergence(metrics),
+        "image_gap": image_gap(conditioning),
+        "prefix": prefix_effect(metrics),
     }
 
 
@@ -243,6 +213,67 @@ def _ci(ci: Any) -> str:
     return f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and None not in ci else ""
 
 
+def _values(e: dict[str, Any]) -> str:
+    return " → ".join(
+        f"{v:.3g}{_ci((lo, hi)) if lo == lo else ''}"
+        for v, lo, hi in zip(e["values"], e["lower"], e["upper"], strict=True)
+    )
+
+
+def emergence_answer(e: dict[str, Any]) -> str:
+    """The question "does UC caption quality rise with size?" answered for one metric entry, in words."""
+    how = f" ({e['decoding']})" if e["decoding"] else ""
+    slope = f"slope {e['slope']:+.3g} per decade of P{_ci(e['ci'])}"
+    need = ""
+    if e["answer"] == "cannot tell":
+        need = (
+            f"; to tell at this effect, about {e['samples_needed']:,} held-out samples per pair (now "
+            f"{min(e['n']):.0f})"
+            if e.get("samples_needed")
+            else f"; {e.get('why', 'no effect measured')}"
+        )
+    return (
+        f"Does UC {e['metric']}{how} rise with size? {e['answer']}: {_values(e)} at "
+        f"{e['seen_samples']:,.0f} seen samples; {slope} ({e['test']}){need}."
+    )
+
+
+def image_answer(g: dict[str, Any] | None) -> str | None:
+    if g is None:
+        return None
+    return (
+        f"Does {g['group']} captioning use the image? {g['answer']}: image-shuffle gap {g['gap']:+.3g} "
+        f"nats/token{_ci(g['ci'])} at {g['size']} (interval: {g['interval_from']})."
+    )
+
+
+def prefix_answer(p: dict[str, Any] | None) -> str | None:
+    if p is None:
+        return None
+    return (
+        f"What does the prefix do? {p['group']} {p['metric']} {p['with']} {p['value_with']:.3g} vs "
+        f"{p['without']} {p['value_without']:.3g}: {p['difference']:+.3g}{_ci(p['ci'])} at the largest size "
+        "(interval: both decodings' sample-bootstrap errors combined)."
+    )
+
+
+def answer_lines(h: dict[str, Any]) -> list[str]:
+    """The paper's questions, once each, as plain sentences (the report's answer says the same)."""
+    lead, rest = split_emergence(h["emergence"])
+    out = [
+        image_answer(h.get("image_gap")),
+        *(emergence_answer(e) for e in lead),
+        prefix_answer(h.get("prefix")),
+    ]
+    out = [f"  {x}" for x in out if x]
+    if rest:
+        n = sum(e["answer"] == "yes" for e in rest)
+        out.append(
+            f"  other metrics × decodings: {n} of {len(rest)} rise with size by their interval (report)"
+        )
+    return out
+
+
 def headline_lines(h: dict[str, Any]) -> list[str]:
     """The headline as terminal lines (the report's first section says the same)."""
     out = ["Headline: compute exponent alpha1 (log10 L = alpha0 + alpha1 log10 C) per group"]
@@ -266,15 +297,7 @@ def headline_lines(h: dict[str, Any]) -> list[str]:
     for c in h["conditioning"]:
         probes = ", ".join(f"{what} shuffled +{c[what]:.3g}%" for _, what in PROBES if what in c)
         out.append(f"  conditioning {c['group']} ({c['size']}): {probes or 'no probe'}")
-    lead, rest = split_emergence(h["emergence"])
-    for e in lead:
-        word = "rises" if e["emerges"] else "does not rise"
-        vals = " → ".join(f"{v:.3g}" for v in e["values"])
-        how = f" ({e['decoding']})" if e["decoding"] else ""
-        out.append(f"  UC {e['metric']}{how} {word} with size at the largest budget: {vals}")
-    if rest:
-        n = sum(e["emerges"] for e in rest)
-        out.append(f"  other metrics × decodings: {n} of {len(rest)} rise with size (see the report)")
+    out += answer_lines(h)
     if h["skipped"]:
         out.append(f"  not shown ({len(h['skipped'])} fits not identifiable):")
         out += [f"    {s['law']} {s['group']}: {s['reason']}" for s in h["skipped"]]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from florenz_scaling.files import SweepDir
 from florenz_scaling.fit import split_emergence
+from florenz_scaling.fit.headline import emergence_answer, image_answer, prefix_answer
 from florenz_scaling.fit.laws import PAPER_EQ1
 from florenz_scaling.report.markup import _e, _num, _png_data_uri, html_table
 
@@ -20,15 +21,24 @@ from florenz_scaling.report.markup import _e, _num, _png_data_uri, html_table
 PLOTS_INDEX = "index.json"
 
 
-def _emergence_line(e: dict, strong: bool = False) -> str:
-    vals = " → ".join(f"{v:.3g}" for v in e["values"])
-    ref = f"; {e['reference']} at the largest size: {e['reference_at_largest']:.3g}" if e["reference"] else ""
-    word = "emerges (rises with size)" if e["emerges"] else "does not emerge (no rise with size)"
-    claim = f"Unseen captioning {_e(word)}"
-    return (
-        f"{'<strong>' + claim + '</strong>' if strong else claim}: UC {_e(e['metric'])} {_e(e['decoding'])} "
-        f"by model size at {e['seen_samples']:,.0f} seen samples: {_e(vals)}{_e(ref)}."
-    )
+def _emergence_rows(entries: list[dict]) -> pd.DataFrame:
+    """The folded table: one row per metric × decoding, each size's value with its interval, and the trend."""
+    rows = []
+    for e in entries:
+        rows.append(
+            {
+                "metric": e["metric"],
+                "decoding": e["decoding"],
+                "seen samples": f"{e['seen_samples']:,.0f}",
+                "UC by size [95%]": " → ".join(
+                    _num(v, None if lo != lo else (lo, hi))
+                    for v, lo, hi in zip(e["values"], e["lower"], e["upper"], strict=True)
+                ),
+                "slope per decade of P [95%]": _num(e["slope"], e["ci"]),
+                "rises with size?": e["answer"],
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _read_plots_index(sd: SweepDir) -> list[dict[str, Any]] | None:
@@ -156,16 +166,23 @@ def headline_section(h: dict[str, Any]) -> list[str]:
         probes = ", ".join(f"{w} shuffled: +{c[w]:.3g}%" for w in ("image", "prompt", "both") if w in c)
         items.append(f"Conditioning, {_e(c['group'])} at {_e(c['size'])}: {_e(probes or 'no probe')}.")
     lead, rest = split_emergence(h["emergence"])
-    items += [_emergence_line(e, strong=True) for e in lead]
+    # The paper's questions, once each, every one with its interval (fit.headline's sentences, escaped).
+    asked = [
+        image_answer(h.get("image_gap")),
+        *(emergence_answer(e) for e in lead),
+        prefix_answer(h.get("prefix")),
+    ]
+    items += [f'<strong class="question">{_e(q)}</strong>' for q in asked if q]
     if not h["emergence"]:
         items.append('<span class="muted">No emergence metrics (metrics.csv) in this sweep.</span>')
     parts.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
     if rest:
-        n = sum(e["emerges"] for e in rest)
-        others = "".join(f"<li>{_emergence_line(e)}</li>" for e in rest)
+        n = sum(e["answer"] == "yes" for e in rest)
         parts.append(
-            f"<details><summary>Every other metric and decoding: {n} of {len(rest)} rise with size"
-            f"</summary><ul>{others}</ul></details>"
+            f'<details id="metric-table"><summary>Every other metric and decoding: {n} of {len(rest)} rise '
+            "with size by their interval</summary>"
+            + html_table(_emergence_rows(rest), left=("metric", "decoding", "rises with size?"))
+            + "</details>"
         )
     if h["skipped"]:
         skipped = "".join(
