@@ -208,7 +208,7 @@ def test_sweep_checks_trained_tokenizers_against_encoder_and_decoder_vocabularie
 
     sweeps = Path(__file__).resolve().parents[1] / "sweeps"
     paper = yaml.safe_load((sweeps / "florenz_paper.yaml").read_text())
-    del paper["data"]["tokenizer"]
+    del paper["data"]["tokenizer"], paper["data"]["encoder_tokenizer"]
     # 60,000 ids fit every decoder (257,024 / 256,000) but not F-0.4B's encoder (51,328): the trained
     # English-only encoder tokenizer is refused, naming the field.
     paper["data"]["vocab_size"] = 60_000
