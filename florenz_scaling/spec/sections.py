@@ -223,12 +223,12 @@ class DataSpec:
     decoder_prefix: bool = False  # seed unseen-language captions with "The image shows"-style prefixes
     path: str | None = None  # WebDataset shard pattern or directory, for kind=webdataset
     tokenizer: str | None = None  # local tokenizer directory (e.g. Gemma-2's); None = train one on the corpus
-    seed: int = 44595
-
-    def pairs(self) -> tuple[Pair, ...]:
     # The encoder's prompt tokenizer (Florence-2/BART's directory). None: data.tokenizer's when given (one
     # vocabulary), else an English-only BPE trained on the corpus' English text, like BART's.
     encoder_tokenizer: str | None = None
+    seed: int = 44595
+
+    def pairs(self) -> tuple[Pair, ...]:
         """Training pairs: captioning in the caption languages, translation en→X."""
         return tuple(("caption", lang) for lang in self.caption_languages) + tuple(
             ("translate", lang) for lang in self.translation_languages
