@@ -299,3 +299,14 @@ def test_run_starts_from_a_local_florence2_checkpoint(tmp_path: Path) -> None:
     enc = "encoder.layers.0.fc1.weight"  # trained from the checkpoint's values, so close to them but moved
     start = theirs[f"model.language_model.{enc}"]
     assert not torch.equal(state[enc], start) and torch.allclose(state[enc], start, atol=0.05)
+
+
+@pytest.mark.usefixtures("dist_env")
+def test_two_runs_in_one_process_both_train(tmp_path: Path) -> None:
+    # The debug executor trains runs one after another in the launching process: the second must not meet
+    # the first's process group (DeepSpeed caches its groups; a stale one failed the second run's collective).
+    from florenz_scaling.train.run import main
+
+    first, second = make_run(tmp_path / "a", steps=2), make_run(tmp_path / "b", steps=2)
+    assert main(first.root) == 0 and main(second.root) == 0
+    assert first.done.exists() and second.done.exists()

@@ -72,6 +72,20 @@ def init_distributed() -> DistEnv:
     return DistEnv(rank, world, local_rank, device, backend)
 
 
+def shutdown_distributed() -> None:
+    """End the process group so that a later run in this process (the debug executor, in-process tests)
+    starts afresh. Through DeepSpeed when it started the group: torch's own call would leave DeepSpeed's
+    cached groups pointing at the dead one, and the next run's first collective fails on them."""
+    if not dist.is_initialized():
+        return
+    import deepspeed.comm as ds_comm
+
+    if ds_comm.is_initialized():
+        ds_comm.destroy_process_group()
+    else:
+        dist.destroy_process_group()
+
+
 def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
     """Element-wise sum of small per-rank vectors (one collective); identity for a single process."""
     if env.world_size == 1:

@@ -34,7 +34,14 @@ from florenz_scaling.train.evaluate import evaluate, group_means, model_inputs
 from florenz_scaling.train.generate import append_jsonl, decodings, generation_records
 from florenz_scaling.train.observe import Tracker, close_logging, eval_metrics, setup_logging
 from florenz_scaling.train.optim import decay_start, make_optimizer, make_scheduler
-from florenz_scaling.train.process import EXIT_PREEMPTED, DistEnv, StopFlag, all_reduce_sum, init_distributed
+from florenz_scaling.train.process import (
+    EXIT_PREEMPTED,
+    DistEnv,
+    StopFlag,
+    all_reduce_sum,
+    init_distributed,
+    shutdown_distributed,
+)
 from florenz_scaling.train.zero3 import param_summary, whole_model
 
 log = logging.getLogger("florenz_scaling.train.run")
@@ -150,8 +157,7 @@ def main(run_dir: str | Path) -> int:
     finally:
         stop.restore()
         close_logging()
-        if torch.distributed.is_initialized():  # lets a later main() in this process start afresh
-            torch.distributed.destroy_process_group()
+        shutdown_distributed()  # lets a later main() in this process start afresh
 
 
 @contextlib.contextmanager
