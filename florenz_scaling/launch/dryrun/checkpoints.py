@@ -27,10 +27,13 @@ def _absent(path: str | None) -> bool:
 def check_tokenizers(spec: SweepSpec, sizes: list[str], absent_ok: bool = False) -> list[str]:
     """Each given tokenizer exists and its vocabulary fits the embedding tables that read it; with
     ``absent_ok`` (a dry run away from the data) a missing directory is reported instead of refused."""
-    from florenz_scaling.data.tokenizer import vocab_size_of
     from florenz_scaling.spec.sizes import get_size
 
     data = spec.data
+    if data.tokenizer is None and data.encoder_tokenizer is None:
+        return []  # trained tokenizers: data.vocab_size is checked with the spec
+    from florenz_scaling.data.tokenizer import vocab_size_of  # loads torch: only when directories are given
+
     given = {"data.tokenizer": data.tokenizer, "data.encoder_tokenizer": data.encoder_tokenizer}
     notes = []
     for field, path in given.items():
@@ -64,8 +67,6 @@ def check_checkpoints(spec: SweepSpec, plan: list[PlannedRun], absent_ok: bool =
     """Plan every size's checkpoints (``SpecError`` on the first that cannot start its size); returns
     what ``pretrained check`` prints, one block per size. ``absent_ok``: directories not on this machine
     are reported as unchecked (a dry run on a laptop), not refused."""
-    from florenz_scaling.model.checkpoints import describe, plan_checkpoints
-    from florenz_scaling.model.layouts import CheckpointError
     from florenz_scaling.spec.sizes import get_size
 
     sizes = sorted({r.run.size for r in plan})
@@ -76,6 +77,10 @@ def check_checkpoints(spec: SweepSpec, plan: list[PlannedRun], absent_ok: bool =
         if pre is None or (pre.florence is None and pre.gemma is None):
             blocks.append(f"{name}: no checkpoints (random init)")
             continue
+        # torch and transformers are loaded only for a sweep that names checkpoints
+        from florenz_scaling.model.checkpoints import describe, plan_checkpoints
+        from florenz_scaling.model.layouts import CheckpointError
+
         absent = [kind for kind in ("florence", "gemma") if _absent(getattr(pre, kind))]
         if absent and absent_ok:
             blocks.append(f"{name}: " + ", ".join(f"{getattr(pre, k)} ({k})" for k in absent) + " not here")
