@@ -7,6 +7,7 @@ sweep without that analysis.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ def isoflop_profiles_figure(points: Any, analyses: list[IsoFLOP]) -> Figure:
         cs = [b.C for b in res.budgets]
         budget = assign_budgets(pts, cs) if len(pts) else np.array([])
         cmap = colormaps["viridis"]
+        # A minimum far outside the sizes run (an unbracketed budget's vertex, extrapolated) is not drawn: it
+        # would stretch the axes over decades where nothing was measured; the report's table gives it.
+        sampled = [s for b in res.budgets for s in b.sizes]
+        lo, hi = (min(sampled) / 10, max(sampled) * 10) if sampled else (0.0, math.inf)
         for i, b in enumerate(res.budgets):
             color = cmap(i / max(1, len(res.budgets) - 1))
             mine = pts[budget == b.C] if len(pts) else pts
@@ -51,10 +56,11 @@ def isoflop_profiles_figure(points: Any, analyses: list[IsoFLOP]) -> Figure:
             if b.coef is not None:
                 n = np.geomspace(min(b.sizes) / 1.3, max(b.sizes) * 1.3, 100)
                 ax.plot(n, b.curve(n), color=color, lw=1.2, ls="-" if b.used else "--")
-            if b.N_opt is not None and b.loss_min is not None:
+            if b.N_opt is not None and b.loss_min is not None and lo <= b.N_opt <= hi:
                 xerr = None
                 if b.lower is not None and b.upper is not None:
-                    xerr = [[b.N_opt - b.lower], [b.upper - b.N_opt]]
+                    # A percentile interval need not contain the estimate (a skewed, extrapolated vertex).
+                    xerr = [[max(b.N_opt - max(b.lower, lo), 0.0)], [max(min(b.upper, hi) - b.N_opt, 0.0)]]
                 ax.errorbar(
                     [b.N_opt], [b.loss_min], xerr=xerr, fmt="*", ms=11, color=color, capsize=3, zorder=4,
                     mfc=color if b.used else "white",
@@ -85,6 +91,13 @@ def approaches_figure(analyses: list[IsoFLOP]) -> Figure:
             continue
         c = np.geomspace(min(cs) / 1.5, max(cs) * 1.5, 50)
         used = [b for b in res.budgets if b.used]
+        if not used and not res.envelope and not res.exponents:
+            for ax in row:
+                ax.set_axis_off()
+            why = "no compute-optimal point:\nno bracketed budget, no envelope\nminimiser, no law allocation"
+            title = group_title(res.group) + "\n" if res.group else ""
+            row[0].text(0.02, 0.5, title + why, transform=row[0].transAxes, fontsize=9, va="center")
+            continue
         for ax, what in zip(row, ("N_opt", "D_opt"), strict=True):
             color, marker, label = APPROACH_STYLE["approach2"]
             if used:
@@ -111,11 +124,15 @@ def approaches_figure(analyses: list[IsoFLOP]) -> Figure:
             ax.set_ylabel(
                 "compute-optimal " + ("parameters N_opt" if what == "N_opt" else "seen samples D_opt")
             )
-            ax.legend(fontsize=7)
             title = group_title(res.group) + " — " if res.group else ""
             ax.set_title(title + ("N_opt vs C" if what == "N_opt" else "D_opt vs C"), fontsize=9)
-            if what == "N_opt" and used:
-                note(ax, f"largest budget: N_opt ≈ {human(used[-1].N_opt)}")
+            remarks = [f"largest budget: N_opt ≈ {human(used[-1].N_opt)}"] if what == "N_opt" and used else []
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+            else:  # no approach has an exponent: say why instead of an empty legend
+                remarks.append(f"no exponent: {len(used)} bracketed budget(s), no law allocation")
+            if remarks:
+                note(ax, "; ".join(remarks))
     return fig
 
 
