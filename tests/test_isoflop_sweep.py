@@ -118,3 +118,26 @@ def test_plan_next_budget_brackets_predicted_optimum(sweep: Path, tmp_path: Path
     params = sorted(get_size(s).params for s in spec.sizes)
     assert params[0] < n_opt < params[-1]
     assert main(["plan", str(out)]) == 0  # and the plain `plan` command too
+
+
+def test_profile_figure_with_interval_off_its_estimate_and_a_far_minimum() -> None:
+    """A percentile interval that excludes its estimate is drawn (no negative error bar), and a vertex
+    extrapolated decades below the sizes run is left off the axes rather than stretching them."""
+    from florenz_scaling.fit.isoflop import BudgetProfile, IsoFLOP
+    from florenz_scaling.plot.isoflop import isoflop_profiles_figure
+
+    sizes = (2e5, 5e5, 1.3e6)
+    centre = float(np.mean(np.log(sizes)))
+    skewed = BudgetProfile(400.0, 3, sizes, N_opt=4e5, lower=4.5e5, upper=9e5, loss_min=1.0, bracketed=True,
+                           fitted=True, coef=(0.0, 0.0, 0.3), centre=centre)  # fmt: skip
+    far = BudgetProfile(50.0, 3, sizes, N_opt=3e2, lower=1e1, upper=2e5, loss_min=0.5, fitted=True,
+                        coef=(0.3, 0.5, 0.2), centre=centre, note="minimum not bracketed")  # fmt: skip
+    res = IsoFLOP([far, skewed], {}, group="SC")
+    points = pd.DataFrame(
+        {"N": [*sizes, *sizes], "loss": [1.6, 2.0, 3.7, 1.1, 1.0, 1.2], "C": [50.0] * 3 + [400.0] * 3,
+         "group": ["SC"] * 6}
+    )  # fmt: skip
+    ax = isoflop_profiles_figure(points, [res]).axes[0]
+    lo, hi = ax.get_xlim()
+    assert sizes[0] / 10 <= lo and hi <= sizes[-1] * 10  # the far vertex (N = 300) is not on the axes
+    assert ax.get_ylim()[0] > 0.6  # nor its loss
