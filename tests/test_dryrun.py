@@ -101,7 +101,7 @@ def test_dry_run_shows_what_launch_submits(tmp_path: Path, monkeypatch: pytest.M
     spec = load_sweep(REPO / "sweeps" / "demo.yaml")
     plan = make_plan(spec)
     printed = _printed(format_dry_run(spec, plan, "local", entry=TRIVIAL))
-    assert [p["timeout_min"] for p, _ in printed] == [150, 120]  # 5 and 4 runs of 30 min, one after another
+    assert [p["timeout_min"] for p, _ in printed] == [120, 150]  # 4 and 5 runs of 30 min, one after another
 
     calls: list[tuple[str, Path, dict[str, Any]]] = []
     real = submit_module._make_executor
@@ -130,7 +130,7 @@ def test_dry_run_shows_what_launch_submits(tmp_path: Path, monkeypatch: pytest.M
     # And submissions() is that same list, job folder aside.
     subs = submissions(spec, plan, tmp_path, "local", TRIVIAL)
     assert [s.parameters for s in subs] == [params for _, _, params in calls]
-    assert [s.timeout_min for s in subs] == [150, 120]
+    assert [s.timeout_min for s in subs] == [120, 150]
 
 
 @pytest.mark.slurm

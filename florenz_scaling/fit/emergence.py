@@ -33,11 +33,13 @@ def _se(lower: Any, upper: Any) -> Any:
 
 
 def _final(metrics: Any) -> Any:
+    import pandas as pd
+
     m = metrics.copy()
     m["decoding"] = m["decoding"].fillna("").astype(str) if "decoding" in m.columns else ""
     m["group"] = m["group"].fillna("").astype(str)
-    for c in ("lower", "upper"):
-        m[c] = m[c].astype(float) if c in m.columns else np.nan
+    for c in ("lower", "upper"):  # empty for records written before intervals (read back as text)
+        m[c] = pd.to_numeric(m[c], errors="coerce") if c in m.columns else np.nan
     m["n"] = m["n"].astype(float) if "n" in m.columns else 1.0
     return m[m["step"] == m.groupby("run_id")["step"].transform("max")]
 

@@ -158,6 +158,8 @@ def plan_checkpoint(
     try:
         shapes = tensor_shapes(directory) if shapes is None else shapes
     except FileNotFoundError as e:
+        if not Path(directory).is_dir():
+            raise  # no directory at all: the caller names the field (launch) or the path (a run)
         raise CheckpointError(str(e), "point it at a local checkpoint saved with save_pretrained") from None
     config = read_config(directory)
     layout = GEMMA2 if kind == "gemma" else detect_florence_layout(config, list(shapes))
