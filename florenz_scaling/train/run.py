@@ -53,9 +53,10 @@ def vocabulary_pieces(run: RunSpec, data: PreparedData | None) -> list[list[int]
     vocabulary (the encoder tokenizer's) is not the decoders' (the target tokenizer's); else None."""
     if data is None or run.pretrained is None or run.pretrained.florence is None:
         return None
+    tokenizers = data.manifest  # each tokenizer's SHA-1, recorded once by prepare
     if (
         get_size(run.size).family != "florence"
-        or data.encoder_tokenizer.to_json() == data.tokenizer.to_json()
+        or tokenizers["encoder_tokenizer"]["sha1"] == tokenizers["tokenizer"]["sha1"]
     ):
         return None
     return decoder_pieces(data.tokenizer, data.encoder_tokenizer)
