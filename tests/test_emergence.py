@@ -8,12 +8,12 @@ the answer must say "yes" for a clear rise, "cannot tell" for none, and cover th
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from chromium_page import chromium, skip_without_chromium
 
 from florenz_scaling.fit.emergence import emergence, image_gap, prefix_effect
 from florenz_scaling.fit.headline import answer_lines, split_emergence
@@ -119,13 +119,8 @@ def _h(e: dict) -> dict:
     return {"emergence": [e], "image_gap": None, "prefix": None}
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 @pytest.mark.chromium
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed: run scripts/install-chromium"
-)
+@skip_without_chromium
 def test_rendered_answer_shows_every_claim_with_its_interval(tmp_path: Path) -> None:
     """As Chromium renders the report: each question of the answer carries an interval, the emergence claim
     names its trend test and what it would take, and the folded metric table shows intervals."""
@@ -154,12 +149,7 @@ def test_rendered_answer_shows_every_claim_with_its_interval(tmp_path: Path) -> 
       document.body.appendChild(out);
     });</script>"""
     probe.write_text(html.replace("</body>", script + "</body>"), encoding="utf-8")
-    dom = subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--virtual-time-budget=10000", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-         probe.as_uri()],
-        capture_output=True, text=True, timeout=180, check=False,
-    ).stdout  # fmt: skip
+    dom = chromium(tmp_path, "--dump-dom", probe.as_uri()).stdout
     found = re.search(r'<pre id="answer-probe">([^<]*)</pre>', dom)
     assert found, "the probe script did not run"
     import html as html_lib

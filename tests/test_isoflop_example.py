@@ -12,10 +12,10 @@ refuse rather than extrapolate from nothing. Bracketing needs >= ~1,600 GMACs pe
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from chromium_page import chromium, skip_without_chromium
 
 from florenz_scaling.cli import main
 from florenz_scaling.fit import load_isoflop
@@ -36,19 +36,6 @@ SHORT = [
     "fit.laws=[chinchilla]",
     "fit.bootstrap=50",
 ]
-CHROMIUM = Path("/usr/bin/chromium")
-# As tests/test_report_chromium.py runs it: headless, offline, no profile state shared.
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--virtual-time-budget=10000",
-)
 PROBE = """<script>window.addEventListener('load', () => {
   const out = document.createElement('pre'); out.id = 'iso-probe';
   const imgs = [...document.querySelectorAll('figure img, img')];
@@ -89,17 +76,14 @@ def test_run_flags_a_minimum_below_the_sizes(sweep: Path) -> None:
 
 
 @pytest.mark.chromium
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no chromium: scripts/install-chromium")
+@skip_without_chromium
 def test_report_shows_isoflop_figures_and_headline(sweep: Path, tmp_path: Path) -> None:
     import json
 
     html = (sweep / "report.html").read_text(encoding="utf-8")
     probe = tmp_path / "probe.html"
     probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    proc = subprocess.run(
-        [str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+    proc = chromium(tmp_path, "--dump-dom", probe.as_uri())
     found = re.search(r'<pre id="iso-probe">([^<]*)</pre>', proc.stdout)
     assert found, f"the probe script did not run; chromium said:\n{proc.stderr[-3000:]}"
     got = json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))

@@ -6,36 +6,17 @@ Needs /usr/bin/chromium (``scripts/install-chromium`` installs it; the test setu
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium_page import chromium, skip_without_chromium
 from PIL import Image
 from plot_sweeps import FIGURE_HEADINGS, plotted_sweep
 
 from florenz_scaling.report import write_report
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.chromium,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed: run scripts/install-chromium"
-    ),
-]
-# Headless, offline, no profile state shared with anything else: the page must render from the file alone.
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--virtual-time-budget=10000",
-)
+pytestmark = [pytest.mark.chromium, skip_without_chromium]
 # Appended to a copy of the report (never to the report itself, which has no script): records, once the page
 # has loaded, whether each <img> decoded and its natural size, where --dump-dom can read it.
 PROBE = """<script>window.addEventListener('load', () => {
@@ -44,16 +25,6 @@ PROBE = """<script>window.addEventListener('load', () => {
     .map(i => `${i.complete}:${i.naturalWidth}x${i.naturalHeight}`).join(' ');
   document.body.appendChild(out);
 });</script>"""
-
-
-def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
