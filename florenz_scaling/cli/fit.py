@@ -162,10 +162,7 @@ def _emit(text: str, args: argparse.Namespace, path: Path, sweep_name: str | Non
     if sweep_name and path.is_dir():
         outs.append(path / "fits" / sweep_name)
     for out in outs:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
-        if args.json != "-":
-            print(f"wrote {out}")
+        write_json_text(out, text, say=args.json != "-")
 
 
 def run_comparison(args: argparse.Namespace, path: Path) -> int:
@@ -321,10 +318,18 @@ def _predict(args: argparse.Namespace, res: Any, points: Any) -> int:
     print("\n".join(summary_lines([res])))
     print("\n".join(prediction_lines(out)))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json_text(Path(args.json), text)
     return 0
+
+
+def write_json_text(path: Path, text: str, say: bool = True) -> None:
+    """``text`` (JSON) to ``path`` with the one atomic writer, its folder made; ``say`` prints where."""
+    from florenz_scaling.files import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text + "\n")
+    if say:
+        print(f"wrote {path}")
 
 
 def prediction_lines(out: dict[str, Any]) -> list[str]:

@@ -69,9 +69,9 @@ def run_isoflop(args: argparse.Namespace, path: Path) -> int:
             print(f"== group {r.group}")
         print("\n".join(budget_lines(r)))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        from florenz_scaling.cli.fit import write_json_text
+
+        write_json_text(Path(args.json), text)
     return 0
 
 
