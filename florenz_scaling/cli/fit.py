@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from florenz_scaling.cli.isoflop import add_isoflop_arguments, run_isoflop
+from florenz_scaling.cli.output import write_json_text
 
 # Kept here (not imported from florenz_scaling.fit) so building the parser imports no numpy/scipy/pandas.
 from florenz_scaling.spec import LAWS
@@ -320,16 +321,6 @@ def _predict(args: argparse.Namespace, res: Any, points: Any) -> int:
     if args.json:
         write_json_text(Path(args.json), text)
     return 0
-
-
-def write_json_text(path: Path, text: str, say: bool = True) -> None:
-    """``text`` (JSON) to ``path`` with the one atomic writer, its folder made; ``say`` prints where."""
-    from florenz_scaling.files import write_atomic
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text + "\n")
-    if say:
-        print(f"wrote {path}")
 
 
 def prediction_lines(out: dict[str, Any]) -> list[str]:

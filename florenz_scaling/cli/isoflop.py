@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from florenz_scaling.cli.output import write_json_text
+
 
 def add_isoflop_arguments(p: argparse.ArgumentParser) -> None:
     """``--isoflop`` (``--budgets``, ``--law``, ``--bootstrap``, ``--seed``, ``--json`` as for a fit)."""
@@ -69,8 +71,6 @@ def run_isoflop(args: argparse.Namespace, path: Path) -> int:
             print(f"== group {r.group}")
         print("\n".join(budget_lines(r)))
     if args.json:
-        from florenz_scaling.cli.fit import write_json_text
-
         write_json_text(Path(args.json), text)
     return 0
 
