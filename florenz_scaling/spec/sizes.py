@@ -242,7 +242,11 @@ def _tiny(
     heads: int,
     depth3: int = 1,
     gemma_heads: tuple[int, int, int] | None = None,
+    gemma_hidden: int | None = None,
 ) -> SizeConfig:
+    """A tiny size of tower width ``w`` and encoder width ``d``. A Gemma decoder is ``gemma_hidden`` wide
+    (default ``d``): its cross-attention projects the encoder's ``d`` into its own keys and values, so Gemma
+    sizes of different widths can share one tower and encoder, as F-3.5B and F-11.2B do."""
     from dataclasses import replace
 
     vision = replace(_tiny_vision(w, depth3), projection_dim=d)
@@ -254,11 +258,12 @@ def _tiny(
             layers=dec_layers, d_model=d, heads=heads, ffn=4 * d, vocab=TINY_VOCAB, max_positions=128
         )
     else:
-        h, kvh, hd = gemma_heads or (heads, max(1, heads // 2), d // heads)
+        hidden = gemma_hidden or d
+        h, kvh, hd = gemma_heads or (heads, max(1, heads // 2), hidden // heads)
         decoder = GemmaConfigLite(
             layers=dec_layers,
-            hidden=d,
-            ffn=4 * d,
+            hidden=hidden,
+            ffn=4 * hidden,
             heads=h,
             kv_heads=kvh,
             head_dim=hd,
@@ -280,7 +285,11 @@ TINY_SIZES = (
     _tiny("T-3.7M", "florence", w=16, d=176, enc_layers=3, dec_layers=3, heads=4),
     _tiny("T-10M", "florence", w=24, d=256, enc_layers=4, dec_layers=4, heads=8, depth3=2),
     _tiny("T-25M", "florence", w=32, d=384, enc_layers=5, dec_layers=5, heads=8, depth3=2),
+    # The Gemma ladder (sweeps/demo_gemma.yaml): one tower and encoder (w=12, d=112, 1 layer), wider and
+    # deeper Gemma decoders, so the sizes share their Florence components and differ in the decoder only.
     _tiny("TG-1.2M", "gemma", w=12, d=112, enc_layers=1, dec_layers=2, heads=4),
+    _tiny("TG-2.2M", "gemma", w=12, d=112, enc_layers=1, dec_layers=3, heads=4, gemma_hidden=160),
+    _tiny("TG-4.4M", "gemma", w=12, d=112, enc_layers=1, dec_layers=4, heads=4, gemma_hidden=224),
     _tiny("TG-8M", "gemma", w=24, d=256, enc_layers=2, dec_layers=4, heads=4),
 )
 
