@@ -204,3 +204,31 @@ def test_status_without_the_scheduler_reads_the_ledger_alone(repo: Path, tmp_pat
     assert (rows[ids[0]].state, rows[ids[0]].error) == ("failed", "out of memory")
     assert rows[ids[1]].state == "requeued"
     assert ledger.path.read_bytes().startswith(before) and len(ledger.read()) == 9  # nothing was added
+
+
+def test_a_local_job_is_running_from_fork_to_exit_and_a_foreign_pid_is_not(tmp_path: Path) -> None:
+    import subprocess
+
+    from florenz_scaling.launch.scheduler import local_states
+
+    # A controller forked but not yet exec'd shows its parent's command line: it is starting, not gone
+    # (calling it gone failed a job on a loaded machine that then ran fine).
+    release_r, release_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # the not-yet-exec'd controller: waits until released, never runs test code
+        os.close(release_w)
+        os.read(release_r, 1)
+        os._exit(0)
+    os.close(release_r)
+    try:
+        assert local_states([str(child)]) == {str(child): ("running", "process starting")}
+    finally:
+        os.close(release_w)
+        os.waitpid(child, 0)
+    assert local_states([str(child)])[str(child)] == ("completed", "process gone")
+    foreign = subprocess.Popen(["sleep", "30"])  # a pid reused by something that is not a controller
+    try:
+        assert local_states([str(foreign.pid)])[str(foreign.pid)][0] == "completed"
+    finally:
+        foreign.kill()
+        foreign.wait()

@@ -88,11 +88,15 @@ def local_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
         try:
             pid = int(jid)
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
             # A zombie is a finished job whose parent has not reaped it; a foreign process reused the pid.
-            zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
-            if b"submitit.local._local" in cmdline and not zombie:
-                state, detail = "running", "process alive"
+            if fields[0] != "Z":
+                if b"submitit.local._local" in cmdline:
+                    state, detail = "running", "process alive"
+                elif cmdline == Path(f"/proc/{fields[1]}/cmdline").read_bytes():
+                    # Forked but not yet exec'd: it still shows its parent's command line. On a loaded
+                    # machine that lasts seconds, and calling it gone failed a job that then ran fine.
+                    state, detail = "running", "process starting"
         except (ValueError, OSError, IndexError):
             pass
         out[jid] = (state, detail)
