@@ -35,6 +35,15 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``-n`` (scripts/test), tests that submit to the one local SLURM cluster share one worker: two
+    workers would queue each other's jobs behind the two nodes and wait out each other's timeouts."""
+    for item in items:
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

@@ -18,6 +18,7 @@ import hmac
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -45,13 +46,17 @@ def _key(create: bool) -> bytes:
                 f"no checkpoint key at {path}: this checkpoint was not written by this user here"
             )
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written whole under a private name, then linked into place: another rank or process that loses
+        # the race reads the winner's complete key, never an empty file created a moment before its write.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another rank made it first
-        else:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another rank made it first
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip().encode()
 
 
