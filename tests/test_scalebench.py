@@ -92,7 +92,7 @@ def test_each_strategy_choice_on_a_tiny_pool() -> None:
     for s in ("v-optimal", "adaptive", "d-optimal"):
         assert choose(s, task, bought, left, fits, rng, {}) == 3
     assert choose("cheapest-first", task, bought, left, fits, rng, {}) == 2
-    # σ² by hand: b0 = 2·Var(1, 1.5) = 0.125, SSR = 0, n = 2: (0.125 + 0) / (2 + 1 − 1) = 0.0625.
+    # σ² by hand (a0 = 1): b0 = 1·Var(1, 1.5) = 0.0625, SSR = 0, n = 2: (0.0625 + 0) / (1 + 1 − 1) = 0.0625.
     s2 = acquire.noise_variance(fits, f.y[bought])
     assert s2 == pytest.approx(0.0625)
     S = acquire.fisher_covariance(f, fits.best, np.array(bought), s2)

@@ -32,7 +32,8 @@ STRATEGIES = ("adaptive", "v-optimal", "d-optimal", "random", "cheapest-first", 
 MODEL_BASED = ("adaptive", "v-optimal", "d-optimal")
 START_FACTOR, START_CAP = 2.5, 0.02
 N_STARTS = 64  # random starts of a scored fit (the paper's)
-N_REFIT_RANDOM = 4  # random starts added to the warm ones at each refit between purchases
+N_REFIT_RANDOM = 16  # random starts added to the warm ones at each refit between purchases (4 before: fewer
+# competing optima seen; farseer 10 % R² 0.931 with 4, 0.935 with 16 at a0 = 1, 10 repeats)
 N_WARM = 6  # distinct optima of the previous fit carried as warm starts
 
 
