@@ -120,6 +120,31 @@ def test_plan_next_budget_brackets_predicted_optimum(sweep: Path, tmp_path: Path
     assert main(["plan", str(out)]) == 0  # and the plain `plan` command too
 
 
+def test_pairs_in_no_group_get_a_heading_and_a_panel_title(sweep: Path, tmp_path: Path) -> None:
+    """A training pair that no group lists is analysed under group "": its block in the report is headed with
+    the pairs it averages (without a heading it read as part of the group above), and its panels say so."""
+    import shutil
+
+    from florenz_scaling.plot.isoflop import isoflop_profiles_figure, panel_title
+    from florenz_scaling.report.isoflop import group_heading, isoflop_section
+
+    root = tmp_path / "sweep"
+    shutil.copytree(sweep, root, ignore=shutil.ignore_patterns("fits", "plots", "report.html"))
+    t = pd.read_csv(root / "results.csv", keep_default_na=False)
+    extra = t[t["lang"] == "en"].assign(task="translate", lang="fr", group="")
+    pd.concat([t, extra]).to_csv(root / "results.csv", index=False)
+    assert main(["fit", str(root), "--isoflop", "--bootstrap", "50"]) == 0
+    assert [r.group for r in load_isoflop(root)] == ["SC", ""]
+    html = "".join(isoflop_section(root))
+    assert "<h3>SC</h3>" in html
+    assert "<h3>Pairs in no group (sample-weighted mean of translate/fr)</h3>" in html
+    assert group_heading(None, root) is None  # a CSV's one analysis needs no heading
+    assert panel_title("") == "pairs in no group" and panel_title(None) is None
+    points = pd.DataFrame({"N": [1.0], "D": [1.0], "C": [1.0], "loss": [1.0], "group": ["x"]})
+    fig = isoflop_profiles_figure(points, load_isoflop(root))
+    assert [ax.get_title() for ax in fig.axes] == ["SC — seen captioning", "pairs in no group"]
+
+
 def test_profile_figure_with_interval_off_its_estimate_and_a_far_minimum() -> None:
     """A percentile interval that excludes its estimate is drawn (no negative error bar), and a vertex
     extrapolated decades below the sizes run is left off the axes rather than stretching them."""

@@ -35,6 +35,13 @@ APPROACH_STYLE = {  # colour and marker of each approach, the same in both panel
 }
 
 
+def panel_title(group: str | None) -> str | None:
+    """A group's panel title; group "" is the mean of the pairs that no group lists; None: a CSV, untitled."""
+    if group is None:
+        return None
+    return group_title(group) if group else "pairs in no group"
+
+
 def isoflop_profiles_figure(points: Any, analyses: list[IsoFLOP]) -> Figure:
     """Loss vs N, a colour per budget: each run's final loss, the fitted parabola, and its minimum with the
     bootstrap interval of N_opt (hollow and dashed: minimum not bracketed, left out of the exponents)."""
@@ -70,8 +77,8 @@ def isoflop_profiles_figure(points: Any, analyses: list[IsoFLOP]) -> Figure:
         count_axis(ax, "x")
         ax.set_xlabel(PARAMS_LABEL)
         ax.set_ylabel(LOSS_LABEL)
-        ax.set_title(group_title(res.group) if res.group else "IsoFLOP profiles")
-        ax.legend(fontsize=7, title="budget [GMACs]" if res.group else "budget", title_fontsize=7)
+        ax.set_title(panel_title(res.group) or "IsoFLOP profiles")
+        ax.legend(fontsize=7, title="budget [GMACs]" if res.group is not None else "budget", title_fontsize=7)
         e = res.exponents.get("approach2")
         if e is not None:
             note(ax, f"N_opt ∝ C^{e.a:.3f}")
@@ -95,7 +102,7 @@ def approaches_figure(analyses: list[IsoFLOP]) -> Figure:
             for ax in row:
                 ax.set_axis_off()
             why = "no compute-optimal point:\nno bracketed budget, no envelope\nminimiser, no law allocation"
-            title = group_title(res.group) + "\n" if res.group else ""
+            title = panel_title(res.group) + "\n" if res.group is not None else ""
             row[0].text(0.02, 0.5, title + why, transform=row[0].transAxes, fontsize=9, va="center")
             continue
         for ax, what in zip(row, ("N_opt", "D_opt"), strict=True):
@@ -124,7 +131,7 @@ def approaches_figure(analyses: list[IsoFLOP]) -> Figure:
             ax.set_ylabel(
                 "compute-optimal " + ("parameters N_opt" if what == "N_opt" else "seen samples D_opt")
             )
-            title = group_title(res.group) + " — " if res.group else ""
+            title = panel_title(res.group) + " — " if res.group is not None else ""
             ax.set_title(title + ("N_opt vs C" if what == "N_opt" else "D_opt vs C"), fontsize=9)
             remarks = [f"largest budget: N_opt ≈ {human(used[-1].N_opt)}"] if what == "N_opt" and used else []
             if ax.get_legend_handles_labels()[0]:

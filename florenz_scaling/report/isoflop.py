@@ -64,6 +64,30 @@ def budgets_table(res: IsoFLOP) -> pd.DataFrame:
     )
 
 
+def ungrouped_pairs(sweep_dir: str | Path) -> list[str]:
+    """The "task/lang" pairs of the sweep's results that no group lists (their analysis is group "")."""
+    from florenz_scaling.files import SweepDir
+    from florenz_scaling.results import read_table
+
+    path = SweepDir(sweep_dir).results_csv
+    if not path.is_file():
+        return []
+    t = read_table(path)
+    t = t[(t["group"].astype(str) == "") & (t["task"].astype(str) != "")]
+    return sorted({f"{task}/{lang}" for task, lang in zip(t["task"], t["lang"], strict=True)})
+
+
+def group_heading(group: str | None, sweep_dir: str | Path) -> str | None:
+    """The heading of one analysis: its group; for group "" the pairs that no group lists, named (without a
+    heading, their block read as part of the group above it); None for a CSV's one analysis."""
+    if group is None:
+        return None
+    if group:
+        return group
+    pairs = ungrouped_pairs(sweep_dir)
+    return "Pairs in no group" + (f" (sample-weighted mean of {', '.join(pairs)})" if pairs else "")
+
+
 def isoflop_section(sweep_dir: str | Path) -> list[str]:
     """The section's HTML parts; [] for a sweep without an IsoFLOP analysis."""
     analyses = load_isoflop(sweep_dir)
@@ -71,8 +95,9 @@ def isoflop_section(sweep_dir: str | Path) -> list[str]:
         return []
     parts = ['<section id="isoflop"><h2 id="compute-optimal">Compute-optimal allocation (budget sweep)</h2>']
     for res in analyses:
-        if res.group:
-            parts.append(f"<h3>{_e(res.group)}</h3>")
+        heading = group_heading(res.group, sweep_dir)
+        if heading:
+            parts.append(f"<h3>{_e(heading)}</h3>")
         parts.append(f'<p class="claim headline-isoflop">{_e(res.headline())}</p>')
         ex = exponents_table(res)
         if len(ex):

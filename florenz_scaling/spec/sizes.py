@@ -279,6 +279,9 @@ def _tiny(
 
 # Tiny ladder: names carry the analytic P (checked by a test to within 15%).
 TINY_SIZES = (
+    _tiny("T-0.03M", "florence", w=2, d=8, enc_layers=1, dec_layers=1, heads=2),
+    _tiny("T-0.06M", "florence", w=2, d=16, enc_layers=1, dec_layers=1, heads=2),
+    _tiny("T-0.12M", "florence", w=2, d=32, enc_layers=1, dec_layers=1, heads=2),
     _tiny("T-0.2M", "florence", w=4, d=48, enc_layers=1, dec_layers=1, heads=2),
     _tiny("T-0.5M", "florence", w=8, d=80, enc_layers=1, dec_layers=1, heads=4),
     _tiny("T-1.3M", "florence", w=12, d=112, enc_layers=2, dec_layers=2, heads=4),
