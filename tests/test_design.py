@@ -289,11 +289,19 @@ def test_replay_command_and_its_refusals(tmp_path: Path, capsys: pytest.CaptureF
     assert rc == 2 and "unknown law" in capsys.readouterr().err
 
 
-def test_plan_check_warns_on_the_budget_example(capsys: pytest.CaptureFixture) -> None:
-    assert main(["plan", str(ROOT / "sweeps" / "budget_example.yaml"), "--check", "--law", "chinchilla"]) == 0
+def test_plan_check_warns_on_a_thin_budget_design(capsys: pytest.CaptureFixture) -> None:
+    # The budget example before it was made to bracket its minima: 3 budgets over large sizes, few per budget.
+    thin = [str(ROOT / "sweeps" / "budget_example.yaml"), "-o", "sizes=[T-0.5M,T-1.3M,T-3.7M,T-10M,T-25M]"]
+    thin += ["-o", "budget.compute_gmacs=[200,800,3200]", "-o", "budget.tokens_per_param=[0.5,500]"]
+    assert main(["plan", *thin, "--check", "--law", "chinchilla"]) == 0
     out = capsys.readouterr().out
     assert "warning: chinchilla: points" in out and "levels" in out
-    assert main(["plan", str(ROOT / "sweeps" / "budget_example.yaml"), "--check", "--strict"]) == 1
+    assert main(["plan", *thin, "--check", "--strict"]) == 1
+
+
+def test_plan_check_finds_the_budget_example_identifies_chinchilla(capsys: pytest.CaptureFixture) -> None:
+    assert main(["plan", str(ROOT / "sweeps" / "budget_example.yaml"), "--check", "--strict"]) == 0
+    assert "warning" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("seed", "tolerance"), [(0, 0.01), (0, 0.02), (3, 0.03), (2, 0.01)])
