@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_sweeps import local_run_args
 
 from florenz_scaling.cli import main
 from florenz_scaling.results import read_table
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZES = ("TG-1.2M", "TG-2.2M", "TG-4.4M")
 SHORT = [
     "grid.steps=[4]",
@@ -38,11 +38,7 @@ def test_the_gemma_ladder_shares_one_florence_and_runs_end_to_end(
     cache = tmp_path / "components"
     monkeypatch.setenv("FLORENZ_COMPONENTS_CACHE", str(cache))
     out = tmp_path / "demo-gemma"
-    args = ["run", str(ROOT / "sweeps" / "demo_gemma.yaml"), "--out", str(out), "--executor", "local"]
-    args += ["--poll", "1"]
-    for o in SHORT:
-        args += ["-o", o]
-    assert main(args) == 0
+    assert main(local_run_args("demo_gemma.yaml", out, SHORT)) == 0
     said = capsys.readouterr().out
     assert said.rstrip().endswith(f"open {(out / 'report.html').resolve()}")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import local_run_args
 
 from florenz_scaling.cli import main
 from florenz_scaling.results import read_table
 
-ROOT = Path(__file__).resolve().parents[1]
 SHORT = [
     "grid.steps=[4, 8]",
     "train.eval_every=4",
@@ -33,10 +33,7 @@ def test_demo_sweep_end_to_end(
 ) -> None:
     monkeypatch.setenv("FLORENZ_COMPONENTS_CACHE", str(tmp_path / "components"))
     out = tmp_path / "demo"
-    args = ["run", str(ROOT / "sweeps" / "demo.yaml"), "--out", str(out), "--executor", "local"]
-    args += ["--poll", "1"]
-    for o in SHORT:
-        args += ["-o", o]
+    args = local_run_args("demo.yaml", out, SHORT)
     assert main(args) == 0
     said = capsys.readouterr().out
     assert said.rstrip().endswith(f"open {(out / 'report.html').resolve()}")  # the README promises this

@@ -29,6 +29,15 @@ def tiny_sweep(
     return spec, plan
 
 
+def local_run_args(sweep: str, out: Path, overrides: Iterable[str] = ()) -> list[str]:
+    """The CLI's ``run sweeps/<sweep> --out OUT`` on the local executor, polled every second, ``-o`` each
+    override: the README's main job, for the end-to-end tests."""
+    args = ["run", str(REPO / "sweeps" / sweep), "--out", str(out), "--executor", "local", "--poll", "1"]
+    for o in overrides:
+        args += ["-o", o]
+    return args
+
+
 def wait_runs(out: Path, jobs: Iterable[Any] = (), timeout: float = 60.0, every: float = 0.3) -> list:
     """Poll the sweep's status until no run is queued or running; returns the status rows. ``jobs``: local
     jobs to poll meanwhile (polling reaps their controller processes)."""
