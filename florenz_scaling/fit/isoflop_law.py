@@ -6,8 +6,9 @@ allocation assumes C = 6·N·D; a sweep's C is whatever the sweep measured (a Fl
 allocation is taken at 6·C/k. With k = 6 (Chinchilla's data, or a CSV whose C was derived) it is the
 law's allocation unchanged; the exponents do not depend on k.
 
-Intervals: bootstrap over runs (``fit.bootstrap.resamples``), each resample refitted by the law's own
-resample fitter, its allocation's exponents taken; percentile intervals.
+Intervals: bootstrap over runs (``fit.bootstrap.law_refits``: all resamples refitted at once where the law
+has a batched refit, else one by one by its resample fitter), each resample's allocation exponents taken;
+percentile intervals.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from florenz_scaling.fit.bootstrap import refits, resamples
+from florenz_scaling.fit.bootstrap import law_refits
 from florenz_scaling.fit.isoflop import LEVEL, Exponent, _percentiles
 from florenz_scaling.fit.laws import LawError, get_law
 
@@ -46,13 +47,15 @@ def law_exponents(
     seed: int = 0,
     point: Any = None,
     level: float = LEVEL,
+    batched: bool = True,
 ) -> Exponent:
     """Approach 3 on a points table (N, D, C, loss; ``run_id`` names the resampling unit): the law's
     allocation N_opt(C), D_opt(C) as power laws of C, with bootstrap percentile intervals.
 
     ``budgets`` are where the allocation is evaluated (default: the range of the table's C); a power-law
     allocation (Chinchilla) gives the same slope anywhere, a law without one its mean slope over them.
-    ``point`` is a fit of the same law already made on the same table.
+    ``point`` is a fit of the same law already made on the same table. ``batched``: refit all resamples at
+    once where the law can (``fit.bootstrap.law_refits``; the same resamples and optima as one by one).
     """
     found = get_law(law)
     if not found.has_allocation:
@@ -74,8 +77,9 @@ def law_exponents(
     kN, kD = float(logN.mean() - a * logC.mean()), float(logD.mean() - b * logC.mean())
     draws_a, draws_b, failures = [], [], []
     if n_boot:
-        _, picks = resamples(points.reset_index(drop=True), "run_id", n_boot, seed)
-        for r in refits(found.resample_fitter(point), points.reset_index(drop=True), picks, failures):
+        table = points.reset_index(drop=True)
+        _, draws = law_refits(point, table, "run_id", n_boot, seed, failures, batched=batched)
+        for r in draws:
             try:
                 with np.errstate(all="ignore"):
                     ln, ld = _allocation_logs(found, r.params, grid, k)
