@@ -22,6 +22,7 @@ import numpy as np
 from florenz_scaling.fit.isoflop import LEVEL, Exponent, fit_exponent
 
 GRID = 48  # computes on the envelope's grid
+CHUNK = 256  # resamples at once (arrays of resamples × runs × grid)
 
 
 def _curves(
@@ -57,42 +58,56 @@ def _read(lc: np.ndarray, v: np.ndarray, grid: np.ndarray) -> np.ndarray:
 def _minimisers(
     sizes: np.ndarray, L: np.ndarray, Dm: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log N_opt, log D_opt, log L_min at each grid column of (size, grid) matrices of log loss / log D (NaN:
-    the size does not reach that compute); NaN where the minimum is not bracketed."""
+    """log N_opt, log D_opt, log L_min at each grid column of (..., size, grid) arrays of log loss / log D
+    (NaN: the size does not reach that compute, or is not in this resample); NaN where the minimum is not
+    bracketed. Leading axes are resamples: every column of every resample at once."""
     x = np.log(sizes)
-    n_grid = L.shape[1]
-    out = np.full((3, n_grid), np.nan)
-    for g in range(n_grid):
-        ok = np.flatnonzero(np.isfinite(L[:, g]))
-        if len(ok) < 3:
-            continue
-        k = int(np.argmin(L[ok, g]))
-        if k == 0 or k == len(ok) - 1:
-            continue
-        i0, i1, i2 = ok[k - 1 : k + 2]
-        xs, ys = x[[i0, i1, i2]], L[[i0, i1, i2], g]
-        c2, c1, c0 = np.polyfit(xs, ys, 2)
-        xv = -c1 / (2 * c2) if c2 > 0 else xs[1]
-        xv = float(np.clip(xv, xs[0], xs[2]))  # the middle point is lowest, so the vertex lies between
-        j = 0 if xv <= xs[1] else 1
-        t = (xv - xs[j]) / (xs[j + 1] - xs[j])
-        dv = (1 - t) * Dm[[i0, i1, i2][j], g] + t * Dm[[i0, i1, i2][j + 1], g]
-        out[:, g] = (xv, dv, c0 + c1 * xv + c2 * xv * xv)
-    return out[0], out[1], out[2]
+    n_sizes = L.shape[-2]
+    reached = np.isfinite(L)
+    k = np.where(reached, L, np.inf).argmin(axis=-2)[..., None, :]  # the first lowest reached size
+    rows = np.arange(n_sizes)[:, None]
+    i0 = np.where(reached & (rows < k), rows, -1).max(axis=-2)  # its reached neighbours in log N
+    i2 = np.where(reached & (rows > k), rows, n_sizes).min(axis=-2)
+    ok = (i0 >= 0) & (i2 < n_sizes)
+    i0, i1, i2 = np.where(ok, i0, 0), k[..., 0, :], np.where(ok, i2, 0)
+
+    def at(a: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, i[..., None, :], axis=-2)[..., 0, :]
+
+    x0, x1, x2 = x[i0], x[i1], x[i2]
+    y0, y1, y2 = at(L, i0), at(L, i1), at(L, i2)
+    with np.errstate(all="ignore"):
+        # The parabola through the three points in Newton's form (exact for three points).
+        d01 = (y1 - y0) / (x1 - x0)
+        c2 = ((y2 - y1) / (x2 - x1) - d01) / (x2 - x0)
+        xv = np.where(c2 > 0, 0.5 * (x0 + x1) - d01 / (2 * c2), x1)
+        xv = np.clip(xv, x0, x2)  # the middle point is lowest, so the vertex lies between
+        lv = y0 + d01 * (xv - x0) + c2 * (xv - x0) * (xv - x1)
+        right = xv > x1
+        xa, xb = np.where(right, x1, x0), np.where(right, x2, x1)
+        da = np.where(right, at(Dm, i1), at(Dm, i0))
+        db = np.where(right, at(Dm, i2), at(Dm, i1))
+        t = (xv - xa) / (xb - xa)
+        dv = (1 - t) * da + t * db
+    nan = np.full(ok.shape, np.nan)
+    return np.where(ok, xv, nan), np.where(ok, dv, nan), np.where(ok, lv, nan)
 
 
 def _by_size(Ns: np.ndarray, Lg: np.ndarray, Dg: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each size's best run at every compute, among the runs with a positive weight."""
-    sizes = np.unique(Ns[weight > 0])
-    L = np.full((len(sizes), Lg.shape[1]), np.nan)
+    """Each size's best run at every compute, among the runs with a positive weight: (resample, size, grid)
+    arrays for (resample, run) weights; a size with no such run is NaN (not reached)."""
+    sizes = np.unique(Ns)
+    active = weight > 0
+    L = np.full((len(weight), len(sizes), Lg.shape[1]), np.nan)
     D = np.full_like(L, np.nan)
     for s, n in enumerate(sizes):
-        rows = np.flatnonzero((Ns == n) & (weight > 0))
-        block = Lg[rows]
-        with np.errstate(all="ignore"):
-            best = np.where(np.isfinite(block), block, np.inf).argmin(axis=0)
-        L[s] = block[best, np.arange(block.shape[1])]
-        D[s] = Dg[rows][best, np.arange(block.shape[1])]
+        rows = np.flatnonzero(Ns == n)
+        block = np.where(active[:, rows, None] & np.isfinite(Lg[rows])[None], Lg[rows][None], np.inf)
+        best = block.argmin(axis=1)[:, None, :]
+        low = np.take_along_axis(block, best, axis=1)[:, 0, :]
+        d = np.take_along_axis(np.broadcast_to(Dg[rows][None], block.shape), best, axis=1)[:, 0, :]
+        L[:, s] = np.where(np.isfinite(low), low, np.nan)
+        D[:, s] = np.where(np.isfinite(low), d, np.nan)
     return sizes, L, D
 
 
@@ -108,7 +123,7 @@ def envelope(
     grid = _grid(lc, single, n_grid)
     Lg = np.stack([_read(c, v, grid) for c, v in zip(lc, ll, strict=True)])
     Dg = np.stack([_read(c, v, grid) for c, v in zip(lc, ld, strict=True)])
-    xn, xd, xl = _minimisers(*_by_size(Ns, Lg, Dg, np.ones(len(Ns))))
+    xn, xd, xl = (v[0] for v in _minimisers(*_by_size(Ns, Lg, Dg, np.ones((1, len(Ns))))))
     ok = np.isfinite(xn)
     points = [
         {"C": math.exp(grid[g]), "N_opt": math.exp(xn[g]), "D_opt": math.exp(xd[g]), "loss": math.exp(xl[g])}
@@ -119,11 +134,13 @@ def envelope(
     rng = np.random.default_rng(seed)
     boot_n = np.full((n_boot, int(ok.sum())), np.nan)
     boot_d = np.full_like(boot_n, np.nan)
-    for b in range(n_boot):
-        w = np.bincount(rng.integers(0, len(Ns), len(Ns)), minlength=len(Ns))
+    for b0 in range(0, n_boot, CHUNK):
+        # Draws as one resample at a time would make them (the generator's stream is the same).
+        picks = rng.integers(0, len(Ns), (min(CHUNK, n_boot - b0), len(Ns)))
+        w = (picks[:, :, None] == np.arange(len(Ns))).sum(axis=1)
         bn, bd, _ = _minimisers(*_by_size(Ns, Lg, Dg, w))
         # A compute a resample does not bracket is dropped from that resample's slope, not the resample.
-        boot_n[b], boot_d[b] = bn[ok], bd[ok]
+        boot_n[b0 : b0 + len(w)], boot_d[b0 : b0 + len(w)] = bn[:, ok], bd[:, ok]
     exp = _slopes_with_gaps(grid[ok], xn[ok], xd[ok], boot_n, boot_d, level)
     return points, exp, []
 
@@ -133,12 +150,7 @@ def _slopes_with_gaps(
 ) -> Exponent:
     """The exponents, and intervals from each resample's slope over the computes it brackets."""
     point = fit_exponent("approach1", logC, logN, logD)
-    a_s, b_s = [], []
-    for yn, yd in zip(boot_n, boot_d, strict=True):
-        m = np.isfinite(yn) & np.isfinite(yd)
-        if m.sum() >= 2 and np.ptp(logC[m]) > 0:
-            a_s.append(np.polyfit(logC[m], yn[m], 1)[0])
-            b_s.append(np.polyfit(logC[m], yd[m], 1)[0])
+    a_s, b_s = _masked_slopes(logC, boot_n, boot_d)
     q = [50 * (1 - level), 50 * (1 + level)]
     lo, hi = np.percentile(a_s, q) if len(a_s) > 1 else (None, None)
     b_lo, b_hi = np.percentile(b_s, q) if len(b_s) > 1 else (None, None)
@@ -147,6 +159,23 @@ def _slopes_with_gaps(
         "approach1", point.a, _f(lo), _f(hi), point.b, _f(b_lo), _f(b_hi), point.kN, point.kD, len(logC),
         len(boot_n), len(a_s), level, None, note,
     )  # fmt: skip
+
+
+def _masked_slopes(x: np.ndarray, yn: np.ndarray, yd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each resample's least-squares slopes of its rows of ``yn`` and ``yd`` against ``x``, over the columns
+    where both are finite; resamples with fewer than two distinct such x are left out."""
+    m = np.isfinite(yn) & np.isfinite(yd)
+    n = m.sum(axis=1)
+    spread = np.where(m, x, -np.inf).max(axis=1) - np.where(m, x, np.inf).min(axis=1)
+    use = (n >= 2) & (spread > 0)
+    m, n = m[use], n[use, None]
+    xc = np.where(m, x - (m * x).sum(axis=1, keepdims=True) / n, 0.0)
+    sxx = (xc * xc).sum(axis=1)
+
+    def slope(y: np.ndarray) -> np.ndarray:
+        return (xc * np.where(m, y[use], 0.0)).sum(axis=1) / sxx
+
+    return slope(yn), slope(yd)
 
 
 def _f(v: Any) -> float | None:
