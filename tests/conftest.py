@@ -1,4 +1,4 @@
-"""Shared test setup: offline wandb, DeepSpeed on CPU, a shared extension cache, free ports, reference data,
+"""Shared test setup: wandb off, DeepSpeed on CPU, a shared extension cache, free ports, reference data,
 and the local SLURM cluster (started once per session).
 
 Shared builders that are plain functions live in helper modules beside the tests (``tiny_sweeps``: tiny
@@ -21,7 +21,9 @@ import pytest
 from florenz_scaling.files import reference_data
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("WANDB_MODE", "offline")
+# wandb is off unless a test checks its mirror (test_train: offline): its init and service cost every trainer
+# child about a second of CPU, a hundred children in the suite.
+os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

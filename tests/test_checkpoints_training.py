@@ -53,7 +53,7 @@ def run_dir(root: Path, florence: Path) -> RunDir:
 def env() -> dict[str, str]:
     drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
     out = {k: v for k, v in os.environ.items() if k not in drop}
-    return out | {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", "MASTER_PORT": str(free_port())}
+    return out | {"WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", "MASTER_PORT": str(free_port())}
 
 
 def losses(rd: RunDir) -> dict[tuple, float]:

@@ -25,6 +25,9 @@ from florenz_scaling.results import LossRecord, read_records
 from florenz_scaling.train.checkpoint import COMPLETE, complete_steps
 from florenz_scaling.train.process import free_port
 
+# Every trainer child here mirrors to wandb (offline): the reference run's mirror is checked, and the kills
+# and resumes go on with its service running, as in a real job.
+WANDB = "offline"
 # Held-out groups (SC, UC, ST: 6 pairs) plus training pairs in no group (translate de, fr, ru).
 EVAL_PAIRS = {
     ("caption", "en", "SC"),
@@ -43,7 +46,7 @@ def start(rd: RunDir) -> subprocess.Popen:
     # Own session, so that killing it can also take its wandb service process (the test started both).
     return subprocess.Popen(
         [CLI, "train", str(rd.root)],
-        env=child_env(),
+        env=child_env(WANDB),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -104,7 +107,7 @@ def eval_losses(recs: list[LossRecord]) -> dict[tuple, float]:
 @pytest.mark.parametrize("zero", [0, 1, 2, 3])
 def test_zero_stage_trains_and_evaluates_every_pair(tmp_path: Path, zero: int) -> None:
     rd = make_run(tmp_path, zero=zero, keep=1)
-    train(rd)
+    train(rd, wandb=WANDB)
     recs = check_complete_run(rd, steps=6, eval_every=3)
     assert {r.step for r in recs if r.kind == "train"} == {1, 6}
     assert complete_steps(rd.checkpoints) == [6], "keep_checkpoints=1 keeps only the newest"
@@ -127,7 +130,7 @@ def test_zero2_two_processes_with_torchrun(tmp_path: Path) -> None:
         "train",
         str(rd.root),
     ]
-    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=child_env(WANDB), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     check_complete_run(rd, steps=6, eval_every=3)
     ckpt = rd.checkpoints / "step00000006"
@@ -144,7 +147,7 @@ LONG = {"steps": 40, "eval_every": 10, "checkpoint_every": 10, "zero": 2}
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     rd = make_run(tmp_path_factory.mktemp("reference"), **LONG)
-    train(rd)
+    train(rd, wandb=WANDB)
     return rd
 
 
@@ -174,7 +177,7 @@ def test_sigkill_and_restart_end_exactly_like_an_uninterrupted_run(tmp_path: Pat
     proc.wait()
     assert not rd.done.exists()
 
-    out = train(rd).stdout
+    out = train(rd, wandb=WANDB).stdout
     assert "resumed from checkpoint at step" in out
     recs = check_complete_run(rd, steps=40, eval_every=10)
     ref = records(reference)
@@ -201,7 +204,7 @@ def test_sigterm_checkpoints_exits_and_resumes(tmp_path: Path, reference: RunDir
     saved = complete_steps(rd.checkpoints)
     assert saved and 1 <= saved[-1] < 40 and not rd.done.exists()
 
-    train(rd)
+    train(rd, wandb=WANDB)
     recs = check_complete_run(rd, steps=40, eval_every=10)
     final = {k: v for k, v in eval_losses(recs).items() if k[0] == 40}
     ref = {k: v for k, v in eval_losses(records(reference)).items() if k[0] == 40}
@@ -214,7 +217,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path: Path, reference: RunDir) -
     rd = make_run(tmp_path, **LONG)
     shutil.copytree(reference.checkpoints / "step00000030", rd.checkpoints / "step00000030")
     (rd.checkpoints / "step00000030" / COMPLETE).unlink()
-    train(rd)
+    train(rd, wandb=WANDB)
     assert eval_losses(records(rd)) == pytest.approx(eval_losses(records(reference)), abs=1e-5)
 
 
@@ -289,7 +292,7 @@ def test_run_starts_from_a_local_florence2_checkpoint(tmp_path: Path) -> None:
     src.save_pretrained(tmp_path / "florence-2")
     rd = make_run(tmp_path, steps=3, pretrained=spec.Pretrained(florence=str(tmp_path / "florence-2")))
     assert "pretrained" in rd.run_yaml.read_text()
-    proc = train(rd)
+    proc = train(rd, wandb=WANDB)
     assert "tensors loaded" in proc.stdout + proc.stderr
     ckpt = rd.checkpoints / "step00000003" / "mp_rank_00_model_states.pt"
     state = torch.load(ckpt, weights_only=False)["module"]

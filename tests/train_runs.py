@@ -56,15 +56,17 @@ def make_run(
     return rd
 
 
-def child_env(**extra: str) -> dict[str, str]:
+def child_env(wandb: str = "disabled", **extra: str) -> dict[str, str]:
+    """A trainer child's environment: no distributed variables of this process, a port of its own, and
+    ``WANDB_MODE`` ``wandb`` (off unless the test checks the mirror: it costs each child about a second)."""
     env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
-    env.update(WANDB_MODE="offline", PYTHONUNBUFFERED="1", MASTER_PORT=str(free_port()), **extra)
+    env.update(WANDB_MODE=wandb, PYTHONUNBUFFERED="1", MASTER_PORT=str(free_port()), **extra)
     return env
 
 
-def train(rd: RunDir, timeout: float = 240) -> subprocess.CompletedProcess:
+def train(rd: RunDir, timeout: float = 240, wandb: str = "disabled") -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [CLI, "train", str(rd.root)], env=child_env(), capture_output=True, text=True, timeout=timeout
+        [CLI, "train", str(rd.root)], env=child_env(wandb), capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
