@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from tiny_sweeps import wait_runs
 
-from florenz_scaling.files import SweepDir
+from florenz_scaling.files import RunDir, SweepDir
 from florenz_scaling.launch.dryrun import format_dry_run
 from florenz_scaling.launch.ledger import Ledger
 from florenz_scaling.launch.status import format_status, sweep_status
@@ -214,17 +214,16 @@ def test_wsd_sweep_runs_end_to_end_locally(tmp_path: Path) -> None:
 
 
 def _kill_trainer(run_dir: Path) -> None:
-    """SIGKILL the local slot's child process that trains ``run_dir`` (jobs.py runs each run in one)."""
-    killed = 0
-    for proc in Path("/proc").iterdir():
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"florenz_scaling.launch.jobs" in cmd and str(run_dir).encode() in cmd:
-            os.kill(int(proc.name), signal.SIGKILL)
-            killed += 1
-    assert killed == 1, f"{killed} trainers of {run_dir}"
+    """SIGKILL the process that trains ``run_dir``: the holder of its trainer lock (a local slot forks one
+    child per run, so the command line does not name the run)."""
+    inode = RunDir(run_dir).trainer_lock.stat().st_ino
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        f = line.split()  # "1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"; "->": a waiter
+        if f[1] == "FLOCK" and int(f[5].split(":")[-1]) == inode:
+            holders.add(int(f[4]))
+    assert len(holders) == 1, f"trainers of {run_dir}: {holders}"
+    os.kill(holders.pop(), signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -12,9 +12,11 @@ sweep's ledger. ``sleep_run`` is a trivial run body for launcher tests and bench
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -144,8 +146,10 @@ class SlotJob(submitit.helpers.Checkpointable):
     """Several runs, one after another, in one job (a slot of the ``local`` executor).
 
     Each run gets a fresh child process, as it would get on SLURM: a trainer's process-wide state (torch
-    distributed groups, DeepSpeed's accelerator, threads) does not carry over to the next run. Stop signals
-    are forwarded to the child, and a run stopped by one stops the slot.
+    distributed groups, DeepSpeed's accelerator, threads) does not carry over to the next run. The slot
+    forks each child; on a machine without GPUs it imports the entry point first, so that a run does not pay
+    the imports again (torch and the model code: ~5 s of CPU each); nothing is initialised before the fork.
+    Stop signals are forwarded to the child, and a run stopped by one stops the slot.
     """
 
     def __init__(self, entry: str = DEFAULT_ENTRY, executor: str = "local") -> None:
@@ -154,6 +158,7 @@ class SlotJob(submitit.helpers.Checkpointable):
 
     def __call__(self, run_dirs: list[str]) -> list[str]:
         results, failed = [], []
+        _preload(self.entry)
         for rd in run_dirs:
             outcome = _run_child(self.entry, rd, self.executor)
             results.append(outcome)
@@ -170,25 +175,71 @@ class SlotJob(submitit.helpers.Checkpointable):
         return DelayedSubmission(SlotJob(self.entry, self.executor), run_dirs)
 
 
-def _run_child(entry: str, run_dir: str, executor: str) -> str:
-    """``run_one`` in a child process; returns "done", "interrupted" or "failed"."""
-    import subprocess
-    import sys
+GPU_DEVICES = ("/dev/nvidiactl", "/dev/kfd")  # NVIDIA's and AMD's driver devices
 
-    cmd = [sys.executable, "-u", "-m", "florenz_scaling.launch.jobs", entry, run_dir, executor]
-    child = subprocess.Popen(cmd)
+
+def _preload(entry: str) -> None:
+    """Import ``entry`` in the slot for its forked children to inherit: on Linux without GPUs only, since
+    elsewhere an import might start the GPU driver (or a macOS framework), which a forked child cannot use.
+    An entry that cannot be imported fails in each run's child instead, recorded as that run's error."""
+    if sys.platform != "linux" or any(os.path.exists(d) for d in GPU_DEVICES):
+        return
+    with contextlib.suppress(Exception):
+        resolve_entry(entry)
+
+
+# The signals a fresh process starts with at their defaults (the slot's are submitit's and ours).
+CHILD_DEFAULTS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
+FORWARDED = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def _child(entry: str, run_dir: str, executor: str, mask: set[signal.Signals]) -> None:
+    """The forked child: a fresh process's signal handlers and ``mask``, then ``run_one``; never returns."""
+    code = 1
+    try:
+        for sig in CHILD_DEFAULTS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        run_one(entry, run_dir, executor)
+        code = 0
+    except BaseException:  # noqa: BLE001 - the child reports every error, and exits 1
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # never return into the slot's code, nor run its exit handlers
+
+
+def _run_child(entry: str, run_dir: str, executor: str) -> str:
+    """``run_one`` in a child process forked from this one; returns "done", "interrupted" or "failed".
+
+    The stop signals are blocked across the fork, so that none reaches the child before it has a fresh
+    process's handlers, nor the slot before its handlers forward to the child."""
     preempted: list[Any] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {*CHILD_DEFAULTS, *FORWARDED})
+    pid = os.fork()
+    if pid == 0:
+        _child(entry, run_dir, executor, mask)
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
     def on_preempt(signum: int, frame: Any) -> None:
         # submitit's timeout signal: the trainer checkpoints on SIGUSR1; submitit requeues once it returned.
         preempted.append((signum, frame))
-        child.send_signal(signal.SIGUSR1)
+        forward(signal.SIGUSR1, frame)
 
-    forwarded = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
-    previous = {sig: signal.signal(sig, lambda s, _f: child.send_signal(s)) for sig in forwarded}
-    previous[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, on_preempt)
     try:
-        code = child.wait()
+        previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+        previous[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, on_preempt)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # what came meanwhile is forwarded now
+    try:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -200,9 +251,7 @@ def _run_child(entry: str, run_dir: str, executor: str) -> str:
     return "interrupted" if code in (0, 75) else "failed"
 
 
-if __name__ == "__main__":  # one run of a local slot, in its own process (see SlotJob)
-    import sys
-
+if __name__ == "__main__":  # one run as a slot's child runs it, in a process of its own (for debugging)
     try:
         run_one(sys.argv[1], sys.argv[2], sys.argv[3])
     except Exception:
