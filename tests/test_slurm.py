@@ -44,7 +44,7 @@ def test_demo_sweep_completes_with_every_pair(repo: Path, tmp_path: Path, capsys
     assert out.count("submitted ") == 6
     job_ids = {line.split(" as job ")[1].split()[0] for line in out.splitlines() if " as job " in line}
     assert len({j.split("_")[0] for j in job_ids}) == 1  # one array for the whole sweep
-    rows = wait_runs(tmp_path, timeout=240, every=1.0)
+    rows = wait_runs(tmp_path, timeout=240)
     assert [r.state for r in rows] == ["done"] * 6, format_status(rows)
     table = collect(tmp_path)
     spec = load_sweep(repo / "sweeps" / "demo.yaml", QUICK)
@@ -78,7 +78,7 @@ def test_requeued_job_resumes_from_its_checkpoint(repo: Path, tmp_path: Path) ->
         return "PENDING" in out
 
     until(pending, "the job is back in the queue", timeout=60)
-    rows = wait_runs(tmp_path, timeout=240, every=1.0)
+    rows = wait_runs(tmp_path, timeout=240)
     assert rows[0].state == "done", format_status(rows)
     events = [e.event for e in Ledger(SweepDir(tmp_path).ledger).read() if e.run_id == run_id]
     assert events[:2] == ["submitted", "started"] and "requeued" in events and events[-1] == "finished"
@@ -105,13 +105,13 @@ def test_killed_run_is_resubmitted_alone(repo: Path, tmp_path: Path, monkeypatch
         timeout=120,
     )
     subprocess.run(["scancel", job], check=True)
-    rows = {r.run_id: r for r in wait_runs(tmp_path, timeout=240, every=1.0)}
+    rows = {r.run_id: r for r in wait_runs(tmp_path, timeout=240)}
     assert rows[victim].state in ("pending", "partial")
     assert all(r.state == "done" for rid, r in rows.items() if rid != victim)
     monkeypatch.setenv("FLORENZ_SLEEP_S", "0")
     again = launch(spec, tmp_path, plan, executor="slurm", entry=TRIVIAL)
     assert [rid for rid, _ in again.submitted] == [victim]
-    assert all(r.state == "done" for r in wait_runs(tmp_path, timeout=240, every=1.0))
+    assert all(r.state == "done" for r in wait_runs(tmp_path, timeout=240))
 
 
 def test_failed_run_is_reported_while_the_rest_completes(repo: Path, tmp_path: Path, capsys) -> None:
@@ -125,7 +125,7 @@ def test_failed_run_is_reported_while_the_rest_completes(repo: Path, tmp_path: P
     data["data"].update(kind="webdataset", path=str(shard))  # an unreadable data path in this run only
     run_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     launch(spec, tmp_path, plan, executor="slurm")
-    rows = {r.run_id: r for r in wait_runs(tmp_path, timeout=240, every=1.0)}
+    rows = {r.run_id: r for r in wait_runs(tmp_path, timeout=240)}
     assert rows[bad].state == "failed", format_status(list(rows.values()))
     assert rows[bad].error and Path(rows[bad].log).exists()
     assert all(r.state == "done" for rid, r in rows.items() if rid != bad)

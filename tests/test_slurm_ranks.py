@@ -64,7 +64,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None) -> d
         ((_, job),) = launch(spec, out, plan, executor="slurm").submitted
         dirs[name] = (out, job)
     for name, (out, _) in dirs.items():
-        rows = wait_runs(out, timeout=600, every=1.0)
+        rows = wait_runs(out, timeout=600)
         assert [r.state for r in rows] == ["done"], f"{name}:\n{format_status(rows)}"
     return dirs
 
@@ -127,7 +127,7 @@ def test_stopped_two_task_job_resumes_both_ranks(repo: Path, tmp_path: Path, sto
         return "PENDING" in out.stdout
 
     until(pending, "the job is back in the queue", timeout=90)
-    rows = wait_runs(tmp_path, timeout=600, every=1.0)
+    rows = wait_runs(tmp_path, timeout=600)
     assert rows[0].state == "done", format_status(rows)
 
     def events() -> list[str]:
