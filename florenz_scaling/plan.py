@@ -10,6 +10,7 @@ This module owns ``plan.csv``: ``write_plan`` writes it and ``read_plan`` is the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,10 @@ def est_gpu_hours(compute: float, fwd_gmacs: float, params: int, trainable: int,
     return flops / (spec.cost.peak_tflops * 1e12 * spec.cost.utilisation) / 3600
 
 
-def _run(spec: SweepSpec, size: str, steps: int, global_batch: int, **wsd: Any) -> RunSpec:
+def _run(spec: SweepSpec, size: str, steps: int, global_batch: int, largest: bool, **wsd: Any) -> RunSpec:
+    generate = spec.generate
+    if not largest and generate.primary_samples:  # the larger sample is decoded at each size's largest run
+        generate = dataclasses.replace(generate, primary_samples=0)
     return RunSpec(
         sweep=spec.name,
         size=size,
@@ -78,17 +82,24 @@ def _run(spec: SweepSpec, size: str, steps: int, global_batch: int, **wsd: Any) 
         wandb=spec.wandb,
         seed=spec.seed,
         pretrained=spec.pretrained.get(size),
-        generate=spec.generate,
+        generate=generate,
         **wsd,
     )
 
 
 def _planned(
-    spec: SweepSpec, size_name: str, steps: int, gb: int, budget: float | None = None, **wsd: Any
+    spec: SweepSpec,
+    size_name: str,
+    steps: int,
+    gb: int,
+    budget: float | None = None,
+    largest: int = 0,
+    **wsd: Any,
 ) -> PlannedRun:
+    """A run of ``steps``; ``largest`` is the most steps any run of its size takes in the sweep."""
     size = get_size(size_name)
     return PlannedRun(
-        _run(spec, size_name, steps, gb, **wsd),
+        _run(spec, size_name, steps, gb, steps >= largest, **wsd),
         size,
         size.params,
         size.trainable_params,
@@ -102,7 +113,9 @@ def branch_point(steps: int, decay_fraction: float) -> int:
     return steps - max(1, round(decay_fraction * steps))
 
 
-def wsd_runs(spec: SweepSpec, cells: list[tuple[str, int, int, float | None]]) -> list[PlannedRun]:
+def wsd_runs(
+    spec: SweepSpec, cells: list[tuple[str, int, int, float | None]], largest: dict[str, int]
+) -> list[PlannedRun]:
     """Per (size, batch): a trunk at constant lr, cut into segments that each end at a branch point (so each
     segment's final checkpoint is where branches start), and per budget a branch that loads its segment's
     checkpoint and decays to the budget. Segment k continues segment k−1: a chain of runs, one job each."""
@@ -128,6 +141,7 @@ def wsd_runs(spec: SweepSpec, cells: list[tuple[str, int, int, float | None]]) -
                 size,
                 b,
                 gb,
+                largest=largest[size],
                 start_from=prev.run_id if prev else None,
                 start_step=prev.run.steps if prev else 0,
                 trunk=True,
@@ -136,7 +150,11 @@ def wsd_runs(spec: SweepSpec, cells: list[tuple[str, int, int, float | None]]) -
             out.append(prev)
         for steps, budget in budgets:
             b = points[steps]
-            out.append(_planned(spec, size, steps, gb, budget, start_from=segment[b].run_id, start_step=b))
+            out.append(
+                _planned(
+                    spec, size, steps, gb, budget, largest[size], start_from=segment[b].run_id, start_step=b
+                )
+            )
     return out
 
 
@@ -163,14 +181,17 @@ def make_plan(spec: SweepSpec) -> list[PlannedRun]:
                     if not lo <= steps * gb * size.target_len / size.params <= hi:
                         continue
                 cells.append((name, steps, gb, c))
+    largest: dict[str, int] = {}
+    for size, steps in [(c[0], c[1]) for c in cells] + [(e.size, e.steps) for e in spec.extra_runs]:
+        largest[size] = max(steps, largest.get(size, 0))
     if spec.train.schedule == "wsd":
-        runs = wsd_runs(spec, cells)
+        runs = wsd_runs(spec, cells, largest)
     else:
-        runs = [_planned(spec, size, steps, gb, budget) for size, steps, gb, budget in cells]
+        runs = [_planned(spec, size, steps, gb, budget, largest[size]) for size, steps, gb, budget in cells]
     base = spec.grid or spec.budget
     for extra in spec.extra_runs:
         gb = extra.global_batch or (base.global_batch if base else 1024)
-        runs.append(_planned(spec, extra.size, extra.steps, gb))
+        runs.append(_planned(spec, extra.size, extra.steps, gb, largest=largest[extra.size]))
     merged: dict[str, PlannedRun] = {}
     for r in runs:
         merged.setdefault(r.run_id, r)

@@ -13,6 +13,7 @@ from florenz_scaling import spec
 from florenz_scaling.data import prepare
 from florenz_scaling.data.language import DECODER_PREFIXES
 from florenz_scaling.model.florenz import build_model, dummy_batch
+from florenz_scaling.plan import make_plan
 from florenz_scaling.results.metrics import MetricRecord
 from florenz_scaling.spec.sizes import get_size
 from florenz_scaling.train.generate import (
@@ -142,6 +143,51 @@ def test_generation_records_cover_every_pair_and_are_typed(heldout) -> None:
     assert all(r.n == 2 for r in recs)
     assert model.training  # restored
     assert examples and {"prompt", "reference", "output", "decoding", "image_png"} <= set(examples[0])
+
+
+@pytest.mark.slow
+def test_the_primary_protocol_decodes_more_caption_samples(heldout) -> None:
+    """``primary_samples``: beam search + prefix on captions (the paper's protocol, the report's headline)
+    gets its own, larger sample count; every other pair and decoding keeps ``max_samples``."""
+    model = build_model("T-0.2M", seed=0)
+    dec = decodings(beam=2, greedy=True, prefix=True, no_prefix=True)
+    metrics, _ = generation_records(
+        model,
+        heldout,
+        dec,
+        run_id="r",
+        step=5,
+        seen_samples=40,
+        max_samples=1,
+        batch_size=4,
+        primary_samples=3,
+    )
+    n = {(r.task, r.decoding, r.n) for r in metrics if r.metric == "cider"}
+    assert n == {
+        ("caption", "beam2+prefix", 3),
+        *(("caption", d, 1) for d in ("greedy", "beam2", "greedy+prefix")),
+        *(("translate", d, 1) for d in ("greedy", "beam2")),
+    }, n
+    # The plan asks for it at each size's largest run only (cosine runs and WSD branches alike).
+    for schedule in ("cosine", "wsd"):
+        sweep = spec.from_dict(
+            spec.SweepSpec,
+            {
+                "name": "x",
+                "sizes": ["T-0.2M", "T-0.5M"],
+                "grid": {"steps": [40, 80]},
+                "train": {"schedule": schedule, "warmup_steps": 2},
+                "generate": {"primary_samples": 64},
+            },
+        )
+        got = {(r.run.size, r.run.steps, r.run.generate.primary_samples) for r in make_plan(sweep)}
+        assert {(size, 80, 64) for size in ("T-0.2M", "T-0.5M")} <= got
+        assert all(n == 0 for _, steps, n in got if steps < 80), got
+    with pytest.raises(spec.SpecError, match="generate.primary_samples"):
+        spec.from_dict(
+            spec.SweepSpec,
+            {"name": "x", "sizes": ["T-0.2M"], "grid": {"steps": [4]}, "generate": {"primary_samples": 65}},
+        )
 
 
 def test_the_generation_spec_keeps_existing_run_ids() -> None:

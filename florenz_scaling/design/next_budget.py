@@ -96,11 +96,13 @@ def next_budget(sweep_dir: str | Path, C: float, k: int = 5, out: str | Path | N
 
 
 def _sizes_for(current: Any, n_opt: float, family: str, k: int) -> tuple[list[str], bool]:
-    """Registry sizes of the sweep's family; the tiny ladder and the paper's ladder are kept apart by the
-    first letter of the sweep's own sizes (T-…: tiny, F-…: paper)."""
-    first = current[0][0]
-    ladder = sorted((s for s in SIZES.values() if s.family == family and s.name[0] == first),
-                    key=lambda s: s.params)  # fmt: skip
+    """Registry sizes of the sweep's family that run on its images: the tiny ladders and the paper's are kept
+    apart, and so are tiny ladders of other image sizes (T-… at 64², TS-… at 96²)."""
+    ref = SIZES[current[0]]
+    ladder = sorted(
+        (s for s in SIZES.values() if (s.family, s.tiny, s.image_size) == (family, ref.tiny, ref.image_size)),
+        key=lambda s: s.params,
+    )
     if len(ladder) < k:
         raise ValueError(f"the registry has {len(ladder)} such size(s); --sizes {k} asks for more")
     logs = [math.log(s.params) for s in ladder]

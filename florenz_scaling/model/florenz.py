@@ -31,11 +31,11 @@ from transformers.models.florence2.modeling_florence2 import (
 )
 from transformers.models.gemma2.modeling_gemma2 import Gemma2RMSNorm
 
-from florenz_scaling.spec.sizes import BartConfigLite, GemmaConfigLite, SizeConfig, get_size
+from florenz_scaling.spec.sizes import BartConfigLite, GemmaConfigLite, SizeConfig, VisionConfig, get_size
 
 
-def vision_hf_config(size: SizeConfig) -> Florence2VisionConfig:
-    v = size.vision
+def vision_hf_config(size: SizeConfig | VisionConfig) -> Florence2VisionConfig:
+    v = size.vision if isinstance(size, SizeConfig) else size
     return Florence2VisionConfig(
         embed_dim=list(v.embed_dim),
         num_heads=list(v.num_heads),
@@ -259,19 +259,22 @@ class BartCrossDecoder(nn.Module):
         return F.linear(h, self.decoder.embed_tokens.weight)
 
 
+def vision_modules(vision: VisionConfig) -> tuple[nn.Module, nn.Module]:
+    """Florence-2's DaViT tower and its multi-modal projector (into ``vision.projection_dim``)."""
+    vc = vision_hf_config(vision)
+    vc._attn_implementation = "sdpa"
+    tower = Florence2VisionBackbone(copy.deepcopy(vc))
+    # Florence2Config resets the vision config's attention implementation, hence the copy above.
+    return tower, Florence2MultiModalProjector(Florence2Config(vision_config=copy.deepcopy(vc)))
+
+
 class FlorenzModel(nn.Module):
     """A Florenz model: image + prompt → encoder; decoder tokens → logits over the decoder vocabulary."""
 
     def __init__(self, size: SizeConfig) -> None:
         super().__init__()
         self.size = size
-        vc = vision_hf_config(size)
-        vc._attn_implementation = "sdpa"
-        self.vision_tower = Florence2VisionBackbone(copy.deepcopy(vc))
-        # Florence2Config resets the vision config's attention implementation, hence the copy above.
-        self.multi_modal_projector = Florence2MultiModalProjector(
-            Florence2Config(vision_config=copy.deepcopy(vc))
-        )
+        self.vision_tower, self.multi_modal_projector = vision_modules(size.vision)
         self.encoder = BartEncoder(bart_hf_config(size.encoder))
         if isinstance(size.decoder, BartConfigLite):
             self.decoder: nn.Module = BartCrossDecoder(size.decoder)

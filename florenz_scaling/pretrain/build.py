@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from florenz_scaling.files import SweepDir, write_atomic
-from florenz_scaling.pretrain.recipe import DONE_FILE, Component, ComponentPlan, cache_dir, plan_components
+from florenz_scaling.pretrain.recipe import (
+    DONE_FILE,
+    Component,
+    ComponentPlan,
+    cache_dir,
+    dependencies,
+    plan_components,
+)
 from florenz_scaling.spec import Pretrained, SweepSpec
 
 
@@ -97,7 +104,16 @@ def build_component(
         t0 = time.perf_counter()
         spec = comp.spec
         with torch_threads(threads):
-            if comp.kind == "vision":
+            if comp.kind == "tower":
+                from florenz_scaling.pretrain.vision import train_tower
+
+                result = train_tower(get_size(size).vision, spec, tmp, heldout)
+            elif comp.kind == "vision" and comp.needs is not None:
+                from florenz_scaling.pretrain.vision import train_projector
+
+                assert is_built(cache / comp.needs.name)
+                result = train_projector(get_size(size), spec, cache / comp.needs.name, tmp, heldout)
+            elif comp.kind == "vision":
                 from florenz_scaling.pretrain.vision import train_vision
 
                 result = train_vision(get_size(size), spec, tmp, heldout)
@@ -145,14 +161,14 @@ def _sizes(spec: SweepSpec) -> list[str]:
 def _first_size(plan: ComponentPlan, comp: Component) -> str:
     for size, fields in plan.by_size.items():
         for c in fields.values():
-            if c == comp or c.needs == comp:
+            if c == comp or comp in dependencies(c):
                 return size
     raise KeyError(comp.name)
 
 
 def _chain_cost(plan: ComponentPlan, comp: Component) -> float:
     """A component's cost plus that of everything waiting for it: the longest chains start first."""
-    return comp.cost + sum(c.cost for c in plan.components if c.needs == comp)
+    return comp.cost + sum(c.cost for c in plan.components if comp in dependencies(c))
 
 
 def build_components(
@@ -213,7 +229,8 @@ def _build_parallel(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     try:
         while waiting or running:
-            for comp in [c for c in waiting if c.needs is None or is_built(report.directory(c.needs))]:
+            ready = [c for c in waiting if c.needs is None or is_built(report.directory(c.needs))]
+            for comp in ready:
                 if len(running) >= workers:
                     break
                 waiting.remove(comp)

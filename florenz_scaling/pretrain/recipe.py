@@ -3,9 +3,13 @@
 A component is named ``<kind>-<hash>``, the hash being SHA-1 of the JSON of everything that determines its
 weights: the architecture of the parts it trains, the recipe's knobs, the bytes (by SHA-1) of the tokenizer
 it reads (a ``florence`` component the encoder's: Florence-2 has one vocabulary for prompts and captions; a
-``gemma`` component the target one), the image size and the format version below. Sizes with the same vision
-tower share one ``vision`` component (stage A); sizes with the same tower, encoder and BART decoder share one
-``florence`` component (stage B); sizes with the same Gemma decoder share one ``gemma`` component.
+``gemma`` component the target one), the image size and the format version below.
+
+Sizes with the same vision tower and projection share one ``vision`` component (stage A). With
+``projector_steps`` > 0, sizes with the same tower share one ``tower`` component (the tower learnt once, with
+a probe projector of the tower's own width), and each projection width gets a ``vision`` component that learns
+its projector on that frozen tower. Sizes with the same tower, encoder and BART decoder share one ``florence``
+component (stage B); sizes with the same Gemma decoder share one ``gemma`` component.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from florenz_scaling.spec.sections import ComponentsSpec, DataSpec
 from florenz_scaling.spec.sizes import BartConfigLite, GemmaConfigLite, SizeConfig, get_size
 
 # Bump when a recipe changes in a way that alters the weights, so cached components are rebuilt.
-COMPONENTS_FORMAT_VERSION = 2  # 2: florence components use the encoder's (English-only) tokenizer
+# 2: florence components use the encoder's (English-only) tokenizer; 3: stage A's fan-in tower init, weighted
+# attribute loss and per-cell head.
+COMPONENTS_FORMAT_VERSION = 3
 CACHE_ENV = "FLORENZ_COMPONENTS_CACHE"
 DEFAULT_CACHE = Path("~/.cache/florenz-scaling/components")
 DONE_FILE = "component.json"  # written last: a directory without it is not a component
 
-Kind = Literal["vision", "florence", "gemma"]
+Kind = Literal["tower", "vision", "florence", "gemma"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class Component:
 
     kind: Kind
     config: str  # canonical JSON (sort_keys) of the identity; see the module docstring
-    needs: Component | None = None  # a florence component starts from its vision component
+    needs: Component | None = None  # florence starts from its vision component, vision from its tower
 
     @functools.cached_property
     def hash(self) -> str:
@@ -81,21 +87,41 @@ def florence_decoder(size: SizeConfig) -> BartConfigLite:
     return size.encoder
 
 
-def vision_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec) -> Component:
-    """Stage A for ``size``'s vision tower and projector."""
-    recipe = {
-        "steps": c.vision_steps,
+def _vision_recipe(c: ComponentsSpec, steps: int) -> dict[str, Any]:
+    return {
+        "steps": steps,
         "batch": c.vision_batch,
         "lr": c.vision_lr,
         "warmup": c.warmup_steps,
         "seed": c.seed,
     }
+
+
+def tower_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec) -> Component:
+    """Stage A for ``size``'s tower alone (its projection width left out: every width shares it)."""
+    tower = dataclasses.asdict(dataclasses.replace(size.vision, projection_dim=0))
     width = size.vision.embed_dim[-1]
     cost = width * width * c.vision_steps * c.vision_batch * 4
-    return Component(
-        "vision",
-        _identity("vision", recipe, cost, vision=dataclasses.asdict(size.vision), image_size=data.image_size),
-    )
+    recipe = _vision_recipe(c, c.vision_steps)
+    return Component("tower", _identity("tower", recipe, cost, tower=tower, image_size=data.image_size))
+
+
+def vision_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec) -> Component:
+    """Stage A for ``size``'s vision tower and projector: both at once, or (``projector_steps`` > 0) the
+    projector on the frozen shared tower."""
+    width = size.vision.embed_dim[-1]
+    vision = dataclasses.asdict(size.vision)
+    if c.projector_steps == 0:
+        recipe = _vision_recipe(c, c.vision_steps)
+        cost = width * width * c.vision_steps * c.vision_batch * 4
+        return Component(
+            "vision", _identity("vision", recipe, cost, vision=vision, image_size=data.image_size)
+        )
+    tower = tower_component(size, c, data)
+    recipe = _vision_recipe(c, c.projector_steps)
+    cost = width * width * c.projector_steps * c.vision_batch
+    ident = _identity("vision", recipe, cost, vision=vision, tower=tower.hash, image_size=data.image_size)
+    return Component("vision", ident, needs=tower)
 
 
 def florence_component(
@@ -160,6 +186,15 @@ def gemma_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec, tokeniz
     return Component("gemma", _identity("gemma", recipe, cost, decoder=dataclasses.asdict(g), text=text))
 
 
+def dependencies(comp: Component) -> list[Component]:
+    """What ``comp`` starts from, nearest first (a florence component: its vision, then its tower)."""
+    out = []
+    while comp.needs is not None:
+        comp = comp.needs
+        out.append(comp)
+    return out
+
+
 @dataclass(frozen=True)
 class ComponentPlan:
     """The components a sweep needs (each once, in build order: a component after the one it needs) and,
@@ -191,8 +226,8 @@ def plan_components(
         if isinstance(size.decoder, GemmaConfigLite) and (pre is None or pre.gemma is None):
             want["gemma"] = gemma_component(size, c, data, tokenizer_sha1)
         for comp in want.values():
-            if comp.needs is not None:
-                ordered.setdefault(comp.needs.name, comp.needs)
+            for dep in reversed(dependencies(comp)):
+                ordered.setdefault(dep.name, dep)
             ordered.setdefault(comp.name, comp)
         if want:
             by_size[name] = want

@@ -1,14 +1,19 @@
 """Stage A: the vision tower and projector learn the scene's attributes from pixels.
 
 A linear head on the projector's image tokens predicts, for each of the 9 grid cells, the colour, shape, size
-and count of the object there (class 0 = empty); the loss is the mean cross-entropy over cells and
-attributes. The head is dropped afterwards: only ``vision_tower.*`` and ``multi_modal_projector.*`` are kept
-(``vision.safetensors``), for stage B to start from and freeze.
+and count of the object there (class 0 = empty). When the tower's last map has one token per cell (96² images
+at total stride 32) the head is one linear layer shared by the cells, reading the cell's token and the mean
+token; otherwise one linear layer reads all tokens. The loss is the cross-entropy over cells, per attribute,
+weighted (shape, the hardest, 3×). The tower starts from a fan-in initialisation: Hugging Face's std 0.02 for
+every layer is far too small for 12–96-channel convolutions, and with it colour and shape stay at chance
+(measured, ``../shared/reference/grounding.md`` §4). The head is dropped afterwards: only ``vision_tower.*``
+and ``multi_modal_projector.*`` are kept (``vision.safetensors``), for stage B to start from and freeze.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +24,47 @@ from torch import nn
 from florenz_scaling.data.attributes import ATTRIBUTES, CELLS, attribute_batch
 from florenz_scaling.data.collate import normalise_images
 from florenz_scaling.data.world import Scene, render
-from florenz_scaling.model.florenz import FlorenzModel, build_model
+from florenz_scaling.model.florenz import FlorenzModel, build_model, vision_modules
 from florenz_scaling.pretrain.loop import heldout_scenes, scenes, tensors_to_cpu, train_loop
-from florenz_scaling.spec.sizes import SizeConfig
+from florenz_scaling.spec.sizes import SizeConfig, VisionConfig
 
 VISION_FILE = "vision.safetensors"
+TOWER_FILE = "tower.safetensors"
 VISION_PREFIXES = ("vision_tower.", "multi_modal_projector.")
 _CLASSES = tuple(ATTRIBUTES.values())
+# Loss weight per attribute (ATTRIBUTES order): shape is learnt last, so it gets more of the gradient.
+ATTRIBUTE_WEIGHTS = (1.0, 3.0, 1.0, 1.0)
+
+
+def fan_in_init(tower: nn.Module) -> None:
+    """Truncated-normal weights of std fan_in^-1/2 (±2 std) and zero biases for every linear and conv."""
+    for m in tower.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            std = m.weight[0].numel() ** -0.5
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 class AttributeProbe(nn.Module):
-    """Tower → projector → flattened image tokens → one linear layer → per cell, logits of each attribute."""
+    """Tower → projector → image tokens → a linear head → per cell, logits of each attribute."""
 
-    def __init__(self, model: FlorenzModel, image_size: int) -> None:
+    def __init__(self, tower: nn.Module, projector: nn.Module, d: int, image_size: int) -> None:
         super().__init__()
-        self.vision_tower, self.multi_modal_projector = model.vision_tower, model.multi_modal_projector
-        tokens = 1 + (image_size // 32) ** 2
-        self.head = nn.Linear(tokens * model.size.encoder.d_model, CELLS * sum(_CLASSES))
+        self.vision_tower, self.multi_modal_projector = tower, projector
+        cells = (image_size // 32) ** 2
+        self.per_cell = cells == CELLS  # token 1 + p is cell p (row-major, POSITIONS order)
+        out = sum(_CLASSES) if self.per_cell else CELLS * sum(_CLASSES)
+        self.head = nn.Linear(2 * d if self.per_cell else (1 + cells) * d, out)
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         """Per attribute, logits (B, 9, classes)."""
         feats = self.multi_modal_projector(self.vision_tower(pixel_values).last_hidden_state)
-        out = self.head(feats.flatten(1)).view(len(pixel_values), CELLS, sum(_CLASSES))
+        if self.per_cell:
+            cells = feats[:, 1:]
+            out = self.head(torch.cat([cells, feats[:, :1].expand_as(cells)], dim=-1))
+        else:
+            out = self.head(feats.flatten(1)).view(len(pixel_values), CELLS, sum(_CLASSES))
         return list(out.split(_CLASSES, dim=-1))
 
 
@@ -52,9 +76,9 @@ def _batch(chunk: list[Scene], image_size: int) -> tuple[torch.Tensor, torch.Ten
 def probe_loss(probe: AttributeProbe, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logits = probe(images)
     return sum(
-        nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), labels[..., a].reshape(-1))
-        for a, lg in enumerate(logits)
-    ) / len(logits)
+        w * nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), labels[..., a].reshape(-1))
+        for a, (w, lg) in enumerate(zip(ATTRIBUTE_WEIGHTS, logits, strict=True))
+    ) / sum(ATTRIBUTE_WEIGHTS)
 
 
 @torch.no_grad()
@@ -77,42 +101,93 @@ def attribute_accuracy(probe: AttributeProbe, held: list[Scene], image_size: int
     return out
 
 
-def train_vision(size: SizeConfig, spec: dict[str, Any], out: Path, heldout: int) -> dict[str, Any]:
-    """Stage A for ``size``'s tower; writes ``out/vision.safetensors``; returns held-out numbers + timings."""
-    from safetensors.torch import save_file
-
-    r, image_size = spec["recipe"], spec["image_size"]
-    model = build_model(size, seed=r["seed"])  # the tower is built first: its init depends on it alone
-    torch.manual_seed(r["seed"] + 1)  # and the head's not on the rest of the size that built it
-    probe = AttributeProbe(model, image_size)
-    params = list(probe.parameters())
-    for p in params:
-        p.requires_grad_(True)
+def _train_probe(probe: AttributeProbe, r: dict[str, Any], out: Path, image_size: int, what: str) -> dict:
+    """Train ``probe``'s parameters that require grad on the attribute loss; returns the loop's timing."""
+    params = [p for p in probe.parameters() if p.requires_grad]
     stream = scenes(r["seed"], "vision", "train")
 
     def loss_fn(_step: int) -> torch.Tensor:
         return probe_loss(probe, *_batch([next(stream) for _ in range(r["batch"])], image_size))
 
-    timing = train_loop(params, loss_fn, r["steps"], r["lr"], r["warmup"], out / "train_log.jsonl", "stage A")
+    return train_loop(params, loss_fn, r["steps"], r["lr"], r["warmup"], out / "train_log.jsonl", what)
+
+
+def _heldout(probe: AttributeProbe, r: dict[str, Any], heldout: int, image_size: int, timing: dict) -> dict:
     t0 = time.perf_counter()
     accuracy = attribute_accuracy(probe, heldout_scenes(r["seed"], heldout), image_size)
     timing["eval_s"] = round(time.perf_counter() - t0, 2)
-    state = {k: v for k, v in model.state_dict().items() if k.startswith(VISION_PREFIXES)}
-    save_file(tensors_to_cpu(state), str(out / VISION_FILE))
-    return {
-        "heldout": {"attribute_accuracy": accuracy, "heldout_scenes": heldout},
-        "timings": {"stage_a": timing},
-    }
+    return {"attribute_accuracy": accuracy, "heldout_scenes": heldout}
+
+
+def _save(module: nn.Module, prefixes: tuple[str, ...], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v for k, v in module.state_dict().items() if k.startswith(prefixes)}
+    save_file(tensors_to_cpu(state), str(path))
+
+
+def train_vision(size: SizeConfig, spec: dict[str, Any], out: Path, heldout: int) -> dict[str, Any]:
+    """Stage A for ``size``'s tower and projector together; writes ``out/vision.safetensors``; returns
+    held-out numbers + timings."""
+    r, image_size = spec["recipe"], spec["image_size"]
+    model = build_model(size, seed=r["seed"])
+    torch.manual_seed(r["seed"] + 1)  # the tower's and the head's init do not depend on the rest of the size
+    fan_in_init(model.vision_tower)
+    probe = AttributeProbe(
+        model.vision_tower, model.multi_modal_projector, size.encoder.d_model, image_size
+    ).requires_grad_(True)
+    timing = _train_probe(probe, r, out, image_size, "stage A")
+    numbers = _heldout(probe, r, heldout, image_size, timing)
+    _save(model, VISION_PREFIXES, out / VISION_FILE)
+    return {"heldout": numbers, "timings": {"stage_a": timing}}
+
+
+def train_tower(vision: VisionConfig, spec: dict[str, Any], out: Path, heldout: int) -> dict[str, Any]:
+    """Stage A for a tower shared by sizes of different projection widths: tower + a probe projector of the
+    tower's own width; only the tower is kept (``out/tower.safetensors``)."""
+    r, image_size = spec["recipe"], spec["image_size"]
+    width = vision.embed_dim[-1]
+    torch.manual_seed(r["seed"])
+    tower, projector = vision_modules(replace(vision, projection_dim=width))
+    torch.manual_seed(r["seed"] + 1)
+    fan_in_init(tower)
+    probe = AttributeProbe(tower, projector, width, image_size)
+    timing = _train_probe(probe, r, out, image_size, "stage A (tower)")
+    numbers = _heldout(probe, r, heldout, image_size, timing)
+    _save(probe, ("vision_tower.",), out / TOWER_FILE)
+    return {"heldout": numbers, "timings": {"stage_a": timing}}
+
+
+def train_projector(
+    size: SizeConfig, spec: dict[str, Any], tower_dir: Path, out: Path, heldout: int
+) -> dict[str, Any]:
+    """Stage A for ``size``'s projector on the frozen shared tower of ``tower_dir``; writes
+    ``out/vision.safetensors`` (tower + projector, what stage B loads)."""
+    from safetensors.torch import load_file
+
+    r, image_size = spec["recipe"], spec["image_size"]
+    model = build_model(size, seed=r["seed"])
+    _load_exactly(model, load_file(str(tower_dir / TOWER_FILE)), ("vision_tower.",), tower_dir)
+    torch.manual_seed(r["seed"] + 1)
+    probe = AttributeProbe(model.vision_tower, model.multi_modal_projector, size.encoder.d_model, image_size)
+    probe.requires_grad_(True).vision_tower.requires_grad_(False)
+    timing = _train_probe(probe, r, out, image_size, "stage A (projector)")
+    numbers = _heldout(probe, r, heldout, image_size, timing)
+    _save(model, VISION_PREFIXES, out / VISION_FILE)
+    return {"heldout": numbers, "timings": {"stage_a_projector": timing}}
+
+
+def _load_exactly(model: nn.Module, state: dict, prefixes: tuple[str, ...], directory: Path) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    wanted = [k for k in missing if k.startswith(prefixes)]
+    if wanted or unexpected:
+        raise ValueError(
+            f"stage-A weights in {directory} do not fit: missing {wanted[:3]}, unexpected {unexpected[:3]}"
+        )
 
 
 def load_vision(model: FlorenzModel, directory: Path) -> None:
     """Copy a stage-A tower and projector into ``model`` (every tensor must fit)."""
     from safetensors.torch import load_file
 
-    state = load_file(str(directory / VISION_FILE))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    wanted = [k for k in missing if k.startswith(VISION_PREFIXES)]
-    if wanted or unexpected:
-        raise ValueError(
-            f"stage-A weights in {directory} do not fit: missing {wanted[:3]}, unexpected {unexpected[:3]}"
-        )
+    _load_exactly(model, load_file(str(directory / VISION_FILE)), VISION_PREFIXES, directory)

@@ -155,14 +155,17 @@ class ComponentsSpec:
     """Tiny pretrained components a sweep builds and starts from: the paper's Florence-2 and Gemma-2 in
     miniature (``florenz_scaling.pretrain``). Every size gets them unless ``pretrained:`` names its own.
 
-    Florence-2: stage A (vision tower + projector learn each grid cell's colour, shape, size and count),
-    stage B (English captioning, tower frozen, encoder + BART decoder trained). Gemma-2 (Gemma sizes): a
-    decoder-only LM on text of every language of the world. Cached by a hash of what determines them.
+    Florence-2: stage A (vision tower + projector learn each grid cell's colour, shape, size and count; with
+    ``projector_steps`` > 0 the tower learns once, with a probe projector, for every size that has it, and
+    each size's projector then learns on the frozen tower for ``projector_steps``), stage B (English
+    captioning, tower frozen, encoder + BART decoder trained). Gemma-2 (Gemma sizes): a decoder-only LM on
+    text of every language of the world. Cached by a hash of what determines them.
     """
 
     vision_steps: int = 600
     vision_batch: int = 64
     vision_lr: float = 2e-3
+    projector_steps: int = 0  # 0: tower and projector learn together, per size
     caption_steps: int = 1000
     caption_batch: int = 16
     caption_lr: float = 1e-3
@@ -189,6 +192,7 @@ class ComponentsSpec:
         for name in ("vision_lr", "caption_lr", "lm_lr"):
             check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
         check(self.warmup_steps >= 0, f"{path}.warmup_steps", "must be >= 0")
+        check(self.projector_steps >= 0, f"{path}.projector_steps", "must be >= 0 (0: no shared tower)")
         if self.cache is not None:
             check_plain_text(self.cache, f"{path}.cache")
 
@@ -339,6 +343,10 @@ class GenerateSpec:
     prefix: bool = True  # captions seeded with the target language's decoder prefix ("Das Bild zeigt")
     no_prefix: bool = True  # ... and without it
     max_samples: int = 32  # decoded per pair (the first ones of its held-out set)
+    # Decoded per caption pair with the paper's primary protocol (beam search + prefix) at each size's
+    # largest run (the plan gives its other runs 0), so that the scores' intervals there are narrower than
+    # the effects between sizes; 0 = max_samples.
+    primary_samples: int = 0
     every_eval: bool = False
     examples: int = 3  # decoded samples kept per pair and decoding in examples.jsonl
 
@@ -352,6 +360,7 @@ class GenerateSpec:
             "set at least one of them",
         )
         check(self.max_samples > 0, f"{path}.max_samples", "must be positive")
+        check(self.primary_samples >= 0, f"{path}.primary_samples", "must be >= 0 (0: max_samples)")
         check(self.examples >= 0, f"{path}.examples", "must be >= 0")
 
 

@@ -232,6 +232,25 @@ def _tiny_vision(w: int, depth3: int = 1) -> VisionConfig:
     )
 
 
+# The seeing tower of the demo ladder (TS sizes): at 96² images the last map is 3×3, one token per grid cell
+# of the synthetic world; the first stage is the convolutional stem alone (no DaViT block at 24×24, half the
+# tower's cost). Shared by every TS size, as Florence-2-large's tower is by F-1.0B, F-3.5B and F-11.2B.
+# Measured (../shared/reference/grounding.md §4 and issue 27): held-out colour/shape/size/count ≥ 0.9 after
+# stage A, where the w-ladder's towers at 64² stay at chance for colour and shape.
+SEEING_IMAGE_SIZE = 96
+
+
+def _seeing_vision() -> VisionConfig:
+    return VisionConfig(
+        embed_dim=(24, 24, 48, 96),
+        num_heads=(1, 2, 4, 8),
+        depths=(0, 1, 1, 1),
+        window_size=4,
+        projection_dim=0,
+        max_position_embeddings=16,
+    )
+
+
 def _tiny(
     name: str,
     family: str,
@@ -243,13 +262,14 @@ def _tiny(
     depth3: int = 1,
     gemma_heads: tuple[int, int, int] | None = None,
     gemma_hidden: int | None = None,
+    seeing: bool = False,
 ) -> SizeConfig:
     """A tiny size of tower width ``w`` and encoder width ``d``. A Gemma decoder is ``gemma_hidden`` wide
     (default ``d``): its cross-attention projects the encoder's ``d`` into its own keys and values, so Gemma
     sizes of different widths can share one tower and encoder, as F-3.5B and F-11.2B do."""
     from dataclasses import replace
 
-    vision = replace(_tiny_vision(w, depth3), projection_dim=d)
+    vision = replace(_seeing_vision() if seeing else _tiny_vision(w, depth3), projection_dim=d)
     encoder = BartConfigLite(
         layers=enc_layers, d_model=d, heads=heads, ffn=4 * d, vocab=TINY_VOCAB, max_positions=128
     )
@@ -272,8 +292,9 @@ def _tiny(
             sliding_window=128,
             max_positions=128,
         )
+    image_size = SEEING_IMAGE_SIZE if seeing else 64
     return SizeConfig(
-        name, family, vision, encoder, decoder, image_size=64, prompt_len=48, target_len=40, tiny=True
+        name, family, vision, encoder, decoder, image_size=image_size, prompt_len=48, target_len=40, tiny=True
     )  # type: ignore[arg-type]
 
 
@@ -294,6 +315,11 @@ TINY_SIZES = (
     _tiny("TG-2.2M", "gemma", w=12, d=112, enc_layers=1, dec_layers=3, heads=4, gemma_hidden=160),
     _tiny("TG-4.4M", "gemma", w=12, d=112, enc_layers=1, dec_layers=4, heads=4, gemma_hidden=224),
     _tiny("TG-8M", "gemma", w=24, d=256, enc_layers=2, dec_layers=4, heads=4),
+    # The demo ladder (sweeps/demo.yaml): T-0.5M / T-1.3M / T-3.7M's encoders and decoders on the one seeing
+    # tower at 96² (w is unused); P_t is theirs, P differs by the tower.
+    _tiny("TS-0.7M", "florence", w=0, d=80, enc_layers=1, dec_layers=1, heads=4, seeing=True),
+    _tiny("TS-1.3M", "florence", w=0, d=112, enc_layers=2, dec_layers=2, heads=4, seeing=True),
+    _tiny("TS-3.4M", "florence", w=0, d=176, enc_layers=3, dec_layers=3, heads=4, seeing=True),
 )
 
 SIZES: dict[str, SizeConfig] = {s.name: s for s in PAPER_SIZES + TINY_SIZES}

@@ -77,7 +77,7 @@ class SweepSpec:
 
     def _check_sizes(self) -> None:
         """Every size named anywhere (sizes, extra runs, per-size launch, pretrained) is registered."""
-        from florenz_scaling.spec.sizes import SIZES, GemmaConfigLite
+        from florenz_scaling.spec.sizes import SEEING_IMAGE_SIZE, SIZES, GemmaConfigLite
 
         choose = f"choose from {', '.join(SIZES)}"
         for i, s in enumerate(self.sizes):
@@ -88,6 +88,16 @@ class SweepSpec:
             check(r.steps > 0, f"extra_runs[{i}].steps", "must be positive")
         for size in self.launch.per_size:
             check(size in SIZES, f"launch.per_size.{size}", "unknown size", choose)
+        for name in dict.fromkeys([*self.sizes, *(r.size for r in self.extra_runs)]):
+            # A seeing tower (TS sizes) puts one token on each grid cell at its own image size only; its F
+            # (and so C) is measured there too. (The w-ladder has always run at other sizes as well.)
+            size = SIZES[name]
+            check(
+                size.image_size != SEEING_IMAGE_SIZE or size.image_size == self.data.image_size,
+                "data.image_size",
+                f"{self.data.image_size} differs from size {name}'s image size {size.image_size}",
+                f"set data.image_size: {size.image_size}, or use sizes made for {self.data.image_size}²",
+            )
         for size, pre in self.pretrained.items():
             check(size in SIZES, f"pretrained.{size}", "unknown size", choose)
             if pre.gemma is not None:
@@ -139,6 +149,13 @@ class SweepSpec:
         self.cost.validate("cost")
         self.generate.validate("generate")
         self.fit.validate("fit")
+        check(
+            self.generate.primary_samples <= self.data.heldout_per_pair,
+            "generate.primary_samples",
+            f"{self.generate.primary_samples} is more than the {self.data.heldout_per_pair} held-out samples "
+            "per pair (data.heldout_per_pair)",
+            f"raise data.heldout_per_pair to {self.generate.primary_samples}, or lower it",
+        )
 
     def _check_batches(self) -> None:
         for gb_path, gb in self._global_batches():

@@ -302,9 +302,12 @@ def generation_records(
     batch_size: int,
     examples: int = 0,
     samples: list[Record] | None = None,
+    primary_samples: int = 0,
 ) -> tuple[list[MetricRecord], list[dict[str, Any]]]:
     """Every pair × decoding, scored: (metric records, the first ``examples`` decoded samples per pair and
-    decoding). Translation pairs are decoded without prefix only. The model's training mode is restored.
+    decoding). Translation pairs are decoded without prefix only. ``max_samples`` are decoded per pair and
+    decoding, ``primary_samples`` (when > 0) per caption pair with beam search and prefix, the paper's
+    primary protocol. The model's training mode is restored.
 
     Each metric record carries its bootstrap interval over the decoded samples (``train.intervals``); when
     ``samples`` is a list, one ``sample`` record per decoded sample is appended to it (its own scores)."""
@@ -321,7 +324,9 @@ def generation_records(
             for d in decode:
                 if d.prefix and pair[0] != "caption":
                     continue
-                decoded = decode_pair(model, heldout, pair, d, max_samples=max_samples, batch_size=batch_size)
+                primary = pair[0] == "caption" and d.prefix and d.beam > 1 and primary_samples > 0
+                n = primary_samples if primary else max_samples
+                decoded = decode_pair(model, heldout, pair, d, max_samples=n, batch_size=batch_size)
                 if not decoded:
                     continue
                 hyps, refs = [x.output for x in decoded], [x.reference for x in decoded]

@@ -372,6 +372,7 @@ def _generation(engine: Any, heldout: Any, run: RunSpec, rd: RunDir, step: int, 
             batch_size=run.train.micro_batch,
             examples=gen.examples,
             samples=samples,
+            primary_samples=gen.primary_samples,
         )
     if write:
         RecordWriter(rd.metrics).write([*metrics, *samples])  # the one record writer, as for losses
