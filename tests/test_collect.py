@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_sweeps import TINY_DEMO
 
 from florenz_scaling.cli import main as cli_main
 from florenz_scaling.plan import make_plan, write_plan
@@ -59,7 +60,7 @@ def _records(run_id: str, steps: list[int], gb: int) -> list[str]:
 
 @pytest.fixture
 def sweep(repo: Path, tmp_path: Path):
-    spec = load_sweep(repo / "sweeps" / "demo.yaml", ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]"])
+    spec = load_sweep(TINY_DEMO, ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]"])
     plan = make_plan(spec)
     write_plan(spec, plan, tmp_path)
     for r in plan:
@@ -263,7 +264,7 @@ def test_regrouping_a_collected_sweep_recollects_under_the_new_groups_and_retrai
     assert set(read_table_after(out)["group"]) == {"SC", "UC", "ST", ""}
     # Same held-out pairs (a new one would be a new run), other names, caption/en in two groups.
     regrouped = load_sweep(
-        repo / "sweeps" / "demo.yaml",
+        TINY_DEMO,
         [
             "grid.steps=[4,8]",
             "sizes=[T-0.2M,T-0.5M]",

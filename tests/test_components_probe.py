@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_sweeps import TINY_DEMO
 
 from florenz_scaling.plan import make_plan, write_plan
 from florenz_scaling.results import CONDITIONING_COLUMNS, LossRecord, collect
@@ -34,7 +35,7 @@ def _line(run, kind: str, task: str, lang: str, group: str, loss: float) -> str:
 
 @pytest.fixture
 def sweep(repo: Path, tmp_path: Path):
-    spec = load_sweep(repo / "sweeps" / "demo.yaml", ["grid.steps=[4]", "sizes=[T-0.5M]"])
+    spec = load_sweep(TINY_DEMO, ["grid.steps=[4]", "sizes=[T-0.5M]"])
     plan = make_plan(spec)
     write_plan(spec, plan, tmp_path)
     return tmp_path, plan[0]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_sweeps import wait_runs
+from tiny_sweeps import TINY_DEMO, wait_runs
 
 import florenz_scaling.launch.submit as submit_module
 from florenz_scaling.cli import main as cli_main
@@ -81,7 +81,7 @@ def test_slurm_dry_run_needs_no_srun(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no srun, sinfo or sbatch anywhere
     assert shutil.which("srun") is None
-    out = _cli_dry_run(capsys, str(REPO / "sweeps" / "demo.yaml"), "--executor", "slurm")
+    out = _cli_dry_run(capsys, str(TINY_DEMO), "--executor", "slurm")
     assert "#SBATCH --array=0-8%2" in out
 
 
@@ -98,7 +98,7 @@ def _printed(text: str) -> list[tuple[dict[str, Any], list[str]]]:
 
 def test_dry_run_shows_what_launch_submits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Launch the demo plan locally with the trivial job and record every ``update_parameters`` call."""
-    spec = load_sweep(REPO / "sweeps" / "demo.yaml")
+    spec = load_sweep(TINY_DEMO)
     plan = make_plan(spec)
     printed = _printed(format_dry_run(spec, plan, "local", entry=TRIVIAL))
     assert [p["timeout_min"] for p, _ in printed] == [120, 150]  # 4 and 5 runs of 30 min, one after another
@@ -145,7 +145,7 @@ def test_dry_run_sbatch_script_is_the_one_submitted(
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("FLORENZ_SLEEP_S", "0")
     over = [f"sizes={sizes}"] + (["grid.steps=[30]"] if sizes == "[T-0.2M]" else [])
-    spec = load_sweep(REPO / "sweeps" / "demo.yaml", over)
+    spec = load_sweep(TINY_DEMO, over)
     plan = make_plan(spec)
     text = format_dry_run(spec, plan, "slurm", entry=TRIVIAL)
     lines = text.splitlines()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import TINY_DEMO
 
 import florenz_scaling.fit
 import florenz_scaling.plot.sweep
@@ -50,7 +51,7 @@ def stages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_stages_run_once_then_are_current(repo: Path, tmp_path: Path, stages: list[str]) -> None:
-    sweep = repo / "sweeps" / "demo.yaml"
+    sweep = TINY_DEMO
     say = io.StringIO()
     report = run_pipeline(sweep, tmp_path, OVER, executor="local", poll_s=0.2, entry=TRIVIAL, say=say)
     assert report == tmp_path / "report.html" and report.exists()
@@ -83,12 +84,12 @@ def test_failed_runs_stop_the_pipeline_before_fitting(repo: Path, tmp_path: Path
     from florenz_scaling.plan import make_plan
     from florenz_scaling.spec import load_sweep
 
-    bad = make_plan(load_sweep(repo / "sweeps" / "demo.yaml", OVER))[0].run_id
+    bad = make_plan(load_sweep(TINY_DEMO, OVER))[0].run_id
     (tmp_path / "runs" / bad).mkdir(parents=True)
     (tmp_path / "runs" / bad / "fail").write_text("broken shard")
     with pytest.raises(PipelineError, match="1 run"):
         run_pipeline(
-            repo / "sweeps" / "demo.yaml",
+            TINY_DEMO,
             tmp_path,
             OVER,
             executor="local",
@@ -103,7 +104,7 @@ def test_missing_stage_fails_loudly(repo: Path, tmp_path: Path, monkeypatch: pyt
     monkeypatch.delattr(florenz_scaling.fit, "fit_sweep")
     with pytest.raises(PipelineError, match=r"fit: cannot import florenz_scaling\.fit\.fit_sweep"):
         run_pipeline(
-            repo / "sweeps" / "demo.yaml",
+            TINY_DEMO,
             tmp_path,
             OVER,
             executor="local",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiny_sweeps import TINY_DEMO
+
 from florenz_scaling.launch.submit import local_slots
 from florenz_scaling.plan import make_plan
 from florenz_scaling.spec import load_sweep
@@ -13,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_the_demo_slots_start_with_their_largest_runs_and_carry_equal_compute() -> None:
-    spec = load_sweep(REPO / "sweeps" / "demo.yaml")
+    spec = load_sweep(TINY_DEMO)
     runs = make_plan(spec)
     slots = local_slots(spec, runs)
     assert len(slots) == 2 and sorted(r.run_id for s in slots for r in s) == sorted(r.run_id for r in runs)

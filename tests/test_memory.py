@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import TINY_DEMO
 from torch import nn
 
 from florenz_scaling.cli import main as cli_main
@@ -138,11 +139,11 @@ def test_without_gpu_memory_nothing_is_refused_and_the_dry_run_says_so() -> None
 
 
 def test_limits_per_rank() -> None:
-    spec = load_sweep(REPO / "sweeps" / "demo.yaml")
+    spec = load_sweep(TINY_DEMO)
     res = spec.launch.resources
     assert rank_limit(spec, res) == (res.mem_gb * GIB, "2.00 GiB (mem_gb=2 / 1 task)")
     two = load_sweep(
-        REPO / "sweeps" / "demo.yaml",
+        TINY_DEMO,
         ["launch.resources.tasks_per_node=2", "train.world_size=2", "train.micro_batch=8"],
     )
     assert rank_limit(two, two.launch.resources)[0] == res.mem_gb / 2 * GIB  # the node's memory, split
@@ -154,7 +155,7 @@ def test_limits_per_rank() -> None:
 
 
 def test_precision_is_what_the_trainer_uses() -> None:
-    demo = load_sweep(REPO / "sweeps" / "demo.yaml", ["train.precision=bf16"])
+    demo = load_sweep(TINY_DEMO, ["train.precision=bf16"])
     assert training_precision(demo, demo.launch.resources) == "fp32"  # on CPU the trainer trains in fp32
     paper = load_sweep(PAPER, ["train.precision=auto"])
     assert training_precision(paper, paper.launch.resources) == "bf16"
@@ -172,13 +173,13 @@ def test_launch_refuses_before_anything_is_submitted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The demo's tiny sizes on 1 MiB of node memory: T-3.7M needs 49 MiB per rank in fp32.
-    spec = load_sweep(REPO / "sweeps" / "demo.yaml", ["launch.resources.mem_gb=0.001"])
+    spec = load_sweep(TINY_DEMO, ["launch.resources.mem_gb=0.001"])
     with pytest.raises(SpecError) as err:
         launch(spec, tmp_path, make_plan(spec), executor="local", entry="florenz_doubles:sleep_run")
     assert err.value.field_path == "launch.resources / train.zero_stage"
     assert "more memory per task (launch.resources.mem_gb)" in str(err.value)
     assert list(tmp_path.iterdir()) == []  # no ledger, no run directories, no job folder
-    demo = str(REPO / "sweeps" / "demo.yaml")
+    demo = str(TINY_DEMO)
     assert cli_main(["launch", demo, "--dry-run", "-o", "launch.resources.mem_gb=0.001"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "launch.resources / train.zero_stage: T-0.5M needs" in captured.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import TINY_DEMO
 
 from florenz_scaling.cli import main
 from florenz_scaling.plan import PLAN_COLUMNS, make_plan, read_plan, write_plan
@@ -47,7 +48,7 @@ def test_paper_sweep_plan_files(tmp_path: Path) -> None:
 
 
 def test_read_plan_returns_what_write_plan_wrote(tmp_path: Path) -> None:
-    spec = load_sweep(SWEEPS / "demo.yaml")
+    spec = load_sweep(TINY_DEMO)
     plan = make_plan(spec)
     write_plan(spec, plan, tmp_path)
     rows = read_plan(tmp_path)
@@ -61,24 +62,22 @@ def test_read_plan_returns_what_write_plan_wrote(tmp_path: Path) -> None:
 
 
 def test_run_ids_are_stable_and_depend_on_the_spec() -> None:
-    a = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml"))]
-    b = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml"))]
-    c = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml", ["train.lr=2e-4"]))]
+    a = [r.run_id for r in make_plan(load_sweep(TINY_DEMO))]
+    b = [r.run_id for r in make_plan(load_sweep(TINY_DEMO))]
+    c = [r.run_id for r in make_plan(load_sweep(TINY_DEMO, ["train.lr=2e-4"]))]
     assert a == b and len(set(a)) == len(a)
     assert set(a).isdisjoint(c)
-    renamed = [r.run_id for r in make_plan(load_sweep(SWEEPS / "demo.yaml", ["name=other"]))]
+    renamed = [r.run_id for r in make_plan(load_sweep(TINY_DEMO, ["name=other"]))]
     assert renamed == a, "the sweep's name does not change what a run computes"
 
 
 def test_duplicate_runs_are_merged() -> None:
-    spec = load_sweep(
-        SWEEPS / "demo.yaml", ["extra_runs=[{size: T-0.5M, steps: 250}]"]
-    )  # already in the grid
+    spec = load_sweep(TINY_DEMO, ["extra_runs=[{size: T-0.5M, steps: 250}]"])  # already in the grid
     assert len(make_plan(spec)) == 9
 
 
 def test_seen_samples_grid() -> None:
-    spec = load_sweep(SWEEPS / "demo.yaml", ["grid={seen_samples: [160, 320], global_batch: 16}"])
+    spec = load_sweep(TINY_DEMO, ["grid={seen_samples: [160, 320], global_batch: 16}"])
     assert sorted({r.run.steps for r in make_plan(spec)}) == [10, 20]
 
 
@@ -104,6 +103,6 @@ def test_budget_window_drops_sizes_outside_it() -> None:
 
 
 def test_plan_cli_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", str(SWEEPS / "demo.yaml")]) == 0
+    assert main(["plan", str(TINY_DEMO)]) == 0
     out = capsys.readouterr().out
     assert "sweep demo: 9 runs" in out and "GPU-hours" in out

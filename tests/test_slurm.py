@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_sweeps import TRIVIAL, tiny_sweep, until, wait_runs
+from tiny_sweeps import TINY_DEMO, TRIVIAL, tiny_sweep, until, wait_runs
 
 from florenz_scaling.cli import main as cli_main
 from florenz_scaling.files import SweepDir
@@ -37,7 +37,7 @@ QUICK = [
 
 
 def test_demo_sweep_completes_with_every_pair(repo: Path, tmp_path: Path, capsys) -> None:
-    args = ["launch", str(repo / "sweeps" / "demo.yaml"), "--out", str(tmp_path), "--executor", "slurm"]
+    args = ["launch", str(TINY_DEMO), "--out", str(tmp_path), "--executor", "slurm"]
     args += [x for o in QUICK for x in ("-o", o)]
     assert cli_main(args) == 0
     out = capsys.readouterr().out
@@ -47,7 +47,7 @@ def test_demo_sweep_completes_with_every_pair(repo: Path, tmp_path: Path, capsys
     rows = wait_runs(tmp_path, timeout=240)
     assert [r.state for r in rows] == ["done"] * 6, format_status(rows)
     table = collect(tmp_path)
-    spec = load_sweep(repo / "sweeps" / "demo.yaml", QUICK)
+    spec = load_sweep(TINY_DEMO, QUICK)
     group_pairs = {(t, lang) for pairs in spec.data.groups.values() for t, lang in pairs}
     all_pairs = set(zip(table.task, table.lang, strict=True))
     assert group_pairs <= all_pairs

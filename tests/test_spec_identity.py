@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import TINY_DEMO
 
 from florenz_scaling.launch.submit import launch
 from florenz_scaling.plan import make_plan, read_plan, write_plan
@@ -64,7 +65,7 @@ def test_every_section_at_its_defaults_adds_nothing() -> None:
 
 
 def test_analysis_settings_change_no_run_id_and_trained_or_held_out_pairs_do() -> None:
-    demo = REPO / "sweeps" / "demo.yaml"
+    demo = TINY_DEMO
     ids = [r.run_id for r in make_plan(load_sweep(demo))]
     same = [
         # The paper's three groups regrouped: same held-out pairs, other names and averages.
@@ -91,7 +92,7 @@ def test_analysis_settings_change_no_run_id_and_trained_or_held_out_pairs_do() -
 
 
 def test_identity_is_the_non_default_values_only() -> None:
-    run = make_plan(load_sweep(REPO / "sweeps" / "demo.yaml", ["grid.steps=[250]", "sizes=[T-0.5M]"]))[0].run
+    run = make_plan(load_sweep(TINY_DEMO, ["grid.steps=[250]", "sizes=[T-0.5M]"]))[0].run
     ident = identity(run)
     assert "sweep" not in ident and "wandb" not in ident
     assert set(ident) == {"size", "steps", "global_batch", "train", "data"}  # seed, generate, ...: defaults
@@ -107,7 +108,7 @@ def test_identity_is_the_non_default_values_only() -> None:
 
 
 def test_regrouping_retrains_nothing(tmp_path: Path) -> None:
-    demo = REPO / "sweeps" / "demo.yaml"
+    demo = TINY_DEMO
     small = ["grid.steps=[4,8]", "sizes=[T-0.2M]", "components=null", "launch.executor=debug"]
     spec = load_sweep(demo, small)
     plan = make_plan(spec)

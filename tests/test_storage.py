@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import TINY_DEMO
 
 from florenz_scaling.files import StorageError, atomic_path, write_atomic
 
@@ -62,7 +63,7 @@ def test_collect_on_a_full_disk_exits_with_the_cause(tiny_disk: Path, repo: Path
     from florenz_scaling.plan import make_plan, write_plan
     from florenz_scaling.spec import load_sweep
 
-    spec = load_sweep(repo / "sweeps" / "demo.yaml")
+    spec = load_sweep(TINY_DEMO)
     write_plan(spec, make_plan(spec), tiny_disk)
     filler = tiny_disk / "filler"
     with pytest.raises(OSError):

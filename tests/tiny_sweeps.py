@@ -15,15 +15,17 @@ from florenz_scaling.spec import SweepSpec, load_sweep
 REPO = Path(__file__).resolve().parents[1]
 # The run body of launcher tests: sleeps $FLORENZ_SLEEP_S, writes DONE (tests/florenz_doubles.py).
 TRIVIAL = "florenz_doubles:sleep_run"
-# The launcher tests' sweep: the demo shrunk to 2 sizes × 2 step counts, two local slots, no components.
+# The base sweep of the launcher, plan and identity tests (the demo as it was; sweeps/demo.yaml moves on).
+TINY_DEMO = REPO / "tests" / "data" / "sweeps" / "tiny_demo.yaml"
+# The launcher tests' sweep: that demo shrunk to 2 sizes × 2 step counts, two local slots, no components.
 SMALL = ["grid.steps=[4,8]", "sizes=[T-0.2M,T-0.5M]", "launch.array_parallelism=2", "components=null"]
 
 
 def tiny_sweep(
-    out: Path, overrides: Sequence[str] = (), sweep: str = "demo.yaml"
+    out: Path, overrides: Sequence[str] = (), sweep: Path = TINY_DEMO
 ) -> tuple[SweepSpec, list[PlannedRun]]:
-    """``sweeps/<sweep>`` with ``overrides``, planned and written to ``out`` (sweep.yaml, plan.csv)."""
-    spec = load_sweep(REPO / "sweeps" / sweep, list(overrides))
+    """``sweep`` with ``overrides``, planned and written to ``out`` (sweep.yaml, plan.csv)."""
+    spec = load_sweep(sweep, list(overrides))
     plan = make_plan(spec)
     write_plan(spec, plan, out)
     return spec, plan
