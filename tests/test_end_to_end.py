@@ -19,8 +19,10 @@ SHORT = [
     "data.heldout_per_pair=4",
     "fit.bootstrap=10",
     "generate.max_samples=4",
+    "generate.primary_samples=4",
     # The demo's pretrained components, built for real but briefly, into this test's own cache.
     "components.vision_steps=10",
+    "components.projector_steps=5",
     "components.caption_steps=10",
     "components.warmup_steps=2",
     "components.heldout=8",
@@ -37,6 +39,8 @@ def test_demo_sweep_end_to_end(
     assert main(args) == 0
     said = capsys.readouterr().out
     assert said.rstrip().endswith(f"open {(out / 'report.html').resolve()}")  # the README promises this
+    kinds = [d.name.split("-")[0] for d in (tmp_path / "components").iterdir() if not d.name.startswith(".")]
+    assert set(kinds) == {"tower", "vision", "florence"} and kinds.count("tower") == 1  # one for the ladder
 
     table = read_table(out / "results.csv")
     final = table[table["final"].astype(str) == "True"]
