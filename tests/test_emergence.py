@@ -7,6 +7,7 @@ the answer must say "yes" for a clear rise, "cannot tell" for none, and cover th
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -101,6 +102,17 @@ def test_prefix_effect_and_image_gap_carry_intervals():
     g = image_gap(cond)
     assert g["gap"] == pytest.approx(0.75) and g["ci"][0] < 0.75 < g["ci"][1] and g["pairs"] == 2
     assert "spread over the group's 2 pair(s)" in g["interval_from"]
+    # With the per-sample spreads recorded (runs since 2026-12-03), the interval is the samples' own.
+    cond["loss_sd"], cond["image_shuffled_loss_sd"] = [0.4, 0.5], [0.6, 0.7]
+    g = image_gap(cond)
+    var_mean = [(0.4**2 + 0.6**2) / 64, (0.5**2 + 0.7**2) / 64]  # per pair: var(true) / n + var(shuffled) / n
+    se = math.sqrt(sum(v * 64**2 for v in var_mean)) / 128
+    assert g["ci"] == pytest.approx([0.75 - 1.959964 * se, 0.75 + 1.959964 * se], rel=1e-6)
+    assert (
+        g["answer"] == "yes"
+        and "per-sample spread" in g["interval_from"]
+        and "128 samples" in g["interval_from"]
+    )
 
 
 def test_the_answer_asks_cider_and_exact_attribute_accuracy_and_folds_the_rest():

@@ -60,6 +60,7 @@ def test_records_match_a_direct_computation(heldout, model) -> None:
     per_sample = ce.sum(1) / (labels != -100).sum(1)
     rec = next(r for r in records if r.lang == "es")
     assert rec.loss == pytest.approx(float(per_sample.mean()), abs=1e-5)
+    assert rec.loss_sd == pytest.approx(float(per_sample.std()), abs=1e-5)  # the spread behind gap intervals
     assert rec.samples == 6 and rec.tokens == int((labels != -100).sum())
     same = [r for r in records if (r.task, r.lang) == ("caption", "en")]
     assert {r.group for r in same} == {"SC", "ALL-EN"} and same[0].loss == same[1].loss

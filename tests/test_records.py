@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -135,6 +136,10 @@ def test_the_one_writer_writes_the_contract_and_old_lines_still_read(tmp_path: P
         "labels": {"group": "SC"},
     }
     assert lines[1]["pair"] is None and "labels" not in lines[1]
+    spread = dataclasses.replace(loss, loss_sd=0.5)  # optional: written only when there is one
+    assert (
+        LossRecord.from_dict(json.loads(spread.to_json())) == spread and "loss_sd" not in lines[0]["values"]
+    )
     assert read_records(tmp_path / "losses.jsonl").records == [loss, train]
     assert read_metrics(tmp_path / "metrics.jsonl").records == [metric]
     # Lines of a sweep from before the contract (flat dicts) read as the same records.

@@ -11,9 +11,11 @@
 - **What does the prefix do?** With vs without the decoder prefix at the largest size and budget: the
   difference and its interval (the two decodings' standard errors combined as independent — conservative,
   since they score the same samples).
-- **Does it use the image?** The image-shuffle gap (conditioning.csv) at the largest run: only means per pair
-  are recorded (no per-sample losses), so its interval is a t-interval over the group's pair gaps at that
-  run, and says so.
+- **Does it use the image?** The image-shuffle gap (conditioning.csv) at the largest run, sample-weighted
+  over the group's pairs. Its interval comes from the per-sample spread of the held-out and the shuffled
+  losses (``loss_sd``, ``image_shuffled_loss_sd``), combined as independent: conservative, since both score
+  the same samples, whose difficulty they share. Runs from before the spread was recorded get a t-interval
+  over the group's pair gaps instead, and say so.
 """
 
 from __future__ import annotations
@@ -155,11 +157,8 @@ def prefix_effect(metrics: Any, metric: str = "cider", group: str = "UC") -> dic
 
 
 def image_gap(cond: Any, group: str = "UC") -> dict[str, Any] | None:
-    """The image-shuffle gap (nats per token) of ``group`` at its largest run (most params, then steps):
-    sample-weighted over its pairs, with a t-interval over the pairs' gaps (only means per pair are
-    recorded, so the pairs' spread is the uncertainty available)."""
-    from scipy import stats
-
+    """The image-shuffle gap (nats per token) of ``group`` at its largest run (most params, then steps),
+    sample-weighted over its pairs, with its interval (see the module doc)."""
     if cond is None or not len(cond) or "image_shuffled_loss" not in cond.columns:
         return None
     c = cond[cond["group"].fillna("").astype(str) == group]
@@ -173,16 +172,36 @@ def image_gap(cond: Any, group: str = "UC") -> dict[str, Any] | None:
     gaps = top["image_shuffled_loss"].astype(float).to_numpy() - top["loss"].astype(float).to_numpy()
     w = top["samples"].astype(float).to_numpy()
     gap, k = float((gaps * w).sum() / w.sum()), len(gaps)
-    ci = None
-    if k >= 2:
-        half = float(stats.t.ppf(0.975, k - 1) * gaps.std(ddof=1) / math.sqrt(k))
-        ci = [gap - half, gap + half]
+    sd_columns = ("loss_sd", "image_shuffled_loss_sd")
+    if all(col in top.columns for col in sd_columns) and top[list(sd_columns)].notna().all().all():
+        sd = top[list(sd_columns)].astype(float).to_numpy()
+        se = math.sqrt(float((w**2 * (sd**2).sum(axis=1) / w).sum())) / float(w.sum())  # var of mean: sd²/n
+        ci: list[float] | None = [gap - Z95 * se, gap + Z95 * se]
+        source = (
+            f"per-sample spread of the held-out and image-shuffled losses over {int(w.sum())} samples in "
+            f"{k} pair(s), combined as independent (conservative)"
+        )
+    else:
+        ci, source = (
+            _pair_spread(gaps, gap),
+            f"spread over the group's {k} pair(s) at that run (no per-sample spread recorded)",
+        )
     answer = "cannot tell" if ci is None or ci[0] <= 0 <= ci[1] else ("yes" if ci[0] > 0 else "no")
     return {
         "group": group, "run": str(top["run_id"].iloc[0]), "size": str(top["size"].iloc[0]), "gap": gap,
-        "ci": ci, "pairs": k, "answer": answer,
-        "interval_from": f"spread over the group's {k} pair(s) at that run (no per-sample losses recorded)",
+        "ci": ci, "pairs": k, "answer": answer, "interval_from": source,
     }  # fmt: skip
+
+
+def _pair_spread(gaps: Any, gap: float) -> list[float] | None:
+    """A t-interval over the pairs' gaps (what runs without per-sample spreads have), or None for one pair."""
+    from scipy import stats
+
+    k = len(gaps)
+    if k < 2:
+        return None
+    half = float(stats.t.ppf(0.975, k - 1) * gaps.std(ddof=1) / math.sqrt(k))
+    return [gap - half, gap + half]
 
 
 __all__ = ["emergence", "image_gap", "prefix_effect", "size_points", "trend"]

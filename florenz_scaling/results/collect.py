@@ -56,7 +56,8 @@ class CollectReport:
 # conditioning.csv: where a run wrote shuffled records (its final step), the pair's held-out loss next to
 # the loss with every sample's image (``image_shuffled_loss``) or prompt (``prompt_shuffled_loss``) taken
 # from another sample; ``shuffled_loss`` is the older probe that shuffled both at once (kind="shuffled",
-# sweeps from before the split). A probe a run did not write is empty.
+# sweeps from before the split). A probe a run did not write is empty. ``*_sd``: the standard deviation
+# of the per-sample losses (empty for runs from before they were recorded), for intervals on the gaps.
 CONDITIONING_COLUMNS = (
     "run_id",
     "size",
@@ -73,6 +74,9 @@ CONDITIONING_COLUMNS = (
     "shuffled_loss",
     "samples",
     "partial",
+    "loss_sd",
+    "image_shuffled_loss_sd",
+    "prompt_shuffled_loss_sd",
 )
 _PROBE_COLUMN = {
     "shuffled_image": "image_shuffled_loss",
@@ -175,9 +179,14 @@ def _conditioning_rows(
                 **{c: None for c in _PROBE_COLUMN.values()},
                 "samples": r.samples,
                 "partial": partial,
+                "loss_sd": ev.loss_sd,
+                "image_shuffled_loss_sd": None,
+                "prompt_shuffled_loss_sd": None,
             },
         )
         row[_PROBE_COLUMN[r.kind]] = float(r.loss)
+        if r.kind != "shuffled":
+            row[f"{_PROBE_COLUMN[r.kind]}_sd"] = r.loss_sd
     return list(rows.values())
 
 

@@ -85,10 +85,13 @@ class LossRecord:
     lr: float | None = None
     samples_per_s: float | None = None
     time: float | None = None
+    loss_sd: float | None = None  # held-out records: standard deviation of the per-sample losses
 
     def to_record(self) -> Record:
         optional = {
-            k: getattr(self, k) for k in ("lr", "samples_per_s", "time") if getattr(self, k) is not None
+            k: getattr(self, k)
+            for k in ("lr", "samples_per_s", "time", "loss_sd")
+            if getattr(self, k) is not None
         }
         values = {"loss": self.loss, "samples": self.samples, "tokens": self.tokens}
         values |= {"seen_samples": self.seen_samples, **optional}
@@ -107,7 +110,7 @@ class LossRecord:
         return cls(
             r.run, r.step, int(v.get("seen_samples", 0)), r.kind, task, lang, r.labels.get("group", ""),  # type: ignore[arg-type]
             v["loss"], int(v.get("samples", 0)), int(v.get("tokens", 0)),
-            v.get("lr"), v.get("samples_per_s"), v.get("time"),
+            v.get("lr"), v.get("samples_per_s"), v.get("time"), v.get("loss_sd"),
         )  # fmt: skip
 
     @classmethod

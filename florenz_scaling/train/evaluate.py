@@ -18,6 +18,7 @@ the forward pass); each rank scores the whole set, so all ranks return the same 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,14 +64,15 @@ def pair_loss(
     batches: Iterable[dict[str, Any]],
     device: torch.device | str,
     shuffled: bool | str = False,
-) -> tuple[float, int, int]:
-    """(mean per-sample loss, samples, scored tokens) of one pair's held-out batches.
+) -> tuple[float, int, int, float]:
+    """(mean per-sample loss, samples, scored tokens, standard deviation of the per-sample losses) of one
+    pair's held-out batches (the deviation gives intervals on losses and on the gaps between them).
 
     ``shuffled`` ("image", "prompt", "both"; True = "both"): each target is scored given that input of the
     next sample in its batch (a batch of one has no other sample and is left out).
     """
     keys = SHUFFLED[_shuffle_name(shuffled)] if shuffled else ()
-    total, samples, tokens = 0.0, 0, 0
+    total, squares, samples, tokens = 0.0, 0.0, 0, 0
     for batch in batches:
         inputs = model_inputs(batch, device)
         if keys:
@@ -80,9 +82,12 @@ def pair_loss(
         logits = model(**inputs)
         loss, ntok = per_sample_loss(logits, batch["labels"].to(logits.device))
         total += float(loss.double().sum())
+        squares += float(loss.double().square().sum())
         samples += int(loss.numel())
         tokens += int(ntok.sum())
-    return total / max(samples, 1), samples, tokens
+    mean = total / max(samples, 1)
+    var = (squares - samples * mean * mean) / (samples - 1) if samples > 1 else 0.0
+    return mean, samples, tokens, math.sqrt(max(var, 0.0))
 
 
 def evaluate(
@@ -113,7 +118,7 @@ def evaluate(
         for pair, groups in eval_pairs(heldout):
             try:
                 batches = heldout.batches(pair, batch_size)
-                loss, samples, tokens = pair_loss(model, batches, device, shuffled)
+                loss, samples, tokens, sd = pair_loss(model, batches, device, shuffled)
             except KeyError:  # e.g. a WebDataset held-out shard only holds the pairs of data.groups
                 log.warning("no held-out set for training pair %s; it is not evaluated", pair)
                 continue
@@ -131,6 +136,7 @@ def evaluate(
                     loss=loss,
                     samples=samples,
                     tokens=tokens,
+                    loss_sd=sd,
                 )
                 for g in groups
             ]
