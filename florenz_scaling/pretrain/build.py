@@ -229,8 +229,7 @@ def _build_parallel(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     try:
         while waiting or running:
-            ready = [c for c in waiting if c.needs is None or is_built(report.directory(c.needs))]
-            for comp in ready:
+            for comp in [c for c in waiting if c.needs is None or is_built(report.directory(c.needs))]:
                 if len(running) >= workers:
                     break
                 waiting.remove(comp)
