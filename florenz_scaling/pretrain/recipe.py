@@ -119,6 +119,8 @@ def vision_component(size: SizeConfig, c: ComponentsSpec, data: DataSpec) -> Com
         )
     tower = tower_component(size, c, data)
     recipe = _vision_recipe(c, c.projector_steps)
+    if c.projector_where:  # only then: the default recipe's hash (and so the cache) stays as it was
+        recipe["where"] = True
     cost = width * width * c.projector_steps * c.vision_batch
     ident = _identity("vision", recipe, cost, vision=vision, tower=tower.hash, image_size=data.image_size)
     return Component("vision", ident, needs=tower)

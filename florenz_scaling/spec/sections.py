@@ -166,6 +166,9 @@ class ComponentsSpec:
     vision_batch: int = 64
     vision_lr: float = 2e-3
     projector_steps: int = 0  # 0: tower and projector learn together, per size
+    # Each size's projector also learns which cell each image token is (96² images, projector_steps > 0),
+    # so the tokens keep their position: captions then place objects, at the cost of learning colour later.
+    projector_where: bool = False
     caption_steps: int = 1000
     caption_batch: int = 16
     caption_lr: float = 1e-3
@@ -193,6 +196,12 @@ class ComponentsSpec:
             check(getattr(self, name) > 0, f"{path}.{name}", "must be positive")
         check(self.warmup_steps >= 0, f"{path}.warmup_steps", "must be >= 0")
         check(self.projector_steps >= 0, f"{path}.projector_steps", "must be >= 0 (0: no shared tower)")
+        check(
+            not self.projector_where or self.projector_steps > 0,
+            f"{path}.projector_where",
+            "needs a projector stage of its own",
+            f"set {path}.projector_steps > 0, or remove projector_where",
+        )
         if self.cache is not None:
             check_plain_text(self.cache, f"{path}.cache")
 

@@ -199,7 +199,7 @@ class SweepSpec:
         """Components are pretrained on the synthetic world, for tiny sizes only (paper sizes: real ones)."""
         if self.components is None:
             return
-        from florenz_scaling.spec.sizes import get_size
+        from florenz_scaling.spec.sizes import SEEING_IMAGE_SIZE, get_size
 
         self.components.validate("components")
         check(
@@ -209,6 +209,13 @@ class SweepSpec:
             "components",
             "tiny components are pretrained on the synthetic world with its own tokenizers",
             "remove `components:` (and give real checkpoints under `pretrained:`) or use data.kind synthetic",
+        )
+        check(
+            not self.components.projector_where or self.data.image_size == SEEING_IMAGE_SIZE,
+            "components.projector_where",
+            f"needs one image token per grid cell, i.e. {SEEING_IMAGE_SIZE}² images (the TS sizes), "
+            f"not {self.data.image_size}²",
+            f"set data.image_size: {SEEING_IMAGE_SIZE} with TS sizes, or remove projector_where",
         )
         for name in sorted({*self.sizes, *(r.size for r in self.extra_runs)}):
             pre = self.pretrained.get(name)
