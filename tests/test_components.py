@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_sweeps import components_sweep
 
 from florenz_scaling.cli import main as cli_main
 from florenz_scaling.model import build_model, load_pretrained
@@ -32,17 +33,7 @@ FAST = {
 
 
 def sweep_spec(sizes: list[str], **components: object) -> SweepSpec:
-    return from_dict(
-        SweepSpec,
-        {
-            "name": "comp",
-            "sizes": sizes,
-            "grid": {"steps": [4], "global_batch": 4},
-            "train": {"micro_batch": 4, "threads": 1},
-            "data": {"heldout_per_pair": 4},
-            "components": {**FAST, **components},
-        },
-    )
+    return components_sweep(sizes, {**FAST, **components})
 
 
 @pytest.fixture(scope="module")

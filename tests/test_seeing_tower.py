@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_sweeps import components_sweep
 
 from florenz_scaling.pretrain import build_components, read_component
 from florenz_scaling.pretrain.loop import torch_threads
 from florenz_scaling.pretrain.vision import train_tower
-from florenz_scaling.spec import SpecError, SweepSpec, from_dict
+from florenz_scaling.spec import SpecError, SweepSpec
 from florenz_scaling.spec.sizes import get_size
 
 FAST = {
@@ -29,17 +30,7 @@ FAST = {
 
 
 def sweep(sizes: list[str], image_size: int = 96, **components: object) -> SweepSpec:
-    return from_dict(
-        SweepSpec,
-        {
-            "name": "seeing",
-            "sizes": sizes,
-            "grid": {"steps": [4], "global_batch": 4},
-            "train": {"micro_batch": 4, "threads": 1},
-            "data": {"heldout_per_pair": 4, "image_size": image_size},
-            "components": {**FAST, **components},
-        },
-    )
+    return components_sweep(sizes, {**FAST, **components}, {"image_size": image_size})
 
 
 def test_ts_sizes_share_one_tower_and_differ_in_projection_width() -> None:

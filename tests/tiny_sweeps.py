@@ -1,5 +1,6 @@
-"""Shared builders of the launcher, SLURM and WSD tests (a helper module: test modules import it, never each
-other): tiny demo sweeps written to disk, and the pollers that wait for their runs."""
+"""Shared builders of the launcher, SLURM, WSD and component tests (a helper module: test modules import it,
+never each other): tiny demo sweeps written to disk, sweeps that build tiny components, and the pollers that
+wait for runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from florenz_scaling.launch.status import format_status, sweep_status
 from florenz_scaling.plan import PlannedRun, make_plan, write_plan
-from florenz_scaling.spec import SweepSpec, load_sweep
+from florenz_scaling.spec import SweepSpec, from_dict, load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 # The run body of launcher tests: sleeps $FLORENZ_SLEEP_S, writes DONE (tests/florenz_doubles.py).
@@ -29,6 +30,23 @@ def tiny_sweep(
     plan = make_plan(spec)
     write_plan(spec, plan, out)
     return spec, plan
+
+
+def components_sweep(
+    sizes: list[str], components: dict[str, Any], data: dict[str, Any] | None = None
+) -> SweepSpec:
+    """A 4-step grid over ``sizes`` whose tiny components are built with ``components`` (a fast recipe)."""
+    return from_dict(
+        SweepSpec,
+        {
+            "name": "comp",
+            "sizes": sizes,
+            "grid": {"steps": [4], "global_batch": 4},
+            "train": {"micro_batch": 4, "threads": 1},
+            "data": {"heldout_per_pair": 4, **(data or {})},
+            "components": components,
+        },
+    )
 
 
 def local_run_args(sweep: str, out: Path, overrides: Iterable[str] = ()) -> list[str]:

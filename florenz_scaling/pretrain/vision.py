@@ -94,7 +94,7 @@ def _batch(chunk: list[Scene], image_size: int) -> tuple[torch.Tensor, torch.Ten
 def probe_loss(probe: AttributeProbe, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logits = probe(images)
     where_loss: torch.Tensor | float = 0.0
-    if len(logits) > len(_CLASSES):  # every token, occupied or not, says which cell it is
+    if probe.where is not None:  # every token, occupied or not, says which cell it is
         where = logits.pop()
         cells = torch.arange(CELLS).expand(len(images), CELLS)
         where_loss = nn.functional.cross_entropy(where.reshape(-1, CELLS), cells.reshape(-1))
@@ -199,14 +199,13 @@ def train_tower(vision: VisionConfig, spec: dict[str, Any], out: Path, heldout: 
 
 
 @torch.no_grad()
-def position_scale_init(tower: nn.Module, projector: nn.Module, images: torch.Tensor) -> float:
+def position_scale_init(tower: nn.Module, projector: nn.Module, images: torch.Tensor) -> None:
     """Start the projector's 2D position embedding at the standard deviation of the tower features it is
-    added to (returned): Hugging Face's std 1 is drowned by a trained tower's features (std ~7)."""
+    added to: Hugging Face's std 1 is drowned by a trained tower's features (std ~7)."""
     std = float(tower(images).last_hidden_state.std())
     pe = projector.image_position_embed
     for emb in (pe.row_embeddings, pe.column_embeddings):
         nn.init.normal_(emb.weight, std=std)
-    return std
 
 
 def train_projector(
